@@ -1,0 +1,168 @@
+# The order simulator: orders, fills, positions, one cash account, the ledger.
+
+cdef enum OrderKind:
+    MARKET = 0
+    LIMIT = 1
+    STOP = 2
+    STOP_LIMIT = 3
+
+cdef enum SizeMode:
+    SHARES = 0          # size = quantity, direction from side
+    CASH = 1            # size = money to spend (buy) or to raise (sell)
+    PERCENT_EQUITY = 2  # size = fraction of equity to spend or raise
+    TARGET_PERCENT = 3  # size = signed target position value / equity
+    TARGET_SHARES = 4   # size = signed target quantity (0 closes)
+    ALL_CASH = 5        # buy with all available cash
+
+cdef enum TimeInForce:
+    GTC = 0
+    DAY = 1             # valid on the first bar it can fill on, then expires
+
+cdef enum OrderStatus:
+    OPEN = 0
+    FILLED = 1
+    CANCELLED = 2
+    REJECTED = 3
+    EXPIRED = 4
+
+cdef enum OrderTag:
+    TAG_SIGNAL = 0
+    TAG_STOP_LOSS = 1
+    TAG_TAKE_PROFIT = 2
+    TAG_CLOSE = 3
+    TAG_LIMIT = 4
+    TAG_STOP = 5
+    TAG_USER = 6        # a reason string supplied by the strategy
+
+cdef struct Order:
+    Py_ssize_t id
+    Py_ssize_t symbol
+    int side                # +1 buy, -1 sell; 0 while a target order is unresolved
+    int kind
+    int size_mode
+    int tif
+    int status
+    int tag
+    bint triggered          # stop-limit whose stop has been touched
+    bint on_close           # market order filled at the close of the bar it was placed on
+    bint bracket_relative   # stop_loss/take_profit are fractions of the fill price
+    double size
+    double limit
+    double stop
+    double stop_loss        # bracket child prices (NaN when absent)
+    double take_profit
+    Py_ssize_t oco          # id of the order cancelled when this one fills, -1 for none
+    Py_ssize_t parent       # bracket parent id, -1 for none
+    Py_ssize_t placed_bar
+    Py_ssize_t active_bar   # first bar on which it may fill
+    Py_ssize_t done_bar     # bar it was filled, cancelled, rejected or expired on
+    double fill_price
+    double fill_qty         # signed
+    double commission
+
+cdef struct Trade:
+    Py_ssize_t symbol
+    Py_ssize_t entry_bar
+    Py_ssize_t exit_bar     # -1 while open
+    int direction           # +1 long, -1 short
+    int exit_tag
+    Py_ssize_t exit_order
+    bint stop_and_target_same_bar
+    double entered_qty      # absolute quantity bought (long) or sold (short) in this trade
+    double entry_value      # sum of |qty| * price over entry fills
+    double exited_qty
+    double exit_value
+    double pnl              # realised: price P&L less commissions and borrow costs
+    double costs            # commissions and borrow costs charged to this trade
+
+
+cdef class Broker:
+    # market data, read-only views of the panel
+    cdef const double[:, ::1] open
+    cdef const double[:, ::1] high
+    cdef const double[:, ::1] low
+    cdef const double[:, ::1] close
+    cdef readonly Py_ssize_t n_bars
+    cdef readonly Py_ssize_t n_symbols
+
+    # configuration
+    cdef readonly double starting_cash
+    cdef readonly double commission_percent
+    cdef readonly double commission_per_share
+    cdef readonly double commission_fixed
+    cdef readonly double commission_minimum
+    cdef readonly double slippage_bps
+    cdef readonly double slippage_fixed
+    cdef readonly double borrow_rate
+    cdef readonly double periods_per_year
+    cdef readonly bint fractional
+    cdef readonly bint shorting
+    cdef readonly bint fill_on_close
+
+    # account state
+    cdef double _cash
+    cdef double _cash_carry        # Neumaier compensation term, so cash does not drift
+    cdef readonly double realised  # realised P&L, net of commissions and borrow costs
+    cdef readonly double commissions_paid
+    cdef readonly double borrow_paid
+    cdef double[::1] position
+    cdef double[::1] avg_price
+    cdef double[::1] last_price
+    cdef Py_ssize_t[::1] open_trade
+    cdef readonly Py_ssize_t bar        # the bar being processed
+    cdef readonly Py_ssize_t same_bar_exits  # bars where stop-loss and take-profit both touched
+
+    # orders and trades, grown on demand
+    cdef Order* orders
+    cdef Py_ssize_t n_orders
+    cdef Py_ssize_t cap_orders
+    cdef Py_ssize_t* active
+    cdef Py_ssize_t n_active
+    cdef Py_ssize_t cap_active
+    cdef Trade* trades
+    cdef Py_ssize_t n_trades
+    cdef Py_ssize_t cap_trades
+    cdef Py_ssize_t* new_fills
+    cdef public Py_ssize_t n_new_fills
+    cdef dict reasons
+    cdef dict user_tags
+
+    # per-bar outputs
+    cdef double[::1] equity_out
+    cdef double[::1] cash_out
+    cdef unsigned char[::1] exposure_out
+
+    cdef inline double cash_value(self) noexcept nogil
+    cdef void add_cash(self, double amount) noexcept nogil
+    cdef double commission_for(self, double qty, double price) noexcept nogil
+    cdef double slipped(self, double price, int side) noexcept nogil
+    cdef double equity_at(self, Py_ssize_t symbol, double price) noexcept nogil
+    cdef Py_ssize_t new_order(self) except -1
+    cdef int push_active(self, Py_ssize_t oid) except -1
+    cdef Py_ssize_t new_trade(self, Py_ssize_t symbol, Py_ssize_t bar, int direction) except -1
+    cdef Py_ssize_t place(self, Py_ssize_t symbol, int side, int kind, int size_mode,
+                          double size, double limit, double stop, int tif,
+                          double stop_loss, double take_profit, bint bracket_relative,
+                          int tag, Py_ssize_t oco, Py_ssize_t parent, bint on_close,
+                          Py_ssize_t active_bar) except -1
+    cdef double match_price(self, Order* o, Py_ssize_t i, bint* slip) noexcept
+    cdef double affordable(self, double budget, double price)
+    cdef double whole(self, double qty) noexcept
+    cdef double resolve_qty(self, Order* o, double price)
+    cdef int finish(self, Order* o, int status, str reason) except -1
+    cdef int execute(self, Py_ssize_t oid, double raw, bint slip, Py_ssize_t i) except -1
+    cdef int cancel_children(self, Py_ssize_t symbol, Py_ssize_t filled) except -1
+    cdef int flag_same_bar(self, Py_ssize_t oid) except -1
+    cdef str tag_name(self, Order* o)
+    cdef int apply_fill(self, Order* o, double qty, double price, double commission,
+                        Py_ssize_t i) except -1
+    cdef int spawn_bracket(self, Order* parent, Py_ssize_t i, bint same_bar) except -1
+    cdef int process_bar(self, Py_ssize_t i) except -1
+    cdef int process_close(self, Py_ssize_t i) except -1
+    cdef int mark(self, Py_ssize_t i) except -1
+    cpdef Py_ssize_t submit(self, Py_ssize_t symbol, int side, int kind, int size_mode,
+                            double size, double limit=*, double stop=*, int tif=*,
+                            double stop_loss=*, double take_profit=*,
+                            bint bracket_relative=*, object tag=*, Py_ssize_t oco=*)
+    cpdef bint cancel(self, Py_ssize_t order_id)
+    cpdef double get_position(self, Py_ssize_t symbol)

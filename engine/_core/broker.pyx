@@ -1,0 +1,849 @@
+"""The order simulator: order matching, fills, positions, one cash account and the ledger.
+
+Execution rules (the README repeats them for users):
+
+* An order placed while bar ``t`` is processed is matched from bar ``t + 1``.
+  A market order fills at that bar's open (at its close when the open is missing),
+  or, with ``fill_on_close``, at the close of bar ``t`` itself.
+* Limit and stop orders are matched against the bar's range. When the bar opens
+  through the price (a gap) the fill is at the open, otherwise at the order price.
+  A stop-limit becomes a limit once its stop is touched; touched inside a bar whose
+  open did not reach it, it fills at the stop only when the limit allows it, and
+  otherwise rests as a limit from the next bar.
+* A bar with no close (the symbol did not trade) matches nothing. Missing opens,
+  highs or lows are unknown, never invented: the range is bounded by the prices known.
+* Two orders of an OCO pair that could both fill on one bar: the stop fills, the
+  other is cancelled, and ``same_bar_exits`` counts it (the report says so).
+* Slippage worsens market and stop fills; a limit never fills worse than its limit.
+* Orders fill whole (no volume limit). Orders the account cannot fund, sells that
+  would open a short while shorting is off, and sizes that round to zero are
+  rejected with a reason; they are never resized.
+* Equity is marked at every close; borrow cost on shorts accrues at each close.
+"""
+
+from libc.math cimport NAN, fabs, floor, isfinite, isnan
+from libc.stdlib cimport free, malloc, realloc
+
+import numpy as np
+
+KIND_NAMES = ("market", "limit", "stop", "stop_limit")
+SIZE_MODE_NAMES = (
+    "shares", "cash", "percent_equity", "target_percent", "target_shares", "all_cash"
+)
+TIF_NAMES = ("gtc", "day")
+STATUS_NAMES = ("open", "filled", "cancelled", "rejected", "expired")
+TAG_NAMES = ("signal", "stop_loss", "take_profit", "close", "limit", "stop", "user")
+
+cdef double QTY_EPS = 1e-9
+
+
+cdef inline double fmax(double a, double b) noexcept nogil:
+    return a if a >= b else b
+
+
+cdef inline double fmin(double a, double b) noexcept nogil:
+    return a if a <= b else b
+
+
+cdef inline int sign_of(double x) noexcept nogil:
+    return 1 if x > 0 else (-1 if x < 0 else 0)
+
+
+cdef class Broker:
+    """Simulated broker over a panel of bars with one shared cash account.
+
+    Parameters
+    ----------
+    open, high, low, close : numpy.ndarray
+        ``float64`` arrays of shape ``(n_bars, n_symbols)``, C-contiguous; NaN
+        where a symbol has no value. Read-only arrays are accepted.
+    cash : float
+        Starting cash, > 0.
+    commission_percent, commission_per_share, commission_fixed, commission_minimum : float
+        Commission per fill = max(minimum, percent * notional + per_share * |qty| + fixed).
+    slippage_bps, slippage_fixed : float
+        Adverse price adjustment on market and stop fills:
+        ``price * (1 + side * bps / 1e4) + side * fixed``.
+    borrow_rate : float
+        Annual borrow rate on short positions, accrued at each close as
+        ``|qty| * close * rate / periods_per_year``.
+    periods_per_year : float
+        Bars per year, for the borrow accrual.
+    fractional : bool
+        Allow non-whole quantities.
+    shorting : bool
+        Allow sells that open or increase a short position.
+    fill_on_close : bool
+        Market orders fill at the close of the bar they are placed on.
+    """
+
+    def __cinit__(self, open, high, low, close, double cash=100000.0, *,
+                  double commission_percent=0.0, double commission_per_share=0.0,
+                  double commission_fixed=0.0, double commission_minimum=0.0,
+                  double slippage_bps=0.0, double slippage_fixed=0.0,
+                  double borrow_rate=0.0, double periods_per_year=252.0,
+                  bint fractional=False, bint shorting=False, bint fill_on_close=False):
+        self.orders = NULL
+        self.active = NULL
+        self.trades = NULL
+        self.new_fills = NULL
+        if not (isfinite(cash) and cash > 0):
+            raise ValueError(f"cash must be a positive number; got {cash!r}")
+        for name, value in (
+            ("commission_percent", commission_percent),
+            ("commission_per_share", commission_per_share),
+            ("commission_fixed", commission_fixed),
+            ("commission_minimum", commission_minimum),
+            ("slippage_bps", slippage_bps),
+            ("slippage_fixed", slippage_fixed),
+            ("borrow_rate", borrow_rate),
+        ):
+            if not (isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
+        if not (isfinite(periods_per_year) and periods_per_year > 0):
+            raise ValueError(f"periods_per_year must be > 0; got {periods_per_year!r}")
+        self.open = open
+        self.high = high
+        self.low = low
+        self.close = close
+        self.n_bars = self.close.shape[0]
+        self.n_symbols = self.close.shape[1]
+        for name, arr in (("open", self.open), ("high", self.high), ("low", self.low)):
+            if arr.shape[0] != self.n_bars or arr.shape[1] != self.n_symbols:
+                raise ValueError(
+                    f"{name} has shape ({arr.shape[0]}, {arr.shape[1]}) but close has "
+                    f"({self.n_bars}, {self.n_symbols}); all fields must share one shape"
+                )
+        self.starting_cash = cash
+        self._cash = cash
+        self._cash_carry = 0.0
+        self.commission_percent = commission_percent
+        self.commission_per_share = commission_per_share
+        self.commission_fixed = commission_fixed
+        self.commission_minimum = commission_minimum
+        self.slippage_bps = slippage_bps
+        self.slippage_fixed = slippage_fixed
+        self.borrow_rate = borrow_rate
+        self.periods_per_year = periods_per_year
+        self.fractional = fractional
+        self.shorting = shorting
+        self.fill_on_close = fill_on_close
+        self.position = np.zeros(self.n_symbols)
+        self.avg_price = np.zeros(self.n_symbols)
+        self.last_price = np.full(self.n_symbols, np.nan)
+        self.open_trade = np.full(self.n_symbols, -1, dtype=np.intp)
+        self.equity_out = np.full(self.n_bars, np.nan)
+        self.cash_out = np.full(self.n_bars, np.nan)
+        self.exposure_out = np.zeros(self.n_bars, dtype=np.uint8)
+        self.bar = -1
+        self.reasons = {}
+        self.user_tags = {}
+        self.cap_orders = 64
+        self.cap_active = 64
+        self.cap_trades = 64
+        self.orders = <Order*> malloc(self.cap_orders * sizeof(Order))
+        self.active = <Py_ssize_t*> malloc(self.cap_active * sizeof(Py_ssize_t))
+        self.trades = <Trade*> malloc(self.cap_trades * sizeof(Trade))
+        self.new_fills = <Py_ssize_t*> malloc(self.cap_orders * sizeof(Py_ssize_t))
+        if not (self.orders and self.active and self.trades and self.new_fills):
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.orders)
+        free(self.active)
+        free(self.trades)
+        free(self.new_fills)
+
+    # ------------------------------------------------------------------ ledger
+
+    cdef inline double cash_value(self) noexcept nogil:
+        return self._cash + self._cash_carry
+
+    cdef void add_cash(self, double amount) noexcept nogil:
+        # Neumaier summation: thousands of fills must not make cash drift.
+        cdef double total = self._cash + amount
+        if fabs(self._cash) >= fabs(amount):
+            self._cash_carry += (self._cash - total) + amount
+        else:
+            self._cash_carry += (amount - total) + self._cash
+        self._cash = total
+
+    cdef double commission_for(self, double qty, double price) noexcept nogil:
+        cdef double q = fabs(qty)
+        if q == 0:
+            return 0.0
+        return fmax(
+            self.commission_minimum,
+            self.commission_percent * q * price
+            + self.commission_per_share * q
+            + self.commission_fixed,
+        )
+
+    cdef double slipped(self, double price, int side) noexcept nogil:
+        return price * (1.0 + side * self.slippage_bps * 1e-4) + side * self.slippage_fixed
+
+    cdef double equity_at(self, Py_ssize_t symbol, double price) noexcept nogil:
+        cdef double value = self.cash_value()
+        cdef Py_ssize_t s
+        for s in range(self.n_symbols):
+            if self.position[s] != 0:
+                value += self.position[s] * (price if s == symbol else self.last_price[s])
+        return value
+
+    # ------------------------------------------------------------------ storage
+
+    cdef Py_ssize_t new_order(self) except -1:
+        cdef Order* grown
+        cdef Py_ssize_t* grown_fills
+        if self.n_orders == self.cap_orders:
+            grown = <Order*> realloc(self.orders, 2 * self.cap_orders * sizeof(Order))
+            if grown == NULL:
+                raise MemoryError()
+            self.orders = grown
+            grown_fills = <Py_ssize_t*> realloc(
+                self.new_fills, 2 * self.cap_orders * sizeof(Py_ssize_t)
+            )
+            if grown_fills == NULL:
+                raise MemoryError()
+            self.new_fills = grown_fills
+            self.cap_orders *= 2
+        self.n_orders += 1
+        return self.n_orders - 1
+
+    cdef int push_active(self, Py_ssize_t oid) except -1:
+        cdef Py_ssize_t* grown
+        if self.n_active == self.cap_active:
+            grown = <Py_ssize_t*> realloc(self.active, 2 * self.cap_active * sizeof(Py_ssize_t))
+            if grown == NULL:
+                raise MemoryError()
+            self.active = grown
+            self.cap_active *= 2
+        self.active[self.n_active] = oid
+        self.n_active += 1
+        return 0
+
+    cdef Py_ssize_t new_trade(self, Py_ssize_t symbol, Py_ssize_t bar, int direction) except -1:
+        cdef Trade* grown
+        cdef Trade* t
+        if self.n_trades == self.cap_trades:
+            grown = <Trade*> realloc(self.trades, 2 * self.cap_trades * sizeof(Trade))
+            if grown == NULL:
+                raise MemoryError()
+            self.trades = grown
+            self.cap_trades *= 2
+        t = &self.trades[self.n_trades]
+        t.symbol = symbol
+        t.entry_bar = bar
+        t.exit_bar = -1
+        t.direction = direction
+        t.exit_tag = -1
+        t.exit_order = -1
+        t.stop_and_target_same_bar = False
+        t.entered_qty = 0.0
+        t.entry_value = 0.0
+        t.exited_qty = 0.0
+        t.exit_value = 0.0
+        t.pnl = 0.0
+        t.costs = 0.0
+        self.n_trades += 1
+        return self.n_trades - 1
+
+    # ------------------------------------------------------------------ orders
+
+    cdef Py_ssize_t place(self, Py_ssize_t symbol, int side, int kind, int size_mode,
+                          double size, double limit, double stop, int tif,
+                          double stop_loss, double take_profit, bint bracket_relative,
+                          int tag, Py_ssize_t oco, Py_ssize_t parent, bint on_close,
+                          Py_ssize_t active_bar) except -1:
+        cdef Py_ssize_t oid = self.new_order()
+        cdef Order* o = &self.orders[oid]
+        o.id = oid
+        o.symbol = symbol
+        o.side = side
+        o.kind = kind
+        o.size_mode = size_mode
+        o.tif = tif
+        o.status = OPEN
+        o.tag = tag
+        o.triggered = False
+        o.on_close = on_close
+        o.bracket_relative = bracket_relative
+        o.size = size
+        o.limit = limit
+        o.stop = stop
+        o.stop_loss = stop_loss
+        o.take_profit = take_profit
+        o.oco = oco
+        o.parent = parent
+        o.placed_bar = self.bar
+        o.active_bar = active_bar
+        o.done_bar = -1
+        o.fill_price = NAN
+        o.fill_qty = 0.0
+        o.commission = 0.0
+        self.push_active(oid)
+        return oid
+
+    cpdef Py_ssize_t submit(self, Py_ssize_t symbol, int side, int kind, int size_mode,
+                            double size, double limit=NAN, double stop=NAN, int tif=GTC,
+                            double stop_loss=NAN, double take_profit=NAN,
+                            bint bracket_relative=False, object tag=None,
+                            Py_ssize_t oco=-1):
+        """Place an order on the current bar and return its id.
+
+        The caller (the strategy API) has validated the arguments; the core only
+        guards its memory. The order is matched from the next bar, or at this
+        bar's close for a market order when ``fill_on_close`` is set.
+        """
+        cdef int tag_code
+        cdef bint on_close
+        cdef Py_ssize_t oid
+        if symbol < 0 or symbol >= self.n_symbols:
+            raise IndexError(f"symbol index {symbol} is outside [0, {self.n_symbols})")
+        if oco >= self.n_orders:
+            raise IndexError(f"oco order id {oco} does not exist")
+        if tag is None:
+            tag_code = TAG_LIMIT if kind == LIMIT else (
+                TAG_STOP if kind in (STOP, STOP_LIMIT) else TAG_SIGNAL
+            )
+            if size_mode == TARGET_SHARES and size == 0:
+                tag_code = TAG_CLOSE
+        elif isinstance(tag, int):
+            tag_code = tag
+        else:
+            tag_code = TAG_USER
+        on_close = self.fill_on_close and kind == MARKET and self.bar >= 0
+        oid = self.place(symbol, side, kind, size_mode, size, limit, stop, tif,
+                         stop_loss, take_profit, bracket_relative, tag_code, oco, -1,
+                         on_close, self.bar if on_close else self.bar + 1)
+        if tag_code == TAG_USER:
+            self.user_tags[oid] = str(tag)
+        if oco >= 0 and self.orders[oco].oco < 0:
+            self.orders[oco].oco = oid
+        return oid
+
+    cpdef bint cancel(self, Py_ssize_t order_id):
+        """Cancel an open order; return False when it was no longer open."""
+        if order_id < 0 or order_id >= self.n_orders:
+            raise IndexError(f"order id {order_id} does not exist")
+        if self.orders[order_id].status != OPEN:
+            return False
+        self.finish(&self.orders[order_id], CANCELLED, "cancelled by the strategy")
+        return True
+
+    cdef int finish(self, Order* o, int status, str reason) except -1:
+        o.status = status
+        o.done_bar = self.bar
+        if reason is not None:
+            self.reasons[o.id] = reason
+        return 0
+
+    cdef double match_price(self, Order* o, Py_ssize_t i, bint* slip) noexcept:
+        """Raw fill price of ``o`` on bar ``i`` (NaN when it does not fill)."""
+        cdef Py_ssize_t s = o.symbol
+        cdef double c = self.close[i, s]
+        cdef double op = self.open[i, s]
+        cdef double hi = self.high[i, s]
+        cdef double lo = self.low[i, s]
+        cdef bint has_open = isfinite(op)
+        cdef int side = o.side
+        cdef int kind = o.kind
+        slip[0] = False
+        if isnan(c):
+            return NAN
+        if isnan(hi):
+            hi = fmax(op, c) if has_open else c
+        if isnan(lo):
+            lo = fmin(op, c) if has_open else c
+        if kind == MARKET:
+            slip[0] = True
+            if o.on_close or not has_open:
+                return c
+            return op
+        if kind == STOP_LIMIT and not o.triggered:
+            if side > 0:
+                if has_open and op >= o.stop:
+                    o.triggered = True
+                elif hi >= o.stop:
+                    o.triggered = True
+                    return o.stop if o.limit >= o.stop else NAN
+                else:
+                    return NAN
+            else:
+                if has_open and op <= o.stop:
+                    o.triggered = True
+                elif lo <= o.stop:
+                    o.triggered = True
+                    return o.stop if o.limit <= o.stop else NAN
+                else:
+                    return NAN
+        if kind == LIMIT or kind == STOP_LIMIT:
+            if side > 0:
+                if has_open and op <= o.limit:
+                    slip[0] = True
+                    return op
+                return o.limit if lo <= o.limit else NAN
+            if has_open and op >= o.limit:
+                slip[0] = True
+                return op
+            return o.limit if hi >= o.limit else NAN
+        # STOP
+        slip[0] = True
+        if side > 0:
+            if has_open and op >= o.stop:
+                return op
+            return o.stop if hi >= o.stop else NAN
+        if has_open and op <= o.stop:
+            return op
+        return o.stop if lo <= o.stop else NAN
+
+    cdef double affordable(self, double budget, double price):
+        """Largest quantity whose cost plus commission fits in ``budget``."""
+        cdef double unit = price * (1.0 + self.commission_percent) + self.commission_per_share
+        cdef double qty
+        cdef int tries = 0
+        if budget <= 0 or price <= 0:
+            return 0.0
+        qty = (budget - self.commission_fixed) / unit
+        if self.commission_minimum > 0 and self.commission_for(qty, price) <= self.commission_minimum:
+            qty = (budget - self.commission_minimum) / price
+        if qty <= 0:
+            return 0.0
+        if self.fractional:
+            return qty
+        qty = floor(qty)
+        while qty > 0 and qty * price + self.commission_for(qty, price) > budget and tries < 8:
+            qty -= 1.0
+            tries += 1
+        return qty
+
+    cdef double whole(self, double qty) noexcept:
+        # Toward zero: a target is approached, never overshot.
+        if self.fractional:
+            return qty
+        return floor(qty) if qty >= 0 else -floor(-qty)
+
+    cdef double resolve_qty(self, Order* o, double price):
+        """Signed quantity of ``o`` if it filled at ``price`` now."""
+        cdef Py_ssize_t s = o.symbol
+        cdef double pos = self.position[s]
+        cdef double budget, target
+        cdef double unit = price * (1.0 + self.commission_percent) + self.commission_per_share
+        cdef int mode = o.size_mode
+        if mode == SHARES:
+            return o.size * o.side
+        if mode == TARGET_SHARES:
+            return o.size - pos
+        if mode == TARGET_PERCENT:
+            target = o.size * self.equity_at(s, price)
+            return self.whole(target / unit) - pos
+        if mode == ALL_CASH:
+            budget = self.cash_value()
+        elif mode == CASH:
+            budget = o.size
+        else:  # PERCENT_EQUITY
+            budget = o.size * self.equity_at(s, price)
+        if o.side > 0:
+            return self.affordable(budget, price)
+        return -self.whole(budget / price)
+
+    cdef int execute(self, Py_ssize_t oid, double raw, bint slip, Py_ssize_t i) except -1:
+        cdef Order* o = &self.orders[oid]
+        cdef Py_ssize_t s = o.symbol
+        cdef int side = o.side
+        cdef double qty, price, commission, cash_after, pos
+        if o.size_mode == TARGET_SHARES or o.size_mode == TARGET_PERCENT:
+            qty = self.resolve_qty(o, raw)
+            if qty == 0:
+                self.finish(o, CANCELLED, "the position is already at its target")
+                return 0
+            side = sign_of(qty)
+            o.side = side
+        price = self.slipped(raw, side) if slip else raw
+        if o.kind == LIMIT or (o.kind == STOP_LIMIT and o.triggered):
+            price = fmin(price, o.limit) if side > 0 else fmax(price, o.limit)
+        if not (isfinite(price) and price > 0):
+            self.finish(o, REJECTED, f"fill price {price:.6g} is not a positive number "
+                                     f"(slippage larger than the price?)")
+            return 0
+        qty = self.resolve_qty(o, price)
+        if qty == 0 or sign_of(qty) != side:
+            self.finish(o, REJECTED,
+                        f"size rounds to zero at price {price:.6g} "
+                        f"({SIZE_MODE_NAMES[o.size_mode]} {o.size:.6g}, cash "
+                        f"{self.cash_value():.2f}); use a larger size or fractional=True")
+            return 0
+        pos = self.position[s]
+        if qty < 0 and pos + qty < -QTY_EPS * fabs(qty) and not self.shorting:
+            self.finish(o, REJECTED,
+                        f"short selling is off: selling {-qty:g} with a position of {pos:g} "
+                        f"would open a short; enable shorting (shorting=True, --shorting) "
+                        f"or sell at most the position")
+            return 0
+        commission = self.commission_for(qty, price)
+        cash_after = self.cash_value() - qty * price - commission
+        if cash_after < -1e-9 * fmax(1.0, fabs(self.cash_value())):
+            self.finish(o, REJECTED,
+                        f"insufficient cash: {qty:g} at {price:.6g} plus commission "
+                        f"{commission:.2f} costs {qty * price + commission:.2f}, cash is "
+                        f"{self.cash_value():.2f}")
+            return 0
+        self.apply_fill(o, qty, price, commission, i)
+        o.fill_price = price
+        o.fill_qty = qty
+        o.commission = commission
+        self.finish(o, FILLED, None)
+        self.new_fills[self.n_new_fills] = oid
+        self.n_new_fills += 1
+        if o.oco >= 0 and self.orders[o.oco].status == OPEN:
+            self.finish(&self.orders[o.oco], CANCELLED, f"OCO: order {oid} filled")
+        if isfinite(o.stop_loss) or isfinite(o.take_profit):
+            # children fill on this bar too only if the parent filled at its open
+            self.spawn_bracket(o, i, slip and not o.on_close and price_at_open(self, o, i, raw))
+        return 0
+
+    cdef int apply_fill(self, Order* o, double qty, double price, double commission,
+                        Py_ssize_t i) except -1:
+        cdef Py_ssize_t s = o.symbol
+        cdef double pos = self.position[s]
+        cdef double new_pos = pos + qty
+        cdef double closing, share, gain, remaining
+        cdef Py_ssize_t t = self.open_trade[s]
+        cdef Trade* tr
+        self.add_cash(-qty * price - commission)
+        self.realised -= commission
+        self.commissions_paid += commission
+        if pos == 0 or sign_of(pos) == sign_of(qty):
+            if pos == 0:
+                t = self.new_trade(s, i, sign_of(qty))
+                self.open_trade[s] = t
+                self.avg_price[s] = price
+            else:
+                self.avg_price[s] = (
+                    self.avg_price[s] * fabs(pos) + price * fabs(qty)
+                ) / fabs(new_pos)
+            tr = &self.trades[t]
+            tr.entered_qty += fabs(qty)
+            tr.entry_value += fabs(qty) * price
+            tr.pnl -= commission
+            tr.costs += commission
+            self.position[s] = new_pos
+            return 0
+        # reducing, closing or flipping
+        closing = fmin(fabs(qty), fabs(pos))
+        share = closing / fabs(qty)
+        gain = closing * (price - self.avg_price[s]) * sign_of(pos)
+        self.realised += gain
+        tr = &self.trades[t]
+        tr.pnl += gain - commission * share
+        tr.costs += commission * share
+        tr.exited_qty += closing
+        tr.exit_value += closing * price
+        remaining = fabs(qty) - closing
+        if fabs(new_pos) <= QTY_EPS * fmax(fabs(pos), fabs(qty)):
+            new_pos = 0.0
+        if new_pos == 0.0 or remaining > 0:
+            tr.exit_bar = i
+            tr.exit_tag = o.tag
+            tr.exit_order = o.id
+            self.open_trade[s] = -1
+            self.avg_price[s] = 0.0
+            self.cancel_children(s, o.id)
+        if remaining > 0 and new_pos != 0.0:
+            t = self.new_trade(s, i, sign_of(qty))
+            self.open_trade[s] = t
+            tr = &self.trades[t]
+            tr.entered_qty = remaining
+            tr.entry_value = remaining * price
+            tr.pnl = -commission * (1.0 - share)
+            tr.costs = commission * (1.0 - share)
+            self.avg_price[s] = price
+        self.position[s] = new_pos
+        return 0
+
+    cdef int cancel_children(self, Py_ssize_t symbol, Py_ssize_t filled) except -1:
+        # Bracket exits of a position that is now flat have nothing left to protect.
+        cdef Py_ssize_t j, oid
+        for j in range(self.n_active):
+            oid = self.active[j]
+            if (oid != filled and self.orders[oid].status == OPEN
+                    and self.orders[oid].parent >= 0 and self.orders[oid].symbol == symbol):
+                self.finish(&self.orders[oid], CANCELLED, "position closed")
+        return 0
+
+    cdef int spawn_bracket(self, Order* parent, Py_ssize_t i, bint same_bar) except -1:
+        cdef int direction = sign_of(parent.fill_qty)
+        cdef double qty = fabs(parent.fill_qty)
+        cdef double sl = parent.stop_loss
+        cdef double tp = parent.take_profit
+        cdef Py_ssize_t pid = parent.id
+        cdef Py_ssize_t sym = parent.symbol
+        cdef Py_ssize_t sl_id = -1
+        cdef Py_ssize_t tp_id = -1
+        cdef Py_ssize_t start = i if same_bar else i + 1
+        if parent.bracket_relative:
+            if isfinite(sl):
+                sl = parent.fill_price * (1.0 - direction * sl)
+            if isfinite(tp):
+                tp = parent.fill_price * (1.0 + direction * tp)
+        # `parent` may dangle after place() grows the order array: copied above.
+        if isfinite(sl):
+            sl_id = self.place(sym, -direction, STOP, SHARES, qty, NAN, sl, GTC, NAN, NAN,
+                               False, TAG_STOP_LOSS, -1, pid, False, start)
+        if isfinite(tp):
+            tp_id = self.place(sym, -direction, LIMIT, SHARES, qty, tp, NAN, GTC, NAN, NAN,
+                               False, TAG_TAKE_PROFIT, sl_id, pid, False, start)
+        if sl_id >= 0 and tp_id >= 0:
+            self.orders[sl_id].oco = tp_id
+        return 0
+
+    # ------------------------------------------------------------------ the bar cycle
+
+    cdef int process_bar(self, Py_ssize_t i) except -1:
+        """Match every open order due on bar ``i`` (the bar's open and range)."""
+        cdef Py_ssize_t j = 0
+        cdef Py_ssize_t keep = 0
+        cdef Py_ssize_t oid, peer_id
+        cdef Order* o
+        cdef Order* peer
+        cdef double raw, peer_raw
+        cdef bint slip, peer_slip, peer_is_stop
+        self.bar = i
+        self.n_new_fills = 0
+        while j < self.n_active:
+            oid = self.active[j]
+            j += 1
+            o = &self.orders[oid]
+            if o.status != OPEN:
+                continue
+            if o.active_bar > i or o.on_close:
+                self.active[keep] = oid
+                keep += 1
+                continue
+            raw = self.match_price(o, i, &slip)
+            if isnan(raw):
+                if o.tif == DAY and not isnan(self.close[i, o.symbol]):
+                    self.finish(o, EXPIRED, "day order not filled on its bar")
+                else:
+                    self.active[keep] = oid
+                    keep += 1
+                continue
+            peer_id = o.oco
+            if peer_id >= 0:
+                peer = &self.orders[peer_id]
+                if peer.status == OPEN and peer.active_bar <= i and not peer.on_close:
+                    peer_raw = self.match_price(peer, i, &peer_slip)
+                    if not isnan(peer_raw):
+                        # Both legs touched in one bar: the order of prices inside the
+                        # bar is unknown, so assume the worse outcome, the stop.
+                        self.same_bar_exits += 1
+                        peer_is_stop = peer.kind == STOP or peer.kind == STOP_LIMIT
+                        if peer_is_stop and not (o.kind == STOP or o.kind == STOP_LIMIT):
+                            self.execute(peer_id, peer_raw, peer_slip, i)
+                            self.flag_same_bar(peer_id)
+                            continue
+                        self.execute(oid, raw, slip, i)
+                        self.flag_same_bar(oid)
+                        continue
+            self.execute(oid, raw, slip, i)
+        self.n_active = keep
+        return 0
+
+    cdef int flag_same_bar(self, Py_ssize_t oid) except -1:
+        cdef Py_ssize_t t
+        for t in range(self.n_trades - 1, -1, -1):
+            if self.trades[t].exit_order == oid:
+                self.trades[t].stop_and_target_same_bar = True
+                break
+        return 0
+
+    cdef int process_close(self, Py_ssize_t i) except -1:
+        """Fill the market-on-close orders placed on bar ``i``."""
+        cdef Py_ssize_t j, oid
+        cdef Order* o
+        cdef bint slip
+        cdef double raw
+        for j in range(self.n_active):
+            oid = self.active[j]
+            o = &self.orders[oid]
+            if o.status == OPEN and o.on_close and o.active_bar <= i:
+                raw = self.match_price(o, i, &slip)
+                if not isnan(raw):
+                    self.execute(oid, raw, slip, i)
+        return 0
+
+    cdef int mark(self, Py_ssize_t i) except -1:
+        """Mark equity at the close of bar ``i`` and accrue borrow on shorts."""
+        cdef Py_ssize_t s
+        cdef double c, qty, cost
+        cdef double held = 0.0
+        cdef bint in_market = False
+        for s in range(self.n_symbols):
+            c = self.close[i, s]
+            if not isnan(c):
+                self.last_price[s] = c
+            qty = self.position[s]
+            if qty != 0:
+                in_market = True
+                if qty < 0 and self.borrow_rate > 0:
+                    cost = -qty * self.last_price[s] * self.borrow_rate / self.periods_per_year
+                    self.add_cash(-cost)
+                    self.realised -= cost
+                    self.borrow_paid += cost
+                    self.trades[self.open_trade[s]].pnl -= cost
+                    self.trades[self.open_trade[s]].costs += cost
+                held += qty * self.last_price[s]
+        self.equity_out[i] = self.cash_value() + held
+        self.cash_out[i] = self.cash_value()
+        self.exposure_out[i] = in_market
+        return 0
+
+    # ------------------------------------------------------------------ Python face
+
+    cpdef double get_position(self, Py_ssize_t symbol):
+        """Signed quantity held in ``symbol`` (an index)."""
+        return self.position[symbol]
+
+    @property
+    def cash(self):
+        """Cash now, including the compensation term."""
+        return self.cash_value()
+
+    @property
+    def equity(self):
+        """Cash plus positions marked at their last known close."""
+        cdef Py_ssize_t s
+        cdef double value = self.cash_value()
+        for s in range(self.n_symbols):
+            if self.position[s] != 0:
+                value += self.position[s] * self.last_price[s]
+        return value
+
+    @property
+    def positions(self):
+        return np.asarray(self.position).copy()
+
+    @property
+    def average_prices(self):
+        return np.asarray(self.avg_price).copy()
+
+    @property
+    def last_prices(self):
+        return np.asarray(self.last_price).copy()
+
+    @property
+    def equity_curve(self):
+        return np.asarray(self.equity_out)
+
+    @property
+    def cash_curve(self):
+        return np.asarray(self.cash_out)
+
+    @property
+    def exposure(self):
+        return np.asarray(self.exposure_out).astype(bool)
+
+    @property
+    def new_fill_ids(self):
+        """Ids of the orders filled on the current bar so far."""
+        return [self.new_fills[j] for j in range(self.n_new_fills)]
+
+    def order_info(self, Py_ssize_t order_id):
+        """One order as a dict (for ``on_fill`` and inspection)."""
+        if order_id < 0 or order_id >= self.n_orders:
+            raise IndexError(f"order id {order_id} does not exist")
+        cdef Order* o = &self.orders[order_id]
+        return {
+            "id": o.id, "symbol": o.symbol, "side": o.side, "kind": KIND_NAMES[o.kind],
+            "status": STATUS_NAMES[o.status], "fill_price": o.fill_price,
+            "fill_qty": o.fill_qty, "commission": o.commission, "tag": self.tag_name(o),
+            "placed_bar": o.placed_bar, "done_bar": o.done_bar,
+            "reason": self.reasons.get(o.id),
+        }
+
+    def open_order_ids(self, Py_ssize_t symbol=-1):
+        cdef Py_ssize_t j, oid
+        out = []
+        for j in range(self.n_active):
+            oid = self.active[j]
+            if self.orders[oid].status == OPEN and (symbol < 0 or self.orders[oid].symbol == symbol):
+                out.append(oid)
+        return out
+
+    cdef str tag_name(self, Order* o):
+        if o.tag == TAG_USER:
+            return self.user_tags.get(o.id, "user")
+        return TAG_NAMES[o.tag]
+
+    def orders_table(self):
+        """Every order as a dict of numpy arrays (bar indices, not timestamps)."""
+        cdef Py_ssize_t n = self.n_orders
+        cdef Py_ssize_t k
+        cdef Order* o
+        cols = {
+            "order_id": np.empty(n, np.int64), "symbol": np.empty(n, np.int64),
+            "side": np.empty(n, np.int8), "kind": [], "size_mode": [], "size": np.empty(n),
+            "limit": np.empty(n), "stop": np.empty(n), "tif": [], "status": [],
+            "reason": [], "tag": [], "placed_bar": np.empty(n, np.int64),
+            "done_bar": np.empty(n, np.int64), "fill_price": np.empty(n),
+            "fill_qty": np.empty(n), "commission": np.empty(n),
+            "parent": np.empty(n, np.int64), "oco": np.empty(n, np.int64),
+        }
+        for k in range(n):
+            o = &self.orders[k]
+            cols["order_id"][k] = o.id
+            cols["symbol"][k] = o.symbol
+            cols["side"][k] = o.side
+            cols["kind"].append(KIND_NAMES[o.kind])
+            cols["size_mode"].append(SIZE_MODE_NAMES[o.size_mode])
+            cols["size"][k] = o.size
+            cols["limit"][k] = o.limit
+            cols["stop"][k] = o.stop
+            cols["tif"].append(TIF_NAMES[o.tif])
+            cols["status"].append(STATUS_NAMES[o.status])
+            cols["reason"].append(self.reasons.get(o.id))
+            cols["tag"].append(self.tag_name(o))
+            cols["placed_bar"][k] = o.placed_bar
+            cols["done_bar"][k] = o.done_bar
+            cols["fill_price"][k] = o.fill_price
+            cols["fill_qty"][k] = o.fill_qty
+            cols["commission"][k] = o.commission
+            cols["parent"][k] = o.parent
+            cols["oco"][k] = o.oco
+        return cols
+
+    def trades_table(self):
+        """Every round trip as a dict of numpy arrays (bar indices, not timestamps)."""
+        cdef Py_ssize_t n = self.n_trades
+        cdef Py_ssize_t k
+        cdef Trade* t
+        cols = {
+            "symbol": np.empty(n, np.int64), "direction": np.empty(n, np.int8),
+            "entry_bar": np.empty(n, np.int64), "exit_bar": np.empty(n, np.int64),
+            "entry_price": np.empty(n), "exit_price": np.empty(n), "size": np.empty(n),
+            "pnl": np.empty(n), "costs": np.empty(n), "exit_reason": [],
+            "stop_and_target_same_bar": np.empty(n, bool),
+        }
+        for k in range(n):
+            t = &self.trades[k]
+            cols["symbol"][k] = t.symbol
+            cols["direction"][k] = t.direction
+            cols["entry_bar"][k] = t.entry_bar
+            cols["exit_bar"][k] = t.exit_bar
+            cols["entry_price"][k] = t.entry_value / t.entered_qty
+            cols["exit_price"][k] = t.exit_value / t.exited_qty if t.exit_bar >= 0 else NAN
+            cols["size"][k] = t.direction * t.entered_qty
+            cols["pnl"][k] = t.pnl
+            cols["costs"][k] = t.costs
+            if t.exit_bar >= 0:
+                cols["exit_reason"].append(self.tag_name(&self.orders[t.exit_order]))
+            else:
+                cols["exit_reason"].append(None)
+            cols["stop_and_target_same_bar"][k] = t.stop_and_target_same_bar
+        return cols
+
+
+cdef bint price_at_open(Broker broker, Order* o, Py_ssize_t i, double raw) noexcept:
+    # A fill at the bar's open leaves the rest of the bar to the bracket's exits.
+    cdef double op = broker.open[i, o.symbol]
+    return isfinite(op) and raw == op

@@ -1,0 +1,25 @@
+# The event loop, the vectorised loop, and the bounded views a strategy reads.
+
+from engine._core.broker cimport Broker
+
+
+cdef class Cursor:
+    # Index of the last bar a strategy may see; -1 before the first bar.
+    cdef public Py_ssize_t index
+
+
+cdef class Series:
+    cdef const double[:, ::1] values
+    cdef readonly Py_ssize_t column     # -1: every column (a row per bar)
+    cdef readonly str name
+    cdef Cursor cursor
+    cdef object array                   # the numpy array behind `values`
+
+    cdef Py_ssize_t position(self, Py_ssize_t key) except -1
+
+
+cdef class Bar:
+    cdef Cursor cursor
+    cdef object ts_array
+    cdef dict fields
+    cdef readonly Py_ssize_t n_symbols

@@ -1,0 +1,217 @@
+"""The bar loops and the bounded views through which a strategy reads data.
+
+A strategy never holds a raw array of the panel: it reads :class:`Series` views
+whose visible length is the current bar plus one. Asking for a later bar raises
+``LookAheadError``; the bound is the shared :class:`Cursor`, advanced only by the
+loop, so look-ahead is refused by construction rather than by trust.
+"""
+
+from libc.math cimport isnan
+
+import numpy as np
+
+from engine._core.broker cimport (
+    ALL_CASH, GTC, MARKET, PERCENT_EQUITY, SHARES, TARGET_PERCENT, TARGET_SHARES, CASH,
+    Broker,
+)
+
+from engine.errors import LookAheadError
+
+ENTRY_SIZE_MODES = {
+    "all_cash": ALL_CASH,
+    "shares": SHARES,
+    "cash": CASH,
+    "percent": PERCENT_EQUITY,
+    "target_percent": TARGET_PERCENT,
+}
+
+
+cdef class Cursor:
+    """The index of the current bar, shared by every view of one run."""
+
+    def __cinit__(self):
+        self.index = -1
+
+
+cdef class Series:
+    """A read-only view of one field (or indicator) up to the current bar.
+
+    ``s[-1]`` is the current bar, ``s[-2]`` the previous one, ``s[0]`` the first;
+    ``len(s)`` is the number of visible bars. For a one-symbol view the items are
+    floats; for a panel-wide view (``column == -1``) each item is the row of all
+    symbols at that bar, as a read-only array.
+    """
+
+    def __cinit__(self, array, Cursor cursor, Py_ssize_t column=0, str name=""):
+        arr = np.asarray(array, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr.reshape(-1, 1)
+            column = 0
+        arr = np.ascontiguousarray(arr)
+        arr.flags.writeable = False
+        self.array = arr
+        self.values = arr
+        self.cursor = cursor
+        self.column = column
+        self.name = name
+
+    cdef Py_ssize_t position(self, Py_ssize_t key) except -1:
+        cdef Py_ssize_t now = self.cursor.index
+        cdef Py_ssize_t pos = now + 1 + key if key < 0 else key
+        if pos > now:
+            raise LookAheadError(
+                f"{self.name or 'series'}[{key}] reads bar {pos}, but the current bar is "
+                f"{now}: a strategy may read only bars up to the current one "
+                f"(use [-1] for the current bar, [-2] for the previous)"
+            )
+        if pos < 0:
+            raise IndexError(
+                f"{self.name or 'series'}[{key}] is before the first bar: "
+                f"only {now + 1} bars are visible"
+            )
+        return pos
+
+    def __getitem__(self, key):
+        cdef Py_ssize_t pos
+        if isinstance(key, slice):
+            return self.visible()[key]
+        pos = self.position(key)
+        if self.column >= 0:
+            return self.values[pos, self.column]
+        return self.array[pos]
+
+    def __len__(self):
+        return self.cursor.index + 1
+
+    def visible(self):
+        """The bars visible now, as a read-only numpy array (no copy)."""
+        cdef Py_ssize_t stop = self.cursor.index + 1
+        if self.column >= 0:
+            return self.array[:stop, self.column]
+        return self.array[:stop]
+
+    def _full(self):
+        # For the engine only (indicator computation, audited for look-ahead).
+        if self.column >= 0:
+            return self.array[:, self.column]
+        return self.array
+
+    @property
+    def last(self):
+        """The value at the current bar (same as ``s[-1]``)."""
+        return self.__getitem__(-1)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.visible()
+        return out if dtype is None else out.astype(dtype)
+
+    def __float__(self):
+        return float(self.__getitem__(-1))
+
+    def __repr__(self):
+        return f"Series({self.name!r}, visible={self.cursor.index + 1})"
+
+
+cdef class Bar:
+    """The bar that just closed, as handed to ``on_bar``.
+
+    Attributes read the panel at the cursor: ``bar.close`` is a float for one
+    symbol, or an array over symbols for a panel; ``bar.index`` is the bar
+    number and ``bar.ts`` its timestamp.
+    """
+
+    def __cinit__(self, ts, dict fields, Cursor cursor):
+        self.ts_array = ts
+        self.fields = fields
+        self.cursor = cursor
+        self.n_symbols = next(iter(fields.values())).shape[1] if fields else 0
+
+    @property
+    def index(self):
+        return self.cursor.index
+
+    @property
+    def ts(self):
+        return self.ts_array[self.cursor.index]
+
+    def __getitem__(self, str name):
+        arr = self.fields[name]
+        if self.n_symbols == 1:
+            return arr[self.cursor.index, 0]
+        return arr[self.cursor.index]
+
+    def __getattr__(self, str name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                f"the bar has no field {name!r}; fields: {', '.join(self.fields)}"
+            ) from None
+
+
+def run_event(Broker broker, Cursor cursor, object on_bar, object bar, object on_fill=None):
+    """Drive ``on_bar(bar)`` once per bar, matching orders around each call.
+
+    Per bar ``i``: orders due are matched against bar ``i`` (open, then range);
+    ``on_fill`` is told of each fill; the cursor moves to ``i`` and ``on_bar``
+    runs; market-on-close orders fill; equity is marked at the close.
+    """
+    cdef Py_ssize_t i, n = broker.n_bars
+    for i in range(n):
+        broker.process_bar(i)
+        if on_fill is not None and broker.n_new_fills:
+            for oid in broker.new_fill_ids:
+                on_fill(oid)
+        cursor.index = i
+        on_bar(bar)
+        if broker.fill_on_close:
+            broker.n_new_fills = 0
+            broker.process_close(i)
+            if on_fill is not None and broker.n_new_fills:
+                for oid in broker.new_fill_ids:
+                    on_fill(oid)
+        broker.mark(i)
+
+
+def run_vector(Broker broker, const unsigned char[:, ::1] entries,
+               const unsigned char[:, ::1] exits, const double[:, ::1] size,
+               str size_type="all_cash", int direction=1):
+    """Consume precomputed signals with no Python call per bar.
+
+    At bar ``i``, for each symbol: an exit signal while a position is held in
+    ``direction`` closes it; an entry signal while flat (or closing) opens one
+    sized by ``size_type`` and ``size[i, s]`` (``size`` may have one row, used
+    for every bar). Orders follow the broker's rules: next open, or this close.
+    """
+    cdef Py_ssize_t i, s, n = broker.n_bars, k = broker.n_symbols
+    cdef Py_ssize_t size_rows = size.shape[0]
+    cdef int mode
+    cdef double pos, amount
+    cdef bint closing
+    if size_type not in ENTRY_SIZE_MODES:
+        raise ValueError(f"size_type must be one of {sorted(ENTRY_SIZE_MODES)}; got {size_type!r}")
+    mode = ENTRY_SIZE_MODES[size_type]
+    if entries.shape[0] != n or entries.shape[1] != k or exits.shape[0] != n or exits.shape[1] != k:
+        raise ValueError(f"entries and exits must have shape ({n}, {k})")
+    if size.shape[1] != k or (size_rows != 1 and size_rows != n):
+        raise ValueError(f"size must have shape (1, {k}) or ({n}, {k})")
+    for i in range(n):
+        broker.process_bar(i)
+        for s in range(k):
+            if entries[i, s] == 0 and exits[i, s] == 0:
+                continue
+            pos = broker.position[s]
+            closing = False
+            if exits[i, s] and pos * direction > 0:
+                broker.submit(s, -direction, MARKET, TARGET_SHARES, 0.0)
+                closing = True
+            if entries[i, s] and (pos == 0 or closing):
+                amount = size[i if size_rows != 1 else 0, s]
+                if isnan(amount):
+                    continue
+                if mode == TARGET_PERCENT:
+                    amount = direction * amount
+                broker.submit(s, direction, MARKET, mode, amount)
+        if broker.fill_on_close:
+            broker.process_close(i)
+        broker.mark(i)

@@ -1,0 +1,313 @@
+"""``engine.run``: one backtest from a strategy, data and account settings."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from engine._core.broker import Broker
+from engine._core.loop import Bar, Cursor, run_event, run_vector
+from engine.errors import EngineError, LookAheadError, ParameterError, StrategyError
+from engine.metrics import compute_metrics, resolve_periods_per_year
+from engine.panel import Panel
+from engine.plugins import load_strategy
+from engine.result import Result, equity_frame, orders_frame, trades_frame
+from engine.strategy import Signals, Strategy, VectorData
+
+FILL_MODES = ("open", "close")
+RUN_MODES = ("auto", "event", "vector")
+SIZE_TYPES = ("all_cash", "shares", "cash", "percent", "target_percent")
+
+
+def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0,
+        commission_per_share: float = 0.0, commission_fixed: float = 0.0,
+        commission_minimum: float = 0.0, slippage_bps: float = 0.0,
+        slippage_fixed: float = 0.0, fill: str = "open", mode: str = "auto",
+        fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
+        start=None, end=None, periods_per_year=252, risk_free: float = 0.0,
+        **params) -> Result:
+    """Run one backtest and return its :class:`~engine.result.Result`.
+
+    Parameters
+    ----------
+    strategy : str, pathlib.Path, module or Strategy subclass
+        The strategy: a plugin file path, a module, or the class.
+    data : str, pathlib.Path, pandas.DataFrame, polars.DataFrame or Panel, optional
+        Bars in the documented schema. Default: the strategy's ``default_data``.
+    cash : float
+        Starting cash.
+    commission : float
+        Commission as a fraction of the traded value (0.001 = 0.1%).
+    commission_per_share, commission_fixed, commission_minimum : float
+        Further commission terms: per share, per order, and the minimum per order.
+    slippage_bps, slippage_fixed : float
+        Adverse slippage on market and stop fills, in basis points and in price units.
+    fill : {"open", "close"}
+        Market orders fill at the next bar's open (default) or at the close of the
+        bar they were placed on.
+    mode : {"auto", "event", "vector"}
+        Which path runs: ``auto`` takes ``signals`` when the strategy defines it,
+        ``on_bar`` otherwise.
+    fractional : bool
+        Allow fractional quantities (whole shares otherwise).
+    shorting : bool
+        Allow short positions.
+    borrow_rate : float
+        Annual borrow rate charged on short positions, accrued per bar.
+    start, end : str or date, optional
+        Inclusive date range of bars to use.
+    periods_per_year : int or {"252", "365"}
+        Annualisation factor for the metrics and the borrow accrual.
+    risk_free : float
+        Annual risk-free rate for Sharpe and Sortino.
+    **params
+        Strategy parameters, by name.
+    """
+    cls = load_strategy(strategy)
+    instance = cls(**params)
+    if fill not in FILL_MODES:
+        raise ParameterError(f"fill must be 'open' or 'close'; got {fill!r}")
+    if mode not in RUN_MODES:
+        raise ParameterError(f"mode must be one of {', '.join(RUN_MODES)}; got {mode!r}")
+    ppy = resolve_periods_per_year(periods_per_year)
+    panel = _panel_for(cls, data, start, end)
+    try:
+        broker = Broker(
+            panel.fields["open"], panel.fields["high"], panel.fields["low"],
+            panel.fields["close"], float(cash),
+            commission_percent=float(commission), commission_per_share=float(commission_per_share),
+            commission_fixed=float(commission_fixed),
+            commission_minimum=float(commission_minimum),
+            slippage_bps=float(slippage_bps), slippage_fixed=float(slippage_fixed),
+            borrow_rate=float(borrow_rate), periods_per_year=float(ppy),
+            fractional=bool(fractional), shorting=bool(shorting), fill_on_close=fill == "close",
+        )
+    except (ValueError, TypeError) as exc:
+        raise ParameterError(str(exc)) from None
+    cursor = Cursor()
+    instance._bind(panel, broker, cursor)
+    path = _choose_path(cls, mode)
+    if path == "vector":
+        _run_vector(instance, panel, broker)
+    else:
+        _run_event(instance, panel, broker, cursor)
+    settings = {
+        "cash": float(cash), "commission": float(commission),
+        "commission_per_share": float(commission_per_share),
+        "commission_fixed": float(commission_fixed),
+        "commission_minimum": float(commission_minimum),
+        "slippage_bps": float(slippage_bps), "slippage_fixed": float(slippage_fixed),
+        "fill": fill, "mode": path, "fractional": bool(fractional), "shorting": bool(shorting),
+        "borrow_rate": float(borrow_rate), "periods_per_year": ppy,
+        "risk_free": float(risk_free), "data": panel.source,
+        "start": str(panel.ts[0])[:10] if panel.n_bars else None,
+        "end": str(panel.ts[-1])[:10] if panel.n_bars else None,
+    }
+    return _result(cls, instance, panel, broker, settings, ppy, risk_free)
+
+
+def _panel_for(cls, data, start, end) -> Panel:
+    from engine.data import load_bars
+
+    if data is None:
+        if cls.default_data is None:
+            raise ParameterError(
+                f"{cls.__name__} declares no default_data; pass data= (CLI --data PATH)"
+            )
+        data = _default_data_path(cls)
+        start = start if start is not None else cls.default_start
+        end = end if end is not None else cls.default_end
+    if isinstance(data, Panel):
+        panel = data.between(start, end) if (start or end) else data
+    else:
+        panel = load_bars(data, start=start, end=end)
+    if panel.n_bars == 0:
+        raise EngineError(f"no bars in {panel.source} between {start} and {end}")
+    return panel
+
+
+def _default_data_path(cls) -> Path:
+    try:
+        home = Path(inspect.getfile(cls)).resolve().parent
+    except (TypeError, OSError):
+        home = Path.cwd()
+    path = (home / cls.default_data).resolve()
+    if not path.exists():
+        raise ParameterError(
+            f"{cls.__name__}.default_data points to {path}, which does not exist; "
+            f"pass data= (CLI --data PATH) or fix default_data (it is relative to the "
+            f"strategy's file)"
+        )
+    return path
+
+
+def _choose_path(cls, mode: str) -> str:
+    if mode == "vector" and not cls.has_vector_path():
+        raise ParameterError(f"mode='vector' but {cls.__name__} defines no signals() method")
+    if mode == "event" and not cls.has_event_path():
+        raise ParameterError(f"mode='event' but {cls.__name__} defines no on_bar() method")
+    if mode == "auto":
+        return "vector" if cls.has_vector_path() else "event"
+    return mode
+
+
+def _strategy_file(cls) -> Path | None:
+    try:
+        return Path(inspect.getfile(cls)).resolve()
+    except (TypeError, OSError):
+        return None
+
+
+def _failure(instance: Strategy, hook: str, exc: BaseException, panel: Panel, index: int):
+    cls = type(instance)
+    where = f"{cls.__name__}.{hook}"
+    if 0 <= index < panel.n_bars:
+        where += f" at bar {index} ({str(panel.ts[index])[:19]})"
+    home = _strategy_file(cls)
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if home is not None and Path(f.filename).resolve() == home]
+    frame = mine[-1] if mine else (frames[-1] if frames else None)
+    if frame is not None:
+        where += f", {frame.filename} line {frame.lineno}"
+        if frame.line:
+            where += f": {frame.line.strip()}"
+    if isinstance(exc, EngineError):
+        return type(exc)(f"{where}: {exc}")
+    return StrategyError(f"{where} raised {type(exc).__name__}: {exc}")
+
+
+def _run_event(instance: Strategy, panel: Panel, broker: Broker, cursor: Cursor) -> None:
+    hook = "on_start"
+    try:
+        instance.on_start()
+        bar = Bar(panel.ts, panel.fields, cursor)
+        on_fill = None
+        if type(instance).on_fill is not Strategy.on_fill:
+            symbols = panel.symbols
+
+            def on_fill(order_id):
+                info = broker.order_info(order_id)
+                info["symbol"] = symbols[info["symbol"]]
+                info["ts"] = panel.ts[info["done_bar"]]
+                instance.on_fill(info)
+
+        hook = "on_bar"
+        run_event(broker, cursor, instance.on_bar, bar, on_fill)
+        hook = "on_stop"
+        instance.on_stop()
+    except Exception as exc:
+        index = cursor.index if hook == "on_bar" else -1
+        raise _failure(instance, hook, exc, panel, index) from exc
+
+
+def _signal_arrays(signals, panel: Panel, cls_name: str):
+    if not isinstance(signals, Signals):
+        raise StrategyError(
+            f"{cls_name}.signals must return engine.Signals(entries=..., exits=...); "
+            f"got {type(signals).__name__}"
+        )
+    shape = (panel.n_bars, panel.n_symbols)
+    out = []
+    for name in ("entries", "exits"):
+        arr = np.asarray(getattr(signals, name))
+        if arr.ndim == 1 and panel.n_symbols == 1:
+            arr = arr.reshape(-1, 1)
+        if arr.shape != shape:
+            raise StrategyError(
+                f"{cls_name}.signals: {name} has shape {arr.shape}; expected {shape} "
+                f"(one row per bar, one column per symbol)"
+            )
+        if arr.dtype != bool:
+            if not np.isin(arr[~np.isnan(arr.astype(float))], (0, 1)).all():
+                raise StrategyError(f"{cls_name}.signals: {name} must be booleans (or 0/1)")
+            arr = np.nan_to_num(arr.astype(float)).astype(bool)
+        out.append(np.ascontiguousarray(arr, dtype=np.uint8))
+    return out
+
+
+def _run_vector(instance: Strategy, panel: Panel, broker: Broker) -> None:
+    cls = type(instance)
+    try:
+        signals = instance.signals(VectorData(panel))
+        entries, exits = _signal_arrays(signals, panel, cls.__name__)
+        if panel.n_bars >= 4:
+            cut = panel.n_bars // 2
+            head = panel.slice(0, cut)
+            early = _signal_arrays(instance.signals(VectorData(head)), head, cls.__name__)
+            for name, full, part in zip(("entries", "exits"), (entries, exits), early,
+                                        strict=True):
+                diff = np.argwhere(full[:cut] != part)
+                if len(diff):
+                    row = int(diff[0][0])
+                    raise LookAheadError(
+                        f"{cls.__name__}.signals reads the future: {name} at bar {row} "
+                        f"({str(panel.ts[row])[:10]}) is {bool(full[row, diff[0][1]])} with all "
+                        f"bars but {bool(part[row, diff[0][1]])} when the data stops at bar "
+                        f"{cut - 1}; a signal must depend only on bars up to its own"
+                    )
+    except EngineError:
+        raise
+    except Exception as exc:
+        raise _failure(instance, "signals", exc, panel, -1) from exc
+    if signals.size_type not in SIZE_TYPES:
+        raise StrategyError(
+            f"{cls.__name__}.signals: size_type must be one of {', '.join(SIZE_TYPES)}; "
+            f"got {signals.size_type!r}"
+        )
+    if signals.direction not in ("long", "short"):
+        raise StrategyError(f"{cls.__name__}.signals: direction must be 'long' or 'short'; "
+                            f"got {signals.direction!r}")
+    size = signals.size if signals.size is not None else 0.0
+    size = np.asarray(size, dtype=np.float64)
+    if size.ndim == 0:
+        size = np.full((1, panel.n_symbols), float(size))
+    elif size.ndim == 1:
+        size = size.reshape(-1, 1) if panel.n_symbols == 1 else size.reshape(1, -1)
+    run_vector(broker, entries, exits, np.ascontiguousarray(size), signals.size_type,
+               1 if signals.direction == "long" else -1)
+
+
+def _result(cls, instance, panel, broker, settings, ppy, risk_free) -> Result:
+    trades = trades_frame(broker.trades_table(), panel)
+    orders = orders_frame(broker.orders_table(), panel)
+    equity = broker.equity_curve
+    closed = trades.filter(trades["exit_ts"].is_not_null())
+    benchmark = None
+    if panel.n_symbols == 1:
+        close = panel.fields["close"][:, 0]
+        first = np.flatnonzero(np.isfinite(close))
+        if len(first):
+            marks = _forward_fill(close)
+            benchmark = broker.starting_cash * marks / close[first[0]]
+            benchmark[: first[0]] = broker.starting_cash
+    metrics = compute_metrics(
+        equity, starting_cash=broker.starting_cash,
+        trade_pnl=closed["pnl"].to_numpy(), trade_return=closed["return_pct"].to_numpy(),
+        in_market=broker.exposure,
+        benchmark_equity=benchmark,
+        benchmark_start=broker.starting_cash if benchmark is not None else None,
+        periods_per_year=ppy, risk_free=risk_free,
+    )
+    metrics["open_trades"] = float(len(trades) - len(closed))
+    metrics["commissions"] = float(broker.commissions_paid)
+    metrics["borrow_costs"] = float(broker.borrow_paid)
+    metrics["same_bar_exits"] = float(broker.same_bar_exits)
+    metrics["bars"] = float(panel.n_bars)
+    for key, value in metrics.items():
+        if isinstance(value, float) and math.isnan(value):
+            metrics[key] = float("nan")
+    return Result(
+        strategy=cls.__name__, params=dict(instance.params), metrics=metrics, trades=trades,
+        equity=equity_frame(panel, equity, broker.cash_curve), orders=orders,
+        settings=settings, panel=panel,
+    )
+
+
+def _forward_fill(values: np.ndarray) -> np.ndarray:
+    index = np.where(np.isfinite(values), np.arange(len(values)), 0)
+    np.maximum.accumulate(index, out=index)
+    return values[index]

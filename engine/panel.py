@@ -1,0 +1,94 @@
+"""The in-memory market data panel: timestamps x symbols, one float64 matrix per field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PRICE_FIELDS = ("open", "high", "low", "close")
+BAR_FIELDS = (*PRICE_FIELDS, "volume")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Validated bars for one or more symbols on a common timeline.
+
+    Parameters
+    ----------
+    ts : numpy.ndarray
+        ``datetime64[ns]`` timestamps, strictly increasing, shape ``(n_bars,)``.
+    symbols : tuple of str
+        Symbol names, shape ``(n_symbols,)``. A single-instrument file without a
+        ``symbol`` column gets the symbol name from ``Panel.DEFAULT_SYMBOL`` or
+        the file stem.
+    fields : dict of str to numpy.ndarray
+        ``open, high, low, close, volume`` and every extra numeric feature column,
+        each a C-contiguous, read-only ``float64`` array of shape
+        ``(n_bars, n_symbols)``. NaN marks a symbol with no bar (or no value) at
+        that timestamp.
+    source : str
+        Where the data came from (a path, or ``"<DataFrame>"``), for messages.
+    """
+
+    ts: np.ndarray
+    symbols: tuple[str, ...]
+    fields: dict[str, np.ndarray]
+    source: str = "<memory>"
+    meta: dict = field(default_factory=dict)
+
+    DEFAULT_SYMBOL = "asset"
+
+    def __post_init__(self):
+        n, k = len(self.ts), len(self.symbols)
+        for name, arr in self.fields.items():
+            if arr.shape != (n, k) or arr.dtype != np.float64 or not arr.flags.c_contiguous:
+                raise ValueError(
+                    f"Panel field {name!r} must be a C-contiguous float64 array of shape "
+                    f"({n}, {k}); got {arr.dtype} {arr.shape}"
+                )
+            arr.flags.writeable = False
+
+    @property
+    def n_bars(self) -> int:
+        return len(self.ts)
+
+    @property
+    def n_symbols(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Names of the extra (non-OHLCV) numeric columns."""
+        return tuple(f for f in self.fields if f not in BAR_FIELDS)
+
+    def __getattr__(self, name):
+        # open/high/low/close/volume and features as attributes, e.g. panel.close
+        fields = self.__dict__.get("fields")
+        if fields is not None and name in fields:
+            return fields[name]
+        raise AttributeError(name)
+
+    def slice(self, start: int, stop: int) -> Panel:
+        """Bars ``[start, stop)`` as a new panel sharing no writeable memory."""
+        return Panel(
+            ts=self.ts[start:stop].copy(),
+            symbols=self.symbols,
+            fields={k: np.ascontiguousarray(v[start:stop]) for k, v in self.fields.items()},
+            source=self.source,
+            meta=dict(self.meta),
+        )
+
+    def between(self, start=None, end=None) -> Panel:
+        """Bars with ``start <= ts <= end`` (either bound may be None)."""
+        lo = 0 if start is None else int(np.searchsorted(self.ts, np.datetime64(start, "ns"), "left"))
+        hi = self.n_bars if end is None else int(
+            np.searchsorted(self.ts, np.datetime64(end, "ns"), "right")
+        )
+        return self.slice(lo, hi)
+
+    def with_fields(self, extra: dict[str, np.ndarray]) -> Panel:
+        """A panel with more feature fields (e.g. joined feeds)."""
+        merged = dict(self.fields)
+        merged.update(extra)
+        return Panel(self.ts, self.symbols, merged, self.source, dict(self.meta))

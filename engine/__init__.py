@@ -14,7 +14,7 @@ _LAZY = {
     "Result": ("engine.result", "Result"),
     "Strategy": ("engine.strategy", "Strategy"),
     "Signals": ("engine.strategy", "Signals"),
-    "param": ("engine.strategy", "param"),
+    "param": ("engine.params", "param"),
     "load_bars": ("engine.data", "load_bars"),
     "Panel": ("engine.panel", "Panel"),
     "EngineError": ("engine.errors", "EngineError"),

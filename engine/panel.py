@@ -20,8 +20,8 @@ class Panel:
         ``datetime64[ns]`` timestamps, strictly increasing, shape ``(n_bars,)``.
     symbols : tuple of str
         Symbol names, shape ``(n_symbols,)``. A single-instrument file without a
-        ``symbol`` column gets the symbol name from ``Panel.DEFAULT_SYMBOL`` or
-        the file stem.
+        ``symbol`` column is named by the loader's ``symbol=`` argument, else
+        ``Panel.DEFAULT_SYMBOL``.
     fields : dict of str to numpy.ndarray
         ``open, high, low, close, volume`` and every extra numeric feature column,
         each a C-contiguous, read-only ``float64`` array of shape
@@ -81,10 +81,11 @@ class Panel:
 
     def between(self, start=None, end=None) -> Panel:
         """Bars with ``start <= ts <= end`` (either bound may be None)."""
-        lo = 0 if start is None else int(np.searchsorted(self.ts, np.datetime64(start, "ns"), "left"))
-        hi = self.n_bars if end is None else int(
-            np.searchsorted(self.ts, np.datetime64(end, "ns"), "right")
-        )
+        lo, hi = 0, self.n_bars
+        if start is not None:
+            lo = int(np.searchsorted(self.ts, np.datetime64(start, "ns"), "left"))
+        if end is not None:
+            hi = int(np.searchsorted(self.ts, np.datetime64(end, "ns"), "right"))
         return self.slice(lo, hi)
 
     def with_fields(self, extra: dict[str, np.ndarray]) -> Panel:

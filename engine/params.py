@@ -121,9 +121,10 @@ def collect_params(cls) -> dict[str, Param]:
             if name.startswith("_") or _is_classvar(annotation):
                 continue
             if name not in klass.__dict__:
+                shown = annotation if isinstance(annotation, str) else annotation.__name__
                 raise ParameterError(
                     f"parameter {name!r} of {cls.__name__} has no default; "
-                    f"write e.g. `{name}: {annotation if isinstance(annotation, str) else annotation.__name__} = ...`"
+                    f"write e.g. `{name}: {shown} = ...`"
                 )
             raw = klass.__dict__[name]
             kind = _resolve_type(annotation, klass)

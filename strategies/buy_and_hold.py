@@ -1,7 +1,7 @@
 """Buy and hold: the benchmark every other strategy is compared with.
 
-At the first bar, buy every symbol with an equal share of the cash (all of it for
-one symbol), filled at the next open, and hold to the end.
+At the first bar, put the cash into every symbol in equal parts (all of it for one
+symbol), filled at the next open in whole shares, and hold to the end.
 """
 
 import numpy as np
@@ -19,14 +19,16 @@ class BuyAndHold(Strategy):
         if len(symbols) == 1:
             self.buy()
             return
+        budget = self.cash / len(symbols)
         for symbol in symbols:
-            self.buy(percent=1.0 / len(symbols), symbol=symbol)
+            self.buy(cash=budget, symbol=symbol)
 
     def signals(self, data):
         shape = (len(data), len(data.symbols))
         entries = np.zeros(shape, dtype=bool)
         entries[0] = True
+        exits = np.zeros(shape, dtype=bool)
         if len(data.symbols) == 1:
-            return Signals(entries=entries, exits=np.zeros(shape, dtype=bool))
-        return Signals(entries=entries, exits=np.zeros(shape, dtype=bool),
-                       size=1.0 / len(data.symbols), size_type="percent")
+            return Signals(entries=entries, exits=exits)
+        return Signals(entries=entries, exits=exits, size=self.cash / len(data.symbols),
+                       size_type="cash")

@@ -44,6 +44,7 @@ cdef struct Order:
     int status
     int tag
     bint triggered          # stop-limit whose stop has been touched
+    Py_ssize_t triggered_bar  # bar on which it was triggered (-1 before)
     bint on_close           # market order filled at the close of the bar it was placed on
     bint bracket_relative   # stop_loss/take_profit are fractions of the fill price
     double size
@@ -69,9 +70,9 @@ cdef struct Trade:
     Py_ssize_t exit_order
     bint stop_and_target_same_bar
     double entered_qty      # absolute quantity bought (long) or sold (short) in this trade
-    double entry_value      # sum of |qty| * price over entry fills
+    double entry_price      # average price of the entry fills
     double exited_qty
-    double exit_value
+    double exit_price       # average price of the exit fills
     double pnl              # realised: price P&L less commissions and borrow costs
     double costs            # commissions and borrow costs charged to this trade
 
@@ -156,7 +157,8 @@ cdef class Broker:
     cdef str tag_name(self, Order* o)
     cdef int apply_fill(self, Order* o, double qty, double price, double commission,
                         Py_ssize_t i) except -1
-    cdef int spawn_bracket(self, Order* parent, Py_ssize_t i, bint same_bar) except -1
+    cdef int spawn_bracket(self, Order* parent, double qty, Py_ssize_t i,
+                           bint same_bar) except -1
     cdef int process_bar(self, Py_ssize_t i) except -1
     cdef int process_close(self, Py_ssize_t i) except -1
     cdef int mark(self, Py_ssize_t i) except -1

@@ -13,7 +13,12 @@ Execution rules (the README repeats them for users):
 * A bar with no close (the symbol did not trade) matches nothing. Missing opens,
   highs or lows are unknown, never invented: the range is bounded by the prices known.
 * Two orders of an OCO pair that could both fill on one bar: the stop fills, the
-  other is cancelled, and ``same_bar_exits`` counts it (the report says so).
+  other is cancelled, and ``same_bar_exits`` counts it (the report says so). If the
+  stop is rejected, the other order is matched on its own.
+* A bracket (stop-loss and take-profit) protects the part of its parent's fill that
+  opened or added to a position (on a flip, the new position only; nothing for a fill
+  that only reduced one). Its exits close at most the position held when they fill,
+  and are cancelled when it is flat: an exit never opens a position.
 * Slippage worsens market and stop fills; a limit never fills worse than its limit.
 * Orders fill whole (no volume limit). Orders the account cannot fund, sells that
   would open a short while shorting is off, and sizes that round to zero are
@@ -240,9 +245,9 @@ cdef class Broker:
         t.exit_order = -1
         t.stop_and_target_same_bar = False
         t.entered_qty = 0.0
-        t.entry_value = 0.0
+        t.entry_price = 0.0
         t.exited_qty = 0.0
-        t.exit_value = 0.0
+        t.exit_price = 0.0
         t.pnl = 0.0
         t.costs = 0.0
         self.n_trades += 1
@@ -266,6 +271,7 @@ cdef class Broker:
         o.status = OPEN
         o.tag = tag
         o.triggered = False
+        o.triggered_bar = -1
         o.on_close = on_close
         o.bracket_relative = bracket_relative
         o.size = size
@@ -360,20 +366,27 @@ cdef class Broker:
             if o.on_close or not has_open:
                 return c
             return op
-        if kind == STOP_LIMIT and not o.triggered:
+        # The trigger is re-evaluated on the bar it happened on, so that matching an
+        # order twice on one bar (as an OCO peer, then in turn) gives the same answer:
+        # a stop touched inside bar i makes a limit from bar i + 1, not on bar i.
+        if kind == STOP_LIMIT and (not o.triggered or o.triggered_bar == i):
             if side > 0:
                 if has_open and op >= o.stop:
                     o.triggered = True
+                    o.triggered_bar = i
                 elif hi >= o.stop:
                     o.triggered = True
+                    o.triggered_bar = i
                     return o.stop if o.limit >= o.stop else NAN
                 else:
                     return NAN
             else:
                 if has_open and op <= o.stop:
                     o.triggered = True
+                    o.triggered_bar = i
                 elif lo <= o.stop:
                     o.triggered = True
+                    o.triggered_bar = i
                     return o.stop if o.limit <= o.stop else NAN
                 else:
                     return NAN
@@ -405,7 +418,8 @@ cdef class Broker:
         if budget <= 0 or price <= 0:
             return 0.0
         qty = (budget - self.commission_fixed) / unit
-        if self.commission_minimum > 0 and self.commission_for(qty, price) <= self.commission_minimum:
+        if (self.commission_minimum > 0
+                and self.commission_for(qty, price) <= self.commission_minimum):
             qty = (budget - self.commission_minimum) / price
         if qty <= 0:
             return 0.0
@@ -431,6 +445,9 @@ cdef class Broker:
         cdef double unit = price * (1.0 + self.commission_percent) + self.commission_per_share
         cdef int mode = o.size_mode
         if mode == SHARES:
+            if o.parent >= 0:
+                # a bracket exit closes at most the position it protects
+                return o.side * fmin(o.size, fabs(pos))
             return o.size * o.side
         if mode == TARGET_SHARES:
             return o.size - pos
@@ -451,7 +468,11 @@ cdef class Broker:
         cdef Order* o = &self.orders[oid]
         cdef Py_ssize_t s = o.symbol
         cdef int side = o.side
-        cdef double qty, price, commission, cash_after, pos
+        cdef double qty, price, commission, cash_after, pos, opened
+        if o.parent >= 0 and not (self.position[s] * side < 0):
+            # a bracket exit never opens or adds to a position
+            self.finish(o, CANCELLED, "position closed")
+            return 0
         if o.size_mode == TARGET_SHARES or o.size_mode == TARGET_PERCENT:
             qty = self.resolve_qty(o, raw)
             if qty == 0:
@@ -488,6 +509,8 @@ cdef class Broker:
                         f"{commission:.2f} costs {qty * price + commission:.2f}, cash is "
                         f"{self.cash_value():.2f}")
             return 0
+        # the part of the fill that opened or added to a position: what a bracket protects
+        opened = fabs(qty) if pos * qty >= 0 else fmax(0.0, fabs(qty) - fabs(pos))
         self.apply_fill(o, qty, price, commission, i)
         o.fill_price = price
         o.fill_qty = qty
@@ -498,8 +521,12 @@ cdef class Broker:
         if o.oco >= 0 and self.orders[o.oco].status == OPEN:
             self.finish(&self.orders[o.oco], CANCELLED, f"OCO: order {oid} filled")
         if isfinite(o.stop_loss) or isfinite(o.take_profit):
-            # children fill on this bar too only if the parent filled at its open
-            self.spawn_bracket(o, i, slip and not o.on_close and price_at_open(self, o, i, raw))
+            if opened <= QTY_EPS * fabs(qty):
+                self.reasons[oid] = "filled; no bracket attached: the fill opened no position"
+            else:
+                # children fill on this bar too only if the parent filled at its open
+                self.spawn_bracket(o, opened, i,
+                                   slip and not o.on_close and price_at_open(self, o, i, raw))
         return 0
 
     cdef int apply_fill(self, Order* o, double qty, double price, double commission,
@@ -519,12 +546,11 @@ cdef class Broker:
                 self.open_trade[s] = t
                 self.avg_price[s] = price
             else:
-                self.avg_price[s] = (
-                    self.avg_price[s] * fabs(pos) + price * fabs(qty)
-                ) / fabs(new_pos)
+                # incremental form: adding at the same price leaves it bit-identical
+                self.avg_price[s] += (price - self.avg_price[s]) * (fabs(qty) / fabs(new_pos))
             tr = &self.trades[t]
             tr.entered_qty += fabs(qty)
-            tr.entry_value += fabs(qty) * price
+            tr.entry_price += (price - tr.entry_price) * (fabs(qty) / tr.entered_qty)
             tr.pnl -= commission
             tr.costs += commission
             self.position[s] = new_pos
@@ -538,7 +564,7 @@ cdef class Broker:
         tr.pnl += gain - commission * share
         tr.costs += commission * share
         tr.exited_qty += closing
-        tr.exit_value += closing * price
+        tr.exit_price += (price - tr.exit_price) * (closing / tr.exited_qty)
         remaining = fabs(qty) - closing
         if fabs(new_pos) <= QTY_EPS * fmax(fabs(pos), fabs(qty)):
             new_pos = 0.0
@@ -554,7 +580,7 @@ cdef class Broker:
             self.open_trade[s] = t
             tr = &self.trades[t]
             tr.entered_qty = remaining
-            tr.entry_value = remaining * price
+            tr.entry_price = price
             tr.pnl = -commission * (1.0 - share)
             tr.costs = commission * (1.0 - share)
             self.avg_price[s] = price
@@ -571,9 +597,10 @@ cdef class Broker:
                 self.finish(&self.orders[oid], CANCELLED, "position closed")
         return 0
 
-    cdef int spawn_bracket(self, Order* parent, Py_ssize_t i, bint same_bar) except -1:
+    cdef int spawn_bracket(self, Order* parent, double qty, Py_ssize_t i,
+                           bint same_bar) except -1:
+        # qty: the part of the parent's fill that opened or added to the position
         cdef int direction = sign_of(parent.fill_qty)
-        cdef double qty = fabs(parent.fill_qty)
         cdef double sl = parent.stop_loss
         cdef double tp = parent.take_profit
         cdef Py_ssize_t pid = parent.id
@@ -636,15 +663,20 @@ cdef class Broker:
                     if not isnan(peer_raw):
                         # Both legs touched in one bar: the order of prices inside the
                         # bar is unknown, so assume the worse outcome, the stop.
-                        self.same_bar_exits += 1
                         peer_is_stop = peer.kind == STOP or peer.kind == STOP_LIMIT
                         if peer_is_stop and not (o.kind == STOP or o.kind == STOP_LIMIT):
                             self.execute(peer_id, peer_raw, peer_slip, i)
-                            self.flag_same_bar(peer_id)
+                            if self.orders[peer_id].status == FILLED:
+                                self.same_bar_exits += 1
+                                self.flag_same_bar(peer_id)
+                                continue
+                            # the stop did not fill (rejected): this leg is matched alone
+                        else:
+                            self.execute(oid, raw, slip, i)
+                            if self.orders[oid].status == FILLED:
+                                self.same_bar_exits += 1
+                                self.flag_same_bar(oid)
                             continue
-                        self.execute(oid, raw, slip, i)
-                        self.flag_same_bar(oid)
-                        continue
             self.execute(oid, raw, slip, i)
         self.n_active = keep
         return 0
@@ -766,7 +798,8 @@ cdef class Broker:
         out = []
         for j in range(self.n_active):
             oid = self.active[j]
-            if self.orders[oid].status == OPEN and (symbol < 0 or self.orders[oid].symbol == symbol):
+            if self.orders[oid].status == OPEN and (
+                    symbol < 0 or self.orders[oid].symbol == symbol):
                 out.append(oid)
         return out
 
@@ -830,8 +863,8 @@ cdef class Broker:
             cols["direction"][k] = t.direction
             cols["entry_bar"][k] = t.entry_bar
             cols["exit_bar"][k] = t.exit_bar
-            cols["entry_price"][k] = t.entry_value / t.entered_qty
-            cols["exit_price"][k] = t.exit_value / t.exited_qty if t.exit_bar >= 0 else NAN
+            cols["entry_price"][k] = t.entry_price
+            cols["exit_price"][k] = t.exit_price if t.exit_bar >= 0 else NAN
             cols["size"][k] = t.direction * t.entered_qty
             cols["pnl"][k] = t.pnl
             cols["costs"][k] = t.costs

@@ -11,7 +11,7 @@ from libc.math cimport isnan
 import numpy as np
 
 from engine._core.broker cimport (
-    ALL_CASH, GTC, MARKET, PERCENT_EQUITY, SHARES, TARGET_PERCENT, TARGET_SHARES, CASH,
+    ALL_CASH, MARKET, PERCENT_EQUITY, SHARES, TARGET_PERCENT, TARGET_SHARES, CASH,
     Broker,
 )
 

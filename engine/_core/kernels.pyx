@@ -1,0 +1,580 @@
+"""Indicator kernels: the loops numpy cannot express without drift or an O(n*window) cost.
+
+Every public kernel takes a C-contiguous float64 panel ``x`` of shape
+``(n_bars, n_cols)``, processes each column independently along axis 0 and writes
+into a caller-allocated ``out`` of the same shape. They are causal: ``out[t]``
+depends on ``x[0..t]`` only, and a kernel run on a prefix of the data gives a
+prefix of the result, bit for bit. The loops release the GIL. The Python-facing
+API, parameter checks and documentation of each formula live in
+:mod:`engine.indicators`.
+"""
+
+from libc.math cimport INFINITY, NAN, fabs, isfinite, isnan, round, sqrt
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
+
+# Classes returned by decimal_ticks besides a decimal count 0..8.
+cdef enum:
+    C_FLOAT = 9     # finite, but not a decimal with <= 8 places (or too large to sum exactly)
+    C_NAN = -1
+    C_PINF = -2
+    C_NINF = -3
+
+cdef double TWO53 = 9007199254740992.0          # 2**53: doubles hold integers exactly below
+cdef int64_t ITWO53 = 9007199254740992
+cdef double RND = 6755399441055744.0            # 1.5 * 2**52: (t+RND)-RND == rint(t), |t|<2**51
+cdef double SMALL = 11258999.0                  # < 2**50 / 1e8: fast path bound on |v|
+cdef double[9] POW10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
+cdef int64_t[9] IPOW10 = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000]
+cdef int64_t[9] ILIMIT      # 2**53 // 10**e: a class sum times 10**e stays below 2**53
+for _e in range(9):
+    ILIMIT[_e] = ITWO53 // IPOW10[_e]
+
+
+cdef inline void _check(const double[:, ::1] x, double[:, ::1] out, Py_ssize_t window):
+    if out.shape[0] != x.shape[0] or out.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"out has shape ({out.shape[0]}, {out.shape[1]}), "
+            f"x has ({x.shape[0]}, {x.shape[1]})"
+        )
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+
+
+cdef inline void _kahan_add(double* s, double* c, double v) noexcept nogil:
+    # Neumaier's compensated summation: s + c carries the sum; c collects the low
+    # bits that s lost, whichever of s and v is larger.
+    cdef double t = s[0] + v
+    if fabs(s[0]) >= fabs(v):
+        c[0] += (s[0] - t) + v
+    else:
+        c[0] += (v - t) + s[0]
+    s[0] = t
+
+
+cdef inline void _slide(double* s, double* c, double enter, double leave) noexcept nogil:
+    # Add enter - leave to the compensated sum s + c. The difference is formed exactly
+    # (TwoSum: d + e == enter - leave) off the running chain, so each bar costs one
+    # dependent addition on s instead of two.
+    cdef double d = enter - leave, z = d - enter, e = (enter - (d - z)) + (-leave - z)
+    _kahan_add(s, c, d)
+    c[0] += e
+
+
+# --------------------------------------------------------------------------------------
+# Rolling mean: exact on decimal data, compensated otherwise
+# --------------------------------------------------------------------------------------
+
+cdef signed char decimal_ticks(double v, double limit, int64_t* tick) noexcept nogil:
+    """Class of ``v`` for the exact rolling sum, and its integer ticks.
+
+    A value is a decimal with ``d`` places when ``rint(v * 10**d) / 10**d == v`` (``v``
+    is then the double nearest to ``k / 10**d``, ``k = rint(v * 10**d)``). Returns
+    ``d`` and sets ``tick[0] = k`` for the smallest such ``d`` in 0..8 with
+    ``|k| < limit``, except that 2 is returned for every value with at most 2 places
+    (the usual prices, so a window of them has one class); C_FLOAT for any other
+    finite value, C_NAN, C_PINF or C_NINF otherwise.
+    """
+    cdef double t
+    cdef int d
+    cdef int64_t k
+    if not isfinite(v):
+        if isnan(v):
+            return C_NAN
+        return C_PINF if v > 0 else C_NINF
+    if fabs(v) < SMALL:
+        # |v * 10**8| < 2**50: the rint trick is exact, and a decimal with d <= 8
+        # places passes the test at 8 places with rint(v * 10**8) == k * 10**(8 - d).
+        # One division rejects ordinary floats; the trailing decimal zeros of that
+        # integer give the smallest d (the same d as testing d = 0, 1, ... in turn).
+        t = (v * 1e8 + RND) - RND
+        if t / 1e8 != v:
+            return C_FLOAT
+        k = <int64_t>t
+        if k % 1000000 == 0:
+            k //= 1000000
+            d = 2
+            if fabs(<double>k) >= limit:        # only with enormous windows
+                while d > 0 and k % 10 == 0:
+                    k //= 10
+                    d -= 1
+        else:
+            d = 8
+            if k % 10000 == 0:
+                k //= 10000
+                d -= 4
+            if k % 100 == 0:
+                k //= 100
+                d -= 2
+            if k % 10 == 0:
+                k //= 10
+                d -= 1
+        if fabs(<double>k) >= limit:
+            return C_FLOAT
+        tick[0] = k
+        return <signed char>d
+    for d in range(9):
+        t = round(v * POW10[d])
+        if t / POW10[d] == v:
+            if fabs(t) >= limit:
+                return C_FLOAT
+            tick[0] = <int64_t>t
+            return <signed char>d
+    return C_FLOAT
+
+
+cdef inline void _count_special(signed char c, Py_ssize_t sign, Py_ssize_t* other) noexcept nogil:
+    # other[0..3]: counts of C_FLOAT, NaN, +inf, -inf values in the window
+    if c == C_FLOAT:
+        other[0] += sign
+    elif c == C_NAN:
+        other[1] += sign
+    elif c == C_PINF:
+        other[2] += sign
+    else:
+        other[3] += sign
+
+
+cdef void rolling_mean_column(const double[:, ::1] x, Py_ssize_t j, Py_ssize_t window,
+                              signed char* dec, int64_t* tick, Py_ssize_t mask,
+                              double[:, ::1] out) noexcept nogil:
+    """Mean of ``x[t-window+1..t, j]`` into ``out[t, j]``.
+
+    A window whose values are all decimals (see decimal_ticks) is summed exactly in
+    int64 ticks per decimal class; the class sums are scaled to the window's largest
+    class ``top`` and the exact total is divided once by ``window * 10**top``. The
+    result is the correctly rounded decimal mean: windows with equal means give equal
+    doubles. If that total would reach 2**53 (or a value is not a decimal) the window
+    uses a Neumaier-compensated running sum instead. That sum is recomputed from
+    scratch when such a window follows ``window`` bars without one (or a NaN/inf
+    window) and slid otherwise, so no error accumulates and the restarts cost O(n) in
+    all. ``dec``/``tick`` are a ring buffer of ``mask + 1`` (a power of two >= window)
+    slots holding the classes and ticks of the window's values.
+    """
+    cdef Py_ssize_t n = x.shape[0], i, m, n_special = 0, keep = 0
+    cdef double w = <double>window, limit = TWO53 / w, fs = 0.0, fc = 0.0
+    cdef int64_t[9] s
+    cdef Py_ssize_t[9] cnt
+    cdef Py_ssize_t[4] other
+    cdef bint[9] exact_ok
+    cdef int64_t acc, v
+    cdef int d, top = 0
+    cdef signed char c
+    cdef bint exact, running = False
+    for d in range(9):
+        s[d] = 0
+        cnt[d] = 0
+        exact_ok[d] = w * POW10[d] < TWO53     # the divisor is an exact double
+    for d in range(4):
+        other[d] = 0
+    for i in range(n):
+        if i >= window:     # the value leaving shares its ring slot with the one entering
+            m = (i - window) & mask
+            c = dec[m]
+            if c >= 0 and c < C_FLOAT:
+                s[c] -= tick[m]
+                cnt[c] -= 1
+                while top > 0 and cnt[top] == 0:
+                    top -= 1
+            else:
+                _count_special(c, -1, other)
+                n_special -= 1
+        m = i & mask
+        c = decimal_ticks(x[i, j], limit, &tick[m])
+        dec[m] = c
+        if c >= 0 and c < C_FLOAT:
+            s[c] += tick[m]
+            cnt[c] += 1
+            if c > top:
+                top = c
+        else:
+            _count_special(c, 1, other)
+            n_special += 1
+        if i < window - 1:
+            out[i, j] = NAN
+            continue
+        if n_special == 0:
+            exact = exact_ok[top]
+            acc = s[top]
+            if cnt[top] != window:      # mixed classes: scale the lower ones up to top
+                for d in range(top):
+                    v = s[d]
+                    if v >= ILIMIT[top - d] or v <= -ILIMIT[top - d]:
+                        exact = False
+                        break
+                    acc += v * IPOW10[top - d]
+                exact = exact and -ITWO53 < acc < ITWO53
+            if exact:
+                out[i, j] = <double>acc / (w * POW10[top])
+                if running:             # keep the compensated sum for a window's length
+                    _slide(&fs, &fc, x[i, j], x[i - window, j])
+                    keep -= 1
+                    running = keep > 0
+                continue
+        elif other[1] > 0 or (other[2] > 0 and other[3] > 0):
+            out[i, j] = NAN
+            running = False
+            continue
+        elif other[2] > 0 or other[3] > 0:
+            out[i, j] = INFINITY if other[2] > 0 else -INFINITY
+            running = False
+            continue
+        if running:
+            _slide(&fs, &fc, x[i, j], x[i - window, j])
+        else:
+            fs = 0.0
+            fc = 0.0
+            for m in range(i - window + 1, i + 1):
+                _kahan_add(&fs, &fc, x[m, j])
+            running = True
+        keep = window
+        out[i, j] = (fs + fc) / w
+
+
+cdef inline Py_ssize_t _ring_size(Py_ssize_t window, Py_ssize_t n) noexcept nogil:
+    # smallest power of two >= min(window, n), at least 1
+    cdef Py_ssize_t cap = 1
+    while cap < window and cap < n:
+        cap <<= 1
+    return cap
+
+
+cpdef void rolling_mean(const double[:, ::1] x, Py_ssize_t window, double[:, ::1] out):
+    """Rolling mean over ``window`` bars; NaN if the window holds a NaN or both infinities."""
+    _check(x, out, window)
+    cdef Py_ssize_t j, cap = _ring_size(window, x.shape[0])
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        return
+    cdef signed char* dec = <signed char*>malloc(cap * sizeof(signed char))
+    cdef int64_t* tick = <int64_t*>malloc(cap * sizeof(int64_t))
+    if dec == NULL or tick == NULL:
+        free(dec)
+        free(tick)
+        raise MemoryError()
+    with nogil:
+        for j in range(x.shape[1]):
+            rolling_mean_column(x, j, window, dec, tick, cap - 1, out)
+    free(dec)
+    free(tick)
+
+
+# --------------------------------------------------------------------------------------
+# Rolling variance and correlation: sums of deviations from a recent in-window value
+# --------------------------------------------------------------------------------------
+
+cdef void _rolling_var_column(const double[:, ::1] x, Py_ssize_t j, Py_ssize_t window,
+                              Py_ssize_t ddof, double[:, ::1] out) noexcept nogil:
+    # Sums of (x - K) and (x - K)**2 with K = x[r], a value inside the window; they
+    # are recomputed from scratch every `window` bars (r = that bar), so K never
+    # leaves the window, cancellation stays small and no error accumulates.
+    cdef Py_ssize_t n = x.shape[0], i, m, r = -1, last_bad = -1, run = 0
+    cdef double w = <double>window, k = 0.0, v, dv, s1 = 0.0, c1 = 0.0, s2 = 0.0, c2 = 0.0
+    cdef double t1, var
+    for i in range(n):
+        v = x[i, j]
+        if not isfinite(v):
+            last_bad = i
+            r = -1
+            run = 0
+            out[i, j] = NAN
+            continue
+        run = run + 1 if (run > 0 and v == x[i - 1, j]) else 1
+        if i - last_bad < window:
+            out[i, j] = NAN
+            continue
+        if r < 0 or i - r >= window:
+            r = i
+            k = v
+            s1 = c1 = s2 = c2 = 0.0
+            for m in range(i - window + 1, i + 1):
+                dv = x[m, j] - k
+                _kahan_add(&s1, &c1, dv)
+                _kahan_add(&s2, &c2, dv * dv)
+        else:
+            dv = v - k
+            _kahan_add(&s1, &c1, dv)
+            _kahan_add(&s2, &c2, dv * dv)
+            dv = x[i - window, j] - k
+            _kahan_add(&s1, &c1, -dv)
+            _kahan_add(&s2, &c2, -(dv * dv))
+        if run >= window:
+            out[i, j] = 0.0             # constant window: exactly zero
+            continue
+        t1 = s1 + c1
+        var = ((s2 + c2) - t1 * t1 / w) / (w - ddof)
+        out[i, j] = var if var > 0.0 else 0.0
+
+
+cpdef void rolling_var(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t ddof,
+                       double[:, ::1] out):
+    """Rolling variance with ``ddof``; NaN if the window holds a non-finite value."""
+    _check(x, out, window)
+    if ddof < 0 or ddof >= window:
+        raise ValueError(f"need 0 <= ddof < window, got ddof={ddof}, window={window}")
+    cdef Py_ssize_t j
+    with nogil:
+        for j in range(x.shape[1]):
+            _rolling_var_column(x, j, window, ddof, out)
+
+
+cdef void _rolling_corr_column(const double[:, ::1] x, Py_ssize_t jx,
+                               const double[:, ::1] y, Py_ssize_t jy, Py_ssize_t window,
+                               double[:, ::1] out) noexcept nogil:
+    # Same scheme as _rolling_var_column, with five sums of deviations.
+    cdef Py_ssize_t n = x.shape[0], i, m, r = -1, last_bad = -1, run_x = 0, run_y = 0
+    cdef double w = <double>window, kx = 0.0, ky = 0.0, u, v, du, dv
+    cdef double sx = 0.0, cx = 0.0, sy = 0.0, cy = 0.0
+    cdef double sxx = 0.0, cxx = 0.0, syy = 0.0, cyy = 0.0, sxy = 0.0, cxy = 0.0
+    cdef double tx, ty, vx, vy, cov, rho
+    for i in range(n):
+        u = x[i, jx]
+        v = y[i, jy]
+        if not (isfinite(u) and isfinite(v)):
+            last_bad = i
+            r = -1
+            run_x = run_y = 0
+            out[i, jx] = NAN
+            continue
+        run_x = run_x + 1 if (run_x > 0 and u == x[i - 1, jx]) else 1
+        run_y = run_y + 1 if (run_y > 0 and v == y[i - 1, jy]) else 1
+        if i - last_bad < window:
+            out[i, jx] = NAN
+            continue
+        if r < 0 or i - r >= window:
+            r = i
+            kx = u
+            ky = v
+            sx = cx = sy = cy = sxx = cxx = syy = cyy = sxy = cxy = 0.0
+            for m in range(i - window + 1, i + 1):
+                du = x[m, jx] - kx
+                dv = y[m, jy] - ky
+                _kahan_add(&sx, &cx, du)
+                _kahan_add(&sy, &cy, dv)
+                _kahan_add(&sxx, &cxx, du * du)
+                _kahan_add(&syy, &cyy, dv * dv)
+                _kahan_add(&sxy, &cxy, du * dv)
+        else:
+            du = u - kx
+            dv = v - ky
+            _kahan_add(&sx, &cx, du)
+            _kahan_add(&sy, &cy, dv)
+            _kahan_add(&sxx, &cxx, du * du)
+            _kahan_add(&syy, &cyy, dv * dv)
+            _kahan_add(&sxy, &cxy, du * dv)
+            du = x[i - window, jx] - kx
+            dv = y[i - window, jy] - ky
+            _kahan_add(&sx, &cx, -du)
+            _kahan_add(&sy, &cy, -dv)
+            _kahan_add(&sxx, &cxx, -(du * du))
+            _kahan_add(&syy, &cyy, -(dv * dv))
+            _kahan_add(&sxy, &cxy, -(du * dv))
+        if run_x >= window or run_y >= window:
+            out[i, jx] = NAN            # a constant window has no correlation
+            continue
+        tx = sx + cx
+        ty = sy + cy
+        vx = (sxx + cxx) - tx * tx / w
+        vy = (syy + cyy) - ty * ty / w
+        if vx <= 0.0 or vy <= 0.0:
+            out[i, jx] = NAN
+            continue
+        cov = (sxy + cxy) - tx * ty / w
+        rho = cov / (sqrt(vx) * sqrt(vy))
+        out[i, jx] = 1.0 if rho > 1.0 else (-1.0 if rho < -1.0 else rho)
+
+
+cpdef void rolling_corr(const double[:, ::1] x, const double[:, ::1] y, Py_ssize_t window,
+                        double[:, ::1] out):
+    """Rolling Pearson correlation of the columns of ``x`` with those of ``y``.
+
+    ``y`` has as many columns as ``x``, or one column that pairs with every column of
+    ``x``. NaN where the window holds a non-finite value or either side is constant.
+    """
+    _check(x, out, window)
+    if y.shape[0] != x.shape[0] or (y.shape[1] != x.shape[1] and y.shape[1] != 1):
+        raise ValueError(
+            f"y has shape ({y.shape[0]}, {y.shape[1]}), x has ({x.shape[0]}, {x.shape[1]})"
+        )
+    cdef Py_ssize_t j
+    cdef bint one = y.shape[1] == 1
+    with nogil:
+        for j in range(x.shape[1]):
+            _rolling_corr_column(x, j, y, 0 if one else j, window, out)
+
+
+# --------------------------------------------------------------------------------------
+# Rolling max / min: van Herk / Gil-Werman blocks
+# --------------------------------------------------------------------------------------
+
+cdef void rolling_extreme_column(const double[:, ::1] x, Py_ssize_t j, Py_ssize_t window,
+                                 bint find_max, double* h, double[:, ::1] out) noexcept nogil:
+    """Max (or min) of ``x[t-window+1..t, j]``; NaN while the window holds a NaN.
+
+    van Herk / Gil-Werman: cut the column into blocks of ``window`` bars. A window
+    ending at ``t`` spans the tail of the previous block and the head of ``t``'s block,
+    so its extreme is the better of ``h[t-window+1]`` (suffix extreme of the previous
+    block) and ``g`` (running prefix extreme of the current block). Three comparisons
+    per bar, no data-dependent branches, O(window) scratch ``h``. NaN never wins a
+    comparison, so it is ignored in the scan and reported through ``last_nan``.
+    """
+    cdef Py_ssize_t n = x.shape[0], i, b = 0, e, last_nan = -1
+    cdef double worst = -INFINITY if find_max else INFINITY, g, v, m
+    for i in range(window):
+        h[i] = worst
+    while b < n:
+        e = b + window if b + window < n else n
+        g = worst
+        for i in range(b, e):
+            v = x[i, j]
+            last_nan = i if v != v else last_nan
+            if find_max:
+                g = v if v > g else g
+            else:
+                g = v if v < g else g
+            if i < b + window - 1:      # the window also covers the previous block's tail
+                m = h[i + 1 - b]
+                if find_max:
+                    m = m if m > g else g
+                else:
+                    m = m if m < g else g
+            else:
+                m = g
+            out[i, j] = NAN if i - last_nan < window else m
+        g = worst
+        for i in range(e - 1, b - 1, -1):
+            v = x[i, j]
+            if find_max:
+                g = v if v > g else g
+            else:
+                g = v if v < g else g
+            h[i - b] = g
+        b += window
+
+
+cdef void _rolling_extreme(const double[:, ::1] x, Py_ssize_t window, bint find_max,
+                           double[:, ::1] out) except *:
+    _check(x, out, window)
+    cdef Py_ssize_t j
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        return
+    if window > x.shape[0]:
+        window = x.shape[0] + 1     # all NaN; keeps the scratch small
+    cdef double* h = <double*>malloc(window * sizeof(double))
+    if h == NULL:
+        raise MemoryError()
+    with nogil:
+        for j in range(x.shape[1]):
+            rolling_extreme_column(x, j, window, find_max, h, out)
+    free(h)
+
+
+cpdef void rolling_max(const double[:, ::1] x, Py_ssize_t window, double[:, ::1] out):
+    """Rolling maximum over ``window`` bars, O(n); NaN while the window holds a NaN."""
+    _rolling_extreme(x, window, True, out)
+
+
+cpdef void rolling_min(const double[:, ::1] x, Py_ssize_t window, double[:, ::1] out):
+    """Rolling minimum over ``window`` bars, O(n); NaN while the window holds a NaN."""
+    _rolling_extreme(x, window, False, out)
+
+
+# --------------------------------------------------------------------------------------
+# Recursive smoothers
+# --------------------------------------------------------------------------------------
+
+cpdef void ema_seeded(const double[:, ::1] x, const double[:, ::1] seed, double alpha,
+                      double[:, ::1] out):
+    """Exponential moving average ``e[t] = e[t-1] + alpha * (x[t] - e[t-1])``.
+
+    Whenever ``e[t-1]`` is NaN (start, or after a NaN input) the recursion restarts
+    from ``seed[t]`` (the caller passes the rolling mean over the seed window, NaN
+    until that window is clean).
+    """
+    _check(x, out, 1)
+    if seed.shape[0] != x.shape[0] or seed.shape[1] != x.shape[1]:
+        raise ValueError("seed must have the shape of x")
+    cdef Py_ssize_t i, j
+    cdef double prev, v
+    with nogil:
+        for j in range(x.shape[1]):
+            prev = NAN
+            for i in range(x.shape[0]):
+                v = x[i, j]
+                if isnan(prev):
+                    prev = seed[i, j]
+                elif isnan(v):
+                    prev = NAN
+                else:
+                    prev = prev + alpha * (v - prev)
+                out[i, j] = prev
+
+
+cdef inline double _rsi_value(double gain, double loss) noexcept nogil:
+    if loss == 0.0:
+        return 100.0 if gain > 0.0 else 50.0
+    return 100.0 - 100.0 / (1.0 + gain / loss)
+
+
+cpdef void wilder_rsi(const double[:, ::1] x, Py_ssize_t window, double[:, ::1] out):
+    """Wilder's RSI; restarts (``window`` fresh changes) after a non-finite change."""
+    _check(x, out, window)
+    cdef Py_ssize_t i, j, run
+    cdef double w = <double>window, d, gain, loss, ag, al
+    with nogil:
+        for j in range(x.shape[1]):
+            run = 0
+            ag = al = 0.0
+            for i in range(x.shape[0]):
+                d = x[i, j] - x[i - 1, j] if i > 0 else NAN
+                if not isfinite(d):
+                    run = 0
+                    ag = al = 0.0
+                    out[i, j] = NAN
+                    continue
+                gain = d if d > 0.0 else 0.0
+                loss = -d if d < 0.0 else 0.0
+                run += 1
+                if run < window:
+                    ag += gain
+                    al += loss
+                    out[i, j] = NAN
+                    continue
+                if run == window:
+                    ag = (ag + gain) / w
+                    al = (al + loss) / w
+                else:
+                    ag = (ag * (w - 1.0) + gain) / w
+                    al = (al * (w - 1.0) + loss) / w
+                out[i, j] = _rsi_value(ag, al)
+
+
+# --------------------------------------------------------------------------------------
+# Crossings
+# --------------------------------------------------------------------------------------
+
+cpdef void cross_signs(const double[:, ::1] diff, signed char[:, ::1] out):
+    """+1 where ``diff`` turns positive, -1 where it turns negative, else 0.
+
+    Compared with the last non-zero sign seen in the column: zeros (ties) and NaN
+    keep that memory, and the first non-zero sign is not a crossing.
+    """
+    if out.shape[0] != diff.shape[0] or out.shape[1] != diff.shape[1]:
+        raise ValueError("out must have the shape of diff")
+    cdef Py_ssize_t i, j
+    cdef signed char last, o
+    cdef double d
+    with nogil:
+        for j in range(diff.shape[1]):
+            last = 0
+            for i in range(diff.shape[0]):
+                d = diff[i, j]
+                o = 0
+                if d > 0.0:
+                    if last < 0:
+                        o = 1
+                    last = 1
+                elif d < 0.0:
+                    if last > 0:
+                        o = -1
+                    last = -1
+                out[i, j] = o

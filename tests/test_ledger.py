@@ -1,0 +1,361 @@
+"""The ledger reconciles, runs are deterministic, and look-ahead is refused.
+
+The ledger test replays every fill of a long random run from the orders frame, in
+plain Python, and checks the engine's cash, equity, trade P&L and cost totals
+against the replay.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_bars
+
+import engine
+from engine.data import DataWarning
+from engine.errors import LookAheadError
+
+N_BARS = 2000
+CASH = 100_000.0
+SETTINGS = dict(
+    cash=CASH, commission=0.0005, commission_per_share=0.01, commission_fixed=0.5,
+    commission_minimum=1.0, slippage_bps=3.0, slippage_fixed=0.01, shorting=True,
+    borrow_rate=0.08, periods_per_year=252, mode="event",
+)
+
+
+def random_walk(seed, n, start_price, symbol):
+    rng = np.random.default_rng(seed)
+    close = start_price * np.exp(np.cumsum(rng.normal(0.0, 0.012, n)))
+    prev = np.concatenate([[start_price], close[:-1]])
+    opens = prev * np.exp(rng.normal(0.0, 0.006, n))
+    high = np.maximum(opens, close) * np.exp(np.abs(rng.normal(0.0, 0.006, n)))
+    low = np.minimum(opens, close) * np.exp(-np.abs(rng.normal(0.0, 0.006, n)))
+    opens[rng.random(n) < 0.01] = np.nan  # a few bars without an open
+    df = make_bars(np.column_stack([opens, high, low, close]), symbol=symbol)
+    keep = rng.random(n) >= 0.02  # a few bars on which the symbol did not trade
+    keep[0] = True
+    return df[keep]
+
+
+@pytest.fixture(scope="module")
+def random_data():
+    return pd.concat([random_walk(1, N_BARS, 100.0, "A"), random_walk(2, N_BARS, 40.0, "B")],
+                     ignore_index=True)
+
+
+class RandomTrader(engine.Strategy):
+    """Places random market, limit, stop, stop-limit and bracket orders, both ways."""
+
+    seed: int = 7
+
+    def on_start(self):
+        self.rng = np.random.default_rng(self.seed)
+
+    def on_bar(self, bar):
+        rng = self.rng
+        for k, symbol in enumerate(("A", "B")):
+            price = bar.close[k]
+            if not math.isfinite(price) or rng.random() < 0.5:
+                continue
+            size = int(rng.integers(1, 60))
+            off = float(rng.uniform(0.001, 0.03))
+            tif = "day" if rng.random() < 0.3 else "gtc"
+            u = rng.random()
+            if u < 0.14:
+                if rng.random() < 0.3:
+                    self.buy(size=size, symbol=symbol, sl_pct=off, tp_pct=2 * off)
+                else:
+                    self.buy(size=size, symbol=symbol)
+            elif u < 0.28:
+                if rng.random() < 0.3:
+                    self.sell(size=size, symbol=symbol, sl=price * (1 + off),
+                              tp=price * (1 - off))
+                else:
+                    self.sell(size=size, symbol=symbol)
+            elif u < 0.38:
+                self.buy(size=size, symbol=symbol, limit=price * (1 - off), tif=tif)
+            elif u < 0.48:
+                self.sell(size=size, symbol=symbol, limit=price * (1 + off), tif=tif)
+            elif u < 0.55:
+                self.buy(size=size, symbol=symbol, stop=price * (1 + off), tif=tif)
+            elif u < 0.62:
+                self.sell(size=size, symbol=symbol, stop=price * (1 - off), tif=tif)
+            elif u < 0.66:
+                self.buy(size=size, symbol=symbol, stop=price * (1 + off),
+                         limit=price * (1 + off * rng.uniform(0.5, 1.5)), tif=tif)
+            elif u < 0.70:
+                self.sell(size=size, symbol=symbol, stop=price * (1 - off),
+                          limit=price * (1 - off * rng.uniform(0.5, 1.5)), tif=tif)
+            elif u < 0.75:
+                self.close(symbol)
+            elif u < 0.79:
+                self.order_target_percent(float(rng.uniform(-0.3, 0.3)), symbol=symbol)
+            elif u < 0.82:
+                self.buy(cash=float(rng.uniform(100, 3000)), symbol=symbol)
+            elif u < 0.83:
+                self.buy(size=5000, symbol=symbol)  # more than the account holds: rejected
+            elif u < 0.86:
+                open_ids = self.open_orders(symbol)
+                if open_ids:
+                    self.cancel(int(rng.choice(open_ids)))
+
+
+def run_random(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        return engine.run(RandomTrader, data=data, **SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def random_run(random_data):
+    return run_random(random_data)
+
+
+def replay(res):
+    """Recompute cash, equity and per-trade P&L from the orders frame's fills."""
+    panel = res.panel
+    symbols = list(panel.symbols)
+    close = panel.fields["close"]
+    n, k = close.shape
+    bar_of = {t: i for i, t in enumerate(res.equity["ts"].to_list())}
+    fills = res.orders.filter(res.orders["status"] == "filled").to_dicts()
+    by_bar = {}
+    for f in sorted(fills, key=lambda f: (bar_of[f["done_ts"]], f["order_id"])):
+        by_bar.setdefault(bar_of[f["done_ts"]], []).append(f)
+    rate = SETTINGS["borrow_rate"] / SETTINGS["periods_per_year"]
+
+    cash = CASH
+    pos = [0.0] * k
+    avg = [0.0] * k
+    last = [math.nan] * k
+    trade_of = [None] * k  # index into trades of the open trade per symbol
+    trades = []  # [symbol, direction, realised pnl, entered qty, entry value, exit value]
+    borrow = 0.0
+    cash_curve, equity_curve = [], []
+    for i in range(n):
+        for f in by_bar.get(i, []):
+            s = symbols.index(f["symbol"])
+            qty, price, fee = f["fill_qty"], f["fill_price"], f["commission"]
+            cash -= qty * price + fee
+            p = pos[s]
+            if p == 0 or (p > 0) == (qty > 0):
+                if p == 0:
+                    trades.append([s, 1 if qty > 0 else -1, 0.0, 0.0, 0.0, 0.0])
+                    trade_of[s] = len(trades) - 1
+                    avg[s] = price
+                else:
+                    avg[s] = (avg[s] * abs(p) + price * abs(qty)) / abs(p + qty)
+                t = trades[trade_of[s]]
+                t[2] -= fee
+                t[3] += abs(qty)
+                t[4] += abs(qty) * price
+                pos[s] = p + qty
+                continue
+            closing = min(abs(qty), abs(p))
+            share = closing / abs(qty)
+            t = trades[trade_of[s]]
+            t[2] += closing * (price - avg[s]) * (1 if p > 0 else -1) - fee * share
+            t[5] += closing * price
+            new = p + qty
+            if abs(new) <= 1e-9 * max(abs(p), abs(qty)):
+                new = 0.0
+            if new != 0 and (new > 0) != (p > 0):  # flipped
+                rest = abs(qty) - closing
+                trades.append([s, 1 if qty > 0 else -1, -fee * (1 - share), rest, rest * price,
+                               0.0])
+                trade_of[s] = len(trades) - 1
+                avg[s] = price
+            elif new == 0:
+                trade_of[s] = None
+            pos[s] = new
+        held = 0.0
+        for s in range(k):
+            if math.isfinite(close[i, s]):
+                last[s] = close[i, s]
+            if pos[s] < 0:
+                cost = -pos[s] * last[s] * rate
+                cash -= cost
+                borrow += cost
+                trades[trade_of[s]][2] -= cost
+            held += pos[s] * last[s] if pos[s] else 0.0
+        cash_curve.append(cash)
+        equity_curve.append(cash + held)
+    return dict(cash=np.array(cash_curve), equity=np.array(equity_curve), trades=trades,
+                pos=pos, avg=avg, last=last, borrow=borrow)
+
+
+def test_random_run_is_busy(random_run):
+    status = random_run.orders["status"].value_counts().to_dicts()
+    counts = {row["status"]: row["count"] for row in status}
+    # the run exercises fills, rejections, cancellations and expiries
+    assert counts["filled"] > 500
+    assert counts["rejected"] > 0 and counts["cancelled"] > 0 and counts["expired"] > 0
+    kinds = set(random_run.orders.filter(random_run.orders["status"] == "filled")["kind"])
+    assert kinds == {"market", "limit", "stop", "stop_limit"}
+    reasons = set(random_run.trades["exit_reason"].drop_nulls())
+    assert {"stop_loss", "take_profit", "close", "signal"} <= reasons
+    assert (random_run.trades["size"] < 0).any()
+    assert random_run.metrics["borrow_costs"] > 0
+
+
+def test_ledger_identity_at_every_bar(random_run):
+    r = replay(random_run)
+    cash = random_run.equity["cash"].to_numpy()
+    equity = random_run.equity["equity"].to_numpy()
+    np.testing.assert_allclose(cash, r["cash"], rtol=1e-9, atol=0)
+    np.testing.assert_allclose(equity, r["equity"], rtol=1e-9, atol=0)
+    # and with the engine's own cash: equity = cash + sum(position * last close)
+    np.testing.assert_allclose(equity - cash, r["equity"] - r["cash"], rtol=1e-9, atol=1e-6)
+
+
+def test_ledger_identity_at_the_end(random_run):
+    r = replay(random_run)
+    trades = random_run.trades
+    assert len(trades) == len(r["trades"])
+    assert np.sign(trades["size"].to_numpy()).tolist() == [t[1] for t in r["trades"]]
+    closed = trades["exit_ts"].is_not_null().to_numpy()
+    pnl = trades["pnl"].to_numpy()
+    replayed = np.array([t[2] for t in r["trades"]])
+    np.testing.assert_allclose(pnl[closed], replayed[closed], rtol=1e-9, atol=1e-9)
+    # entry price: mean over the entry fills; exit price: mean over the exit fills
+    entered = np.array([t[3] for t in r["trades"]])
+    np.testing.assert_allclose(np.abs(trades["size"].to_numpy()), entered, rtol=1e-12)
+    np.testing.assert_allclose(trades["entry_price"].to_numpy(),
+                               [t[4] / t[3] for t in r["trades"]], rtol=1e-12)
+    np.testing.assert_allclose(trades["exit_price"].to_numpy()[closed],
+                               [t[5] / t[3] for t, c in zip(r["trades"], closed, strict=True)
+                                if c], rtol=1e-12)
+    # a closed round trip: pnl = size * (exit - entry) - costs
+    c = trades.filter(trades["exit_ts"].is_not_null())
+    np.testing.assert_allclose(
+        c["pnl"].to_numpy(),
+        (c["size"] * (c["exit_price"] - c["entry_price"]) - c["costs"]).to_numpy(),
+        rtol=1e-9, atol=1e-8)
+
+    unrealised = 0.0
+    open_trades = trades.filter(trades["exit_ts"].is_null()).to_dicts()
+    assert open_trades  # the run ends holding something
+    for t in open_trades:
+        s = list(random_run.panel.symbols).index(t["symbol"])
+        assert math.copysign(1, t["size"]) == math.copysign(1, r["pos"][s])
+        # the open position's average cost (the mean entry while it was never reduced)
+        unrealised += r["pos"][s] * (r["last"][s] - r["avg"][s])
+    realised_open = replayed[~closed].sum()
+    final = random_run.equity["equity"][-1]
+    total = pnl[closed].sum() + realised_open + unrealised
+    assert final - CASH == pytest.approx(total, rel=1e-9)
+    assert random_run.metrics["final_equity"] == final
+
+
+def test_cost_totals_match_the_orders(random_run):
+    r = replay(random_run)
+    commissions = random_run.orders["commission"].sum()
+    assert commissions > 0
+    assert commissions == pytest.approx(random_run.metrics["commissions"], rel=1e-12)
+    assert random_run.metrics["borrow_costs"] == pytest.approx(r["borrow"], rel=1e-9)
+    costs = random_run.trades["costs"].sum()
+    assert costs == pytest.approx(commissions + r["borrow"], rel=1e-9)
+
+
+def test_filled_orders_respect_their_prices(random_run):
+    o = random_run.orders.filter(random_run.orders["status"] == "filled")
+    for row in o.filter(o["kind"] == "limit").to_dicts():
+        if row["side"] == "buy":
+            assert row["fill_price"] <= row["limit"]
+        else:
+            assert row["fill_price"] >= row["limit"]
+    assert (o["fill_qty"] != 0).all()
+    assert (o["fill_qty"].to_numpy() == np.round(o["fill_qty"].to_numpy())).all()
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_two_runs_are_identical(random_data, random_run):
+    again = run_random(random_data)
+    assert again.trades.equals(random_run.trades)
+    assert again.orders.equals(random_run.orders)
+    assert again.equity.equals(random_run.equity)
+    assert again.metrics.keys() == random_run.metrics.keys()
+    for key, value in random_run.metrics.items():
+        other = again.metrics[key]
+        assert other == value or (math.isnan(other) and math.isnan(value)), key
+
+
+# --------------------------------------------------------------------------- look-ahead
+
+ROWS = [(10 + i, 11 + i, 9 + i, 10.5 + i) for i in range(10)]
+
+
+class ReadsPastTheEnd(engine.Strategy):
+    def on_bar(self, bar):
+        if bar.index == 3:
+            self.data.close[len(self.data)]
+
+
+class ReadsNextBar(engine.Strategy):
+    def on_bar(self, bar):
+        if bar.index == 5:
+            self.data.close[bar.index + 1]
+
+
+class ReadsTheCurrentBar(engine.Strategy):
+    def on_bar(self, bar):
+        assert self.data.close[bar.index] == self.data.close[-1] == bar.close
+        assert len(self.data.close) == bar.index + 1
+
+
+class PeekingIndicator(engine.Strategy):
+    def on_start(self):
+        self.nxt = self.I(lambda x: np.roll(x, -1), self.data.close, name="next_close")
+
+    def on_bar(self, bar):
+        pass
+
+
+class PeekingSignals(engine.Strategy):
+    def signals(self, data):
+        close = data.close
+        return engine.Signals(entries=np.roll(close, -1) > close,
+                              exits=np.roll(close, -1) < close)
+
+
+class HonestSignals(engine.Strategy):
+    def signals(self, data):
+        close = data.close
+        up = np.concatenate([[False], close[1:] > close[:-1]])
+        return engine.Signals(entries=up, exits=~up)
+
+
+@pytest.mark.parametrize("cls, bar", [(ReadsPastTheEnd, 3), (ReadsNextBar, 5)])
+def test_reading_a_later_bar_raises(cls, bar):
+    with pytest.raises(LookAheadError) as info:
+        engine.run(cls, data=make_bars(ROWS))
+    assert type(info.value) is LookAheadError
+    message = str(info.value)
+    assert f"at bar {bar}" in message
+    assert f"reads bar {bar + 1}" in message
+
+
+def test_reading_the_current_bar_is_allowed():
+    res = engine.run(ReadsTheCurrentBar, data=make_bars(ROWS))
+    assert len(res.equity) == len(ROWS)
+
+
+def test_indicator_reading_the_future_is_refused():
+    with pytest.raises(LookAheadError, match="next_close"):
+        engine.run(PeekingIndicator, data=make_bars(ROWS))
+
+
+def test_vector_signals_reading_the_future_are_refused():
+    with pytest.raises(LookAheadError, match="reads the future"):
+        engine.run(PeekingSignals, data=make_bars(ROWS))
+
+
+def test_honest_vector_signals_run():
+    res = engine.run(HonestSignals, data=make_bars(ROWS))
+    assert res.settings["mode"] == "vector"
+    assert len(res.trades) >= 1

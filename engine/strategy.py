@@ -157,6 +157,9 @@ class Strategy:
     default_data: ClassVar[str | None] = None
     default_start: ClassVar[str | None] = None
     default_end: ClassVar[str | None] = None
+    #: Success rates the source notes claim, by entry label (see ``entry_labels``)
+    #: or ``"entry_condition"``: label → claimed share of positive forward returns.
+    claims: ClassVar[dict[str, float]] = {}
 
     def __init__(self, **params):
         self.params = resolve_params(type(self), params)
@@ -193,6 +196,18 @@ class Strategy:
     def signals(self, data: VectorData) -> Signals:
         """Vectorised path: return :class:`Signals` for the whole data."""
         raise NotImplementedError
+
+    def entry_condition(self, data: VectorData):
+        """Bars on which the rule's entry condition holds (bool array), or None.
+
+        Used by reports (event studies, hit rate by condition), not by trading.
+        Must be causal like ``signals``.
+        """
+        return None
+
+    def entry_labels(self, data: VectorData):
+        """A label per bar describing the entry context (e.g. the fear band), or None."""
+        return None
 
     @classmethod
     def has_event_path(cls) -> bool:

@@ -813,37 +813,58 @@ cdef class Broker:
         cdef Py_ssize_t n = self.n_orders
         cdef Py_ssize_t k
         cdef Order* o
-        cols = {
-            "order_id": np.empty(n, np.int64), "symbol": np.empty(n, np.int64),
-            "side": np.empty(n, np.int8), "kind": [], "size_mode": [], "size": np.empty(n),
-            "limit": np.empty(n), "stop": np.empty(n), "tif": [], "status": [],
-            "reason": [], "tag": [], "placed_bar": np.empty(n, np.int64),
-            "done_bar": np.empty(n, np.int64), "fill_price": np.empty(n),
-            "fill_qty": np.empty(n), "commission": np.empty(n),
-            "parent": np.empty(n, np.int64), "oco": np.empty(n, np.int64),
-        }
+        order_id_arr = np.empty(n, np.int64)
+        symbol_arr = np.empty(n, np.int64)
+        side_arr = np.empty(n, np.int8)
+        codes_arr = np.empty((4, n), np.int8)     # kind, size_mode, tif, status
+        tag_arr = np.empty(n, np.int8)
+        bars_arr = np.empty((4, n), np.int64)     # placed, done, parent, oco
+        values_arr = np.empty((6, n))             # size, limit, stop, price, qty, commission
+        cdef long long[::1] order_id = order_id_arr
+        cdef long long[::1] symbol = symbol_arr
+        cdef signed char[::1] side = side_arr
+        cdef signed char[:, ::1] codes = codes_arr
+        cdef signed char[::1] tag = tag_arr
+        cdef long long[:, ::1] bars = bars_arr
+        cdef double[:, ::1] values = values_arr
         for k in range(n):
             o = &self.orders[k]
-            cols["order_id"][k] = o.id
-            cols["symbol"][k] = o.symbol
-            cols["side"][k] = o.side
-            cols["kind"].append(KIND_NAMES[o.kind])
-            cols["size_mode"].append(SIZE_MODE_NAMES[o.size_mode])
-            cols["size"][k] = o.size
-            cols["limit"][k] = o.limit
-            cols["stop"][k] = o.stop
-            cols["tif"].append(TIF_NAMES[o.tif])
-            cols["status"].append(STATUS_NAMES[o.status])
-            cols["reason"].append(self.reasons.get(o.id))
-            cols["tag"].append(self.tag_name(o))
-            cols["placed_bar"][k] = o.placed_bar
-            cols["done_bar"][k] = o.done_bar
-            cols["fill_price"][k] = o.fill_price
-            cols["fill_qty"][k] = o.fill_qty
-            cols["commission"][k] = o.commission
-            cols["parent"][k] = o.parent
-            cols["oco"][k] = o.oco
-        return cols
+            order_id[k] = o.id
+            symbol[k] = o.symbol
+            side[k] = o.side
+            codes[0, k] = o.kind
+            codes[1, k] = o.size_mode
+            codes[2, k] = o.tif
+            codes[3, k] = o.status
+            tag[k] = o.tag
+            bars[0, k] = o.placed_bar
+            bars[1, k] = o.done_bar
+            bars[2, k] = o.parent
+            bars[3, k] = o.oco
+            values[0, k] = o.size
+            values[1, k] = o.limit
+            values[2, k] = o.stop
+            values[3, k] = o.fill_price
+            values[4, k] = o.fill_qty
+            values[5, k] = o.commission
+        reasons = np.full(n, None, dtype=object)
+        for oid, text in self.reasons.items():
+            reasons[oid] = text
+        tags = np.array(TAG_NAMES, dtype=object)[tag_arr]
+        for oid, text in self.user_tags.items():
+            tags[oid] = text
+        return {
+            "order_id": order_id_arr, "symbol": symbol_arr, "side": side_arr,
+            "kind": np.array(KIND_NAMES, dtype=object)[codes_arr[0]].tolist(),
+            "size_mode": np.array(SIZE_MODE_NAMES, dtype=object)[codes_arr[1]].tolist(),
+            "size": values_arr[0], "limit": values_arr[1], "stop": values_arr[2],
+            "tif": np.array(TIF_NAMES, dtype=object)[codes_arr[2]].tolist(),
+            "status": np.array(STATUS_NAMES, dtype=object)[codes_arr[3]].tolist(),
+            "reason": reasons.tolist(), "tag": tags.tolist(),
+            "placed_bar": bars_arr[0], "done_bar": bars_arr[1],
+            "fill_price": values_arr[3], "fill_qty": values_arr[4], "commission": values_arr[5],
+            "parent": bars_arr[2], "oco": bars_arr[3],
+        }
 
     def trades_table(self):
         """Every round trip as a dict of numpy arrays (bar indices, not timestamps)."""

@@ -11,9 +11,11 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "run": ("engine.api", "run"),
+    "compare": ("engine.comparison", "compare"),
     "Result": ("engine.result", "Result"),
     "Strategy": ("engine.strategy", "Strategy"),
     "Signals": ("engine.strategy", "Signals"),
+    "Feed": ("engine.feeds", "Feed"),
     "param": ("engine.params", "param"),
     "load_bars": ("engine.data", "load_bars"),
     "Panel": ("engine.panel", "Panel"),

@@ -29,7 +29,7 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         slippage_fixed: float = 0.0, fill: str = "open", mode: str = "auto",
         fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
         start=None, end=None, periods_per_year=252, risk_free: float = 0.0,
-        **params) -> Result:
+        feeds=None, **params) -> Result:
     """Run one backtest and return its :class:`~engine.result.Result`.
 
     Parameters
@@ -64,6 +64,10 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         Annualisation factor for the metrics and the borrow accrual.
     risk_free : float
         Annual risk-free rate for Sharpe and Sortino.
+    feeds : dict of str to engine.Feed, optional
+        Alternative data joined onto the bars point-in-time, replacing the
+        strategy's own feeds (``{}`` joins none); relative paths are taken from the
+        working directory. Default: the strategy's ``feed_specs()``.
     **params
         Strategy parameters, by name.
     """
@@ -74,7 +78,7 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
     if mode not in RUN_MODES:
         raise ParameterError(f"mode must be one of {', '.join(RUN_MODES)}; got {mode!r}")
     ppy = resolve_periods_per_year(periods_per_year)
-    panel = _panel_for(cls, data, start, end)
+    panel = _panel_for(cls, data, start, end, instance=instance, feeds=feeds)
     try:
         broker = Broker(
             panel.fields["open"], panel.fields["high"], panel.fields["low"],
@@ -110,7 +114,8 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
     return _result(cls, instance, panel, broker, settings, ppy, risk_free)
 
 
-def _panel_for(cls, data, start, end) -> Panel:
+def _panel_for(cls, data, start, end, *, instance=None, feeds=None) -> Panel:
+    """The bars for a run, with the strategy's feeds (or ``feeds``) joined on."""
     from engine.data import load_bars
 
     if data is None:
@@ -127,7 +132,25 @@ def _panel_for(cls, data, start, end) -> Panel:
         panel = load_bars(data, start=start, end=end)
     if panel.n_bars == 0:
         raise EngineError(f"no bars in {panel.source} between {start} and {end}")
-    return panel
+    return _join_strategy_feeds(cls, panel, instance, feeds)
+
+
+def _join_strategy_feeds(cls, panel: Panel, instance=None, feeds=None) -> Panel:
+    """Join ``feeds`` (paths from the working directory) or else the strategy's own
+    (``instance.feed_specs()``, or the class's ``feeds``; paths from its file)."""
+    from engine.feeds import join_feeds
+
+    if feeds is not None:
+        base = None
+    else:
+        feeds = instance.feed_specs() if instance is not None else dict(cls.feeds)
+        home = _strategy_file(cls)
+        base = home.parent if home is not None else None
+    if feeds and not isinstance(feeds, dict):
+        raise ParameterError(
+            f"feeds must be a dict of name -> engine.Feed; got {type(feeds).__name__}"
+        )
+    return join_feeds(panel, feeds, base) if feeds else panel
 
 
 def _default_data_path(cls) -> Path:
@@ -272,18 +295,13 @@ def _run_vector(instance: Strategy, panel: Panel, broker: Broker) -> None:
 
 
 def _result(cls, instance, panel, broker, settings, ppy, risk_free) -> Result:
+    from engine.benchmark import benchmark_equity
+
     trades = trades_frame(broker.trades_table(), panel)
     orders = orders_frame(broker.orders_table(), panel)
     equity = broker.equity_curve
     closed = trades.filter(trades["exit_ts"].is_not_null())
-    benchmark = None
-    if panel.n_symbols == 1:
-        close = panel.fields["close"][:, 0]
-        first = np.flatnonzero(np.isfinite(close))
-        if len(first):
-            marks = _forward_fill(close)
-            benchmark = broker.starting_cash * marks / close[first[0]]
-            benchmark[: first[0]] = broker.starting_cash
+    benchmark = benchmark_equity(panel, broker.starting_cash)
     metrics = compute_metrics(
         equity, starting_cash=broker.starting_cash,
         trade_pnl=closed["pnl"].to_numpy(), trade_return=closed["return_pct"].to_numpy(),
@@ -303,11 +321,5 @@ def _result(cls, instance, panel, broker, settings, ppy, risk_free) -> Result:
     return Result(
         strategy=cls.__name__, params=dict(instance.params), metrics=metrics, trades=trades,
         equity=equity_frame(panel, equity, broker.cash_curve), orders=orders,
-        settings=settings, panel=panel,
+        settings=settings, panel=panel, instance=instance, benchmark=benchmark,
     )
-
-
-def _forward_fill(values: np.ndarray) -> np.ndarray:
-    index = np.where(np.isfinite(values), np.arange(len(values)), 0)
-    np.maximum.accumulate(index, out=index)
-    return values[index]

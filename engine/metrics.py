@@ -119,7 +119,11 @@ exposure
 benchmark_return
     The benchmark's total return ``B_end / B_start - 1``, with
     ``B = [benchmark_start, benchmark_equity...]`` built exactly like ``E``
-    (e.g. buy-and-hold of the same data with the same cash).
+    (e.g. buy-and-hold of the same data with the same cash). ``engine.run``
+    passes :func:`engine.benchmark.benchmark_equity`: the starting cash split
+    equally over the symbols, each part bought at its symbol's first close
+    (fractional, no costs) and held, marked at every close; so
+    ``benchmark_return`` is the instrument's own price return for one symbol.
 beta
     ``cov(r, r_b, ddof=1) / var(r_b, ddof=1)`` with ``r_b`` the benchmark's
     per-bar returns. NaN if ``n < 2`` or the benchmark's variance is zero (same

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -35,6 +37,22 @@ class Result:
         ``ts, equity, cash`` at every bar's close.
     orders : polars.DataFrame
         Every order with its status and, when not filled, the reason.
+    settings : dict
+        The account and run settings (cash, costs, fill, mode, periods_per_year,
+        risk_free, data, start, end).
+    panel : Panel or None
+        The bars the run used.
+    instance : Strategy or None
+        The strategy object that ran (its parameters set): the reports evaluate
+        its ``entry_condition``/``entry_labels`` hooks and read its ``claims``.
+    benchmark : numpy.ndarray or None
+        Buy-and-hold of the same data at each bar's close
+        (:func:`engine.benchmark.benchmark_equity`), what ``benchmark_return``
+        and ``beta`` measure against.
+
+    The report tables are methods: :meth:`drawdowns`, :meth:`yearly`,
+    :meth:`hit_rates`, :meth:`event_study` (see :mod:`engine.tables` and
+    :mod:`engine.event_study` for the definitions).
     """
 
     strategy: str
@@ -45,15 +63,77 @@ class Result:
     orders: pl.DataFrame
     settings: dict = field(default_factory=dict)
     panel: Panel | None = field(default=None, repr=False)
+    instance: Any = field(default=None, repr=False, compare=False)
+    benchmark: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: Memoised report inputs (the strategy's hooks evaluated on the data).
+    cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def to_dir(self, out: str | os.PathLike) -> Path:
-        """Write ``metrics.json``, ``trades.parquet``, ``equity.parquet``, ``orders.parquet``."""
+    def __getstate__(self) -> dict:
+        # The strategy object holds the compiled broker, which does not pickle: evaluate
+        # its report hooks now (they land in the cache) and leave the object behind.
+        state = dict(self.__dict__)
+        if self.instance is not None:
+            from engine.event_study import strategy_hooks
+
+            strategy_hooks(self)
+            state["instance"] = None
+        return state
+
+    @property
+    def starting_cash(self) -> float:
+        """The cash before the first bar."""
+        if "cash" in self.settings:
+            return float(self.settings["cash"])
+        return float(self.equity["equity"][0]) if self.equity.height else 1.0
+
+    def drawdowns(self, n: int = 5) -> pl.DataFrame:
+        """The ``n`` deepest drawdowns: peak, trough, recovery, depth, length."""
+        from engine.tables import drawdowns
+
+        return drawdowns(self, n)
+
+    def yearly(self) -> pl.DataFrame:
+        """Per calendar year: return, volatility, Sharpe, max drawdown, trades, hit rate."""
+        from engine.tables import yearly
+
+        return yearly(self)
+
+    def hit_rates(self) -> pl.DataFrame:
+        """Hit rates of closed trades: overall, by exit reason, by entry label/condition."""
+        from engine.tables import hit_rates
+
+        return hit_rates(self)
+
+    def event_study(self, horizons=(5, 21, 63)) -> pl.DataFrame:
+        """Forward returns after each signal, beside the claimed success rates."""
+        from engine.event_study import event_study
+
+        return event_study(self, horizons)
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """Every report table by name: drawdowns, yearly, hit_rates, event_study."""
+        return {"drawdowns": self.drawdowns(), "yearly": self.yearly(),
+                "hit_rates": self.hit_rates(), "event_study": self.event_study()}
+
+    def to_dir(self, out: str | os.PathLike, report: bool = True) -> Path:
+        """Write the run's files to the folder ``out`` (created if needed).
+
+        Always ``metrics.json``, ``trades.parquet``, ``equity.parquet``,
+        ``orders.parquet``; with ``report=True`` (the default) also the tables
+        ``drawdowns.csv``, ``yearly.csv``, ``hit_rates.csv``, ``event_study.csv``,
+        the plot ``equity.png`` and the self-contained ``report.html``
+        (see :mod:`engine.report`). Returns the folder.
+        """
         path = Path(out)
         path.mkdir(parents=True, exist_ok=True)
         (path / "metrics.json").write_text(json.dumps(jsonable(self.metrics), indent=2) + "\n")
         self.trades.write_parquet(path / "trades.parquet", statistics=False)
         self.equity.write_parquet(path / "equity.parquet", statistics=False)
         self.orders.write_parquet(path / "orders.parquet", statistics=False)
+        if report:
+            from engine.report import write_report
+
+            write_report(self, path)
         return path
 
     def summary(self) -> dict:
@@ -79,6 +159,10 @@ def jsonable(value):
         return int(value)
     if isinstance(value, np.bool_):
         return bool(value)
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, np.datetime64):
+        return None if np.isnat(value) else str(value)
     return value
 
 

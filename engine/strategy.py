@@ -152,11 +152,17 @@ class Strategy:
         file (e.g. ``"../datasets/sp500_daily.parquet"``).
     ``default_start``, ``default_end``
         Date range used with the default data.
+    ``feeds``
+        Alternative data joined onto the bars point-in-time, as feature fields:
+        name → :class:`engine.Feed` (paths relative to the strategy's file). They
+        are joined onto any data the strategy runs on; override :meth:`feed_specs`
+        when a feed setting (a lag, which feeds) is a parameter.
     """
 
     default_data: ClassVar[str | None] = None
     default_start: ClassVar[str | None] = None
     default_end: ClassVar[str | None] = None
+    feeds: ClassVar[dict[str, Any]] = {}
     #: Success rates the source notes claim, by entry label (see ``entry_labels``)
     #: or ``"entry_condition"``: label → claimed share of positive forward returns.
     claims: ClassVar[dict[str, float]] = {}
@@ -174,6 +180,14 @@ class Strategy:
     def parameters(cls):
         """The declared parameters: name → :class:`engine.params.Param`."""
         return collect_params(cls)
+
+    def feed_specs(self) -> dict[str, Any]:
+        """The feeds this run joins (default: the class's ``feeds``).
+
+        Override to derive them from parameters, e.g.
+        ``{"fear_greed": self.feeds["fear_greed"].replace(lag=self.fg_lag)}``.
+        """
+        return dict(type(self).feeds)
 
     # -- lifecycle hooks (override what you need) -------------------------------
 

@@ -37,7 +37,7 @@ def test_run_prints_metrics_and_trades_tables():
     assert proc.returncode == 0, proc.stderr
     assert "Metrics" in proc.stdout
     assert "sharpe" in proc.stdout and "max_drawdown" in proc.stdout
-    assert "Trades by exit reason" in proc.stdout
+    assert "Hit rates: overall, by exit reason" in proc.stdout
 
 
 def test_json_holds_metrics_and_params():

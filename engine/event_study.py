@@ -1,0 +1,333 @@
+"""Event study: what the traded instrument did after each of a strategy's signals.
+
+Definitions
+-----------
+Forward return
+    For a signal on bar ``t`` of symbol ``j`` and a horizon of ``h`` bars:
+    ``close_j[t + h] / close_j[t] - 1``, from the signal bar's close (the
+    first price at which one could act on it) to the close ``h`` bars later.
+    Bars are counted on the symbol's own bars (rows where it has a close), so a
+    gap in one symbol does not shorten its horizon. A signal closer than ``h``
+    bars to the end of the data (or on a bar where the symbol has no close) has
+    no forward return: it is NaN and is **excluded** from every statistic,
+    ``count`` included.
+Row statistics, per ``(signal, horizon)``
+    ``count``: signals with a forward return; ``share_positive``: the share of
+    them with a forward return ``> 0`` (a zero return is not a success);
+    ``mean_return`` and ``median_return`` of the forward returns. With
+    ``count = 0`` the three are NaN (null in files).
+Signals (the ``signal`` column)
+    ``all_bars``
+        Every bar of every symbol: the base rate a signal has to beat.
+    ``entries``
+        The strategy's actual entries: for each trade, the bar on which the
+        order that opened it was **placed** (the signal bar, not the fill bar).
+    ``entry_condition``
+        Every bar on which the strategy's ``entry_condition(data)`` holds.
+    ``entry_episode``
+        The first bar of each run of consecutive bars on which it holds.
+    ``label:<value>``
+        Every bar whose ``entry_labels(data)`` value is ``<value>`` (missing
+        labels -- None, NaN, "" -- are skipped).
+    Several symbols are pooled: a row counts the signals of every symbol.
+``claimed_rate``
+    The success rate the source notes claim for that signal, from the
+    strategy's ``claims`` (a fraction, or a dict horizon -> fraction): key
+    ``"entry_condition"`` for ``entry_condition`` and ``entry_episode`` (an
+    explicit ``"entry_episode"`` key wins), the label value for
+    ``label:<value>``, ``"entries"`` for ``entries``. "Success" is measured as
+    ``share_positive``. NaN (null in files) when nothing is claimed.
+
+The hooks are evaluated once per result on ``VectorData(panel)``, the whole
+data as the strategy's ``signals`` sees it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+from engine.errors import StrategyError
+
+#: Forward-return horizons in bars: about a week, a month and a quarter of trading days.
+HORIZONS: tuple[int, ...] = (5, 21, 63)
+
+EVENT_COLUMNS = ("signal", "horizon", "count", "share_positive", "mean_return",
+                 "median_return", "claimed_rate")
+
+
+# --------------------------------------------------------------------------- the strategy's hooks
+
+
+def _as_matrix(values, shape, what: str) -> np.ndarray:
+    arr = np.asarray(values)
+    given = arr.shape
+    if arr.ndim == 1 and shape[1] == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.shape != shape:
+        raise StrategyError(
+            f"{what} has shape {given}; expected {shape} (one row per bar, one column "
+            f"per symbol; 1-D is accepted for one symbol)"
+        )
+    return arr
+
+
+def _condition(values, shape, what: str) -> np.ndarray:
+    arr = _as_matrix(values, shape, what)
+    if arr.dtype == np.bool_:
+        return arr.copy()
+    try:
+        numbers = arr.astype(np.float64)
+    except (TypeError, ValueError):
+        raise StrategyError(f"{what} must be booleans (or 0/1); got {arr.dtype}") from None
+    finite = numbers[np.isfinite(numbers)]
+    if not np.isin(finite, (0.0, 1.0)).all():
+        raise StrategyError(f"{what} must be booleans (or 0/1); got other numbers")
+    return np.nan_to_num(numbers, nan=0.0).astype(bool)
+
+
+def _label(value):
+    if value is None:
+        return None
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
+        return None
+    text = str(value)
+    return text or None
+
+
+def _labels(values, shape, what: str) -> np.ndarray:
+    arr = _as_matrix(np.asarray(values, dtype=object), shape, what)
+    out = np.empty(arr.shape, dtype=object)
+    flat_in, flat_out = arr.reshape(-1), out.reshape(-1)
+    for i, value in enumerate(flat_in):
+        flat_out[i] = _label(value)
+    return out
+
+
+def strategy_hooks(result) -> dict:
+    """The strategy's report hooks evaluated on the run's data, cached on the result.
+
+    Returns
+    -------
+    dict
+        ``condition``: bool array ``(n_bars, n_symbols)`` or None;
+        ``labels``: object array of str or None, same shape, or None;
+        ``claims``: the strategy's ``claims`` dict (``{}`` if none).
+    """
+    cache = result.cache
+    if "hooks" in cache:
+        return cache["hooks"]
+    instance, panel = result.instance, result.panel
+    hooks = {"condition": None, "labels": None, "claims": {}}
+    if instance is not None and panel is not None:
+        from engine.strategy import VectorData
+
+        name = type(instance).__name__
+        shape = (panel.n_bars, panel.n_symbols)
+        hooks["claims"] = dict(getattr(instance, "claims", None) or {})
+        for hook, key, convert in (("entry_condition", "condition", _condition),
+                                   ("entry_labels", "labels", _labels)):
+            try:
+                values = getattr(instance, hook)(VectorData(panel))
+            except Exception as exc:
+                raise StrategyError(f"{name}.{hook} raised {type(exc).__name__}: {exc}") from exc
+            if values is not None:
+                hooks[key] = convert(values, shape, f"{name}.{hook}")
+    cache["hooks"] = hooks
+    return hooks
+
+
+# --------------------------------------------------------------------------- trades' signal bars
+
+
+def entry_signal_bars(trades: pl.DataFrame, orders: pl.DataFrame, ts: np.ndarray) -> np.ndarray:
+    """For each trade (row of ``trades``), the bar index its entry order was placed on.
+
+    The opening order is the filled order of the trade's symbol, on the side of
+    the trade (a buy for a long, a sell for a short), that filled on the trade's
+    entry bar; when several did (pyramiding on one bar), the first placed (lowest
+    order id). Its ``placed_ts`` is the signal bar. A trade with no such order
+    (not expected) falls back to its entry (fill) bar.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape ``(trades.height,)``
+    """
+    if trades.height == 0:
+        return np.zeros(0, dtype=np.int64)
+    numbered = trades.select("symbol", "entry_ts", "size").with_row_index("trade")
+    numbered = numbered.with_columns(
+        pl.when(pl.col("size") >= 0).then(pl.lit("buy")).otherwise(pl.lit("sell")).alias("side")
+    )
+    filled = orders.filter(pl.col("status") == "filled").select(
+        "order_id", "symbol", "side", pl.col("done_ts").alias("entry_ts"), "placed_ts"
+    )
+    matched = (
+        numbered.join(filled, on=["symbol", "side", "entry_ts"], how="left")
+        .sort("trade", "order_id", nulls_last=True)
+        .group_by("trade", maintain_order=True)
+        .first()
+        .sort("trade")
+    )
+    when = matched["placed_ts"].fill_null(matched["entry_ts"]).to_numpy()
+    return np.searchsorted(ts, when.astype(ts.dtype)).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- forward returns
+
+
+def forward_returns(close, horizon: int) -> np.ndarray:
+    """``close[t + h] / close[t] - 1`` per symbol column, on the symbol's own bars.
+
+    Parameters
+    ----------
+    close : array_like
+        Closes, shape ``(n_bars,)`` or ``(n_bars, n_symbols)``; NaN = no bar.
+    horizon : int
+        ``h >= 1`` bars.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``close``; NaN on the last ``h`` bars of each symbol and
+        where the symbol has no close.
+    """
+    if isinstance(horizon, bool) or int(horizon) != horizon or horizon < 1:
+        raise ValueError(f"horizon must be a whole number of bars >= 1; got {horizon!r}")
+    h = int(horizon)
+    close = np.asarray(close, dtype=np.float64)
+    flat = close.ndim == 1
+    matrix = close.reshape(-1, 1) if flat else close
+    out = np.full(matrix.shape, np.nan)
+    for j in range(matrix.shape[1]):
+        rows = np.flatnonzero(np.isfinite(matrix[:, j]))
+        if rows.size > h:
+            c = matrix[rows, j]
+            out[rows[:-h], j] = c[h:] / c[:-h] - 1.0
+    return out[:, 0] if flat else out
+
+
+def episodes(condition: np.ndarray) -> np.ndarray:
+    """The first bar of each run of consecutive True values, per column."""
+    condition = np.asarray(condition, dtype=bool)
+    before = np.zeros_like(condition)
+    before[1:] = condition[:-1]
+    return condition & ~before
+
+
+def _claim(claims: dict, keys, horizon: int) -> float:
+    for key in keys:
+        if key in claims:
+            value = claims[key]
+            if isinstance(value, dict):
+                value = value.get(horizon, value.get(str(horizon)))
+                if value is None:
+                    return math.nan
+            return float(value)
+    return math.nan
+
+
+def event_table(close, signals: dict, horizons=HORIZONS, claims=None) -> pl.DataFrame:
+    """The event-study table for given signals.
+
+    Parameters
+    ----------
+    close : array_like
+        Closes of the traded instrument(s), ``(n_bars,)`` or ``(n_bars, n_symbols)``.
+    signals : dict
+        Signal name -> ``(rows, cols)`` index arrays of the signal bars (one
+        entry per event; the same bar may appear twice), or a bool mask of the
+        shape of ``close``.
+    horizons : sequence of int
+        Forward horizons in bars.
+    claims : dict, optional
+        The strategy's ``claims``; which key applies to a signal follows from
+        its name (see the module docstring).
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns :data:`EVENT_COLUMNS`, one row per signal and horizon.
+    """
+    close = np.asarray(close, dtype=np.float64)
+    if close.ndim == 1:
+        close = close.reshape(-1, 1)
+    claims = claims or {}
+    forward = {h: forward_returns(close, h) for h in horizons}
+    rows = []
+    for name, where in signals.items():
+        if isinstance(where, np.ndarray) and where.dtype == np.bool_:
+            mask = where.reshape(close.shape)
+            where = np.nonzero(mask)
+        r_idx, c_idx = (np.asarray(a, dtype=np.int64) for a in where)
+        keys = _claim_keys(name)
+        for h in horizons:
+            values = forward[h][r_idx, c_idx]
+            values = values[np.isfinite(values)]
+            count = int(values.size)
+            rows.append({
+                "signal": name,
+                "horizon": int(h),
+                "count": count,
+                "share_positive": float((values > 0).mean()) if count else None,
+                "mean_return": float(values.mean()) if count else None,
+                "median_return": float(np.median(values)) if count else None,
+                "claimed_rate": _none_if_nan(_claim(claims, keys, h)),
+            })
+    schema = {"signal": pl.String, "horizon": pl.Int64, "count": pl.Int64,
+              "share_positive": pl.Float64, "mean_return": pl.Float64,
+              "median_return": pl.Float64, "claimed_rate": pl.Float64}
+    return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(
+        schema=schema)
+
+
+def _none_if_nan(value: float):
+    return None if math.isnan(value) else value
+
+
+def _claim_keys(name: str) -> tuple[str, ...]:
+    if name == "entry_condition":
+        return ("entry_condition",)
+    if name == "entry_episode":
+        return ("entry_episode", "entry_condition")
+    if name == "entries":
+        return ("entries",)
+    if name.startswith("label:"):
+        return (name[len("label:"):],)
+    return ()
+
+
+def label_order(labels: np.ndarray, claims: dict) -> list[str]:
+    """Distinct labels: those named in ``claims`` first (in its order), then by first use."""
+    seen: dict[str, None] = {}
+    for value in labels.reshape(-1):
+        if value is not None and value not in seen:
+            seen[value] = None
+    ordered = [key for key in claims if key in seen]
+    return ordered + [key for key in seen if key not in claims]
+
+
+def event_study(result, horizons=HORIZONS) -> pl.DataFrame:
+    """The event study of a :class:`~engine.result.Result` (see the module docstring)."""
+    panel = result.panel
+    if panel is None:
+        raise ValueError("the result holds no data panel; an event study needs the closes")
+    close = panel.fields["close"]
+    hooks = strategy_hooks(result)
+    signals: dict = {"all_bars": np.isfinite(close)}
+    bars = entry_signal_bars(result.trades, result.orders, panel.ts)
+    if bars.size:
+        symbol_index = {name: i for i, name in enumerate(panel.symbols)}
+        cols = np.array([symbol_index[s] for s in result.trades["symbol"]], dtype=np.int64)
+        signals["entries"] = (bars, cols)
+    condition = hooks["condition"]
+    if condition is not None:
+        signals["entry_condition"] = condition
+        signals["entry_episode"] = episodes(condition)
+    labels = hooks["labels"]
+    if labels is not None:
+        for value in label_order(labels, hooks["claims"]):
+            signals[f"label:{value}"] = np.nonzero(labels == value)
+    return event_table(close, signals, horizons, hooks["claims"])

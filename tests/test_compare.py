@@ -1,0 +1,128 @@
+"""engine.compare and `python -m engine compare`, and the buy-and-hold benchmark."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from conftest import make_bars
+
+import engine
+from engine.benchmark import BuyAndHold, benchmark_equity
+from engine.comparison import HEADLINE
+from engine.errors import ParameterError
+
+ROOT = Path(__file__).resolve().parents[1]
+SMA = str(ROOT / "strategies" / "sma_cross.py")
+HOLD = str(ROOT / "strategies" / "buy_and_hold.py")
+WINDOW = {"start": "2015-01-01", "end": "2019-12-31"}
+
+
+class Flat(engine.Strategy):
+    """Never trades."""
+
+    def on_bar(self, bar):
+        pass
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+
+
+def test_compare_two_strategies_and_buy_and_hold_on_the_same_data():
+    data = ROOT / "datasets" / "sp500_daily.parquet"
+    table = engine.compare([SMA, Flat], data=data, params={"sma_cross": {"fast": 5}},
+                           commission=0.001, **WINDOW)
+    assert table.columns == ["strategy", "params", *HEADLINE]
+    assert table["strategy"].to_list() == ["SmaCross", "Flat", "BuyAndHold"]
+    assert table["params"].to_list() == ["fast=5, slow=20", "", ""]
+    # Each row is the metrics of the same run made alone.
+    alone = engine.run(SMA, data, fast=5, commission=0.001, **WINDOW)
+    row = table.row(0, named=True)
+    for key in HEADLINE:
+        assert row[key] == pytest.approx(alone.metrics[key], nan_ok=True), key
+    flat = table.row(1, named=True)
+    assert flat["total_return"] == 0 and flat["trades"] == 0 and flat["hit_rate"] is None
+    # The built-in buy-and-hold is the strategies/buy_and_hold.py rule.
+    hold = engine.run(HOLD, data, commission=0.001, **WINDOW)
+    assert table.row(2, named=True)["final_equity"] == pytest.approx(
+        hold.metrics["final_equity"], rel=1e-12)
+
+
+def test_default_data_is_the_first_strategys_and_params_by_position():
+    table = engine.compare([SMA, SMA], params=[{"fast": 5}, {"fast": 8}], **WINDOW)
+    assert table["strategy"].to_list() == ["SmaCross(fast=5, slow=20)",
+                                           "SmaCross(fast=8, slow=20)", "BuyAndHold"]
+    assert table["total_return"][0] != table["total_return"][1]
+
+
+def test_buy_and_hold_is_not_added_twice():
+    table = engine.compare([HOLD], **WINDOW)
+    assert table["strategy"].to_list() == ["BuyAndHold"]
+
+
+def test_unknown_params_key_and_no_default_data_are_errors():
+    with pytest.raises(ParameterError, match="nope"):
+        engine.compare([SMA], params={"nope": {"fast": 3}}, **WINDOW)
+    with pytest.raises(ParameterError, match="Flat declares no default_data"):
+        engine.compare([Flat])
+
+
+def test_cli_compare_prints_writes_and_answers_json(tmp_path):
+    out = tmp_path / "cmp"
+    proc = cli("compare", SMA, HOLD, "--param", "sma_cross:fast=5", "--start", "2015-01-01",
+               "--end", "2019-12-31", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Comparison on the same data" in proc.stdout
+    assert "SmaCross" in proc.stdout and "BuyAndHold" in proc.stdout
+    table = pl.read_csv(out / "compare.csv")
+    assert table["strategy"].to_list() == ["SmaCross", "BuyAndHold"]
+    assert table["params"][0] == "fast=5, slow=20"
+    assert (out / "equity.png").read_bytes().startswith(b"\x89PNG")
+    html = (out / "report.html").read_text()
+    assert 'id="compare"' in html and "data:image/png;base64," in html
+
+    proc = cli("compare", SMA, "--json", "--start", "2015-01-01", "--end", "2019-12-31")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["compare"]
+    assert [r["strategy"] for r in rows] == ["SmaCross", "BuyAndHold"]
+    assert rows[1]["sharpe"] == pytest.approx(table["sharpe"][1], rel=1e-12)
+
+
+def test_cli_compare_bad_param_is_a_user_error():
+    proc = cli("compare", SMA, "--param", "sma_crossx:fast=5")
+    assert proc.returncode == 2
+    assert "not one of the strategies compared" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("compare", SMA, "--param", "fast=5")
+    assert proc.returncode == 2 and "FILE:NAME=VALUE" in proc.stderr
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def test_benchmark_is_equal_weight_buy_and_hold_of_every_symbol():
+    a = make_bars([(10, 10, 10, 10), (11, 11, 11, 11), (12, 12, 12, 12), (9, 9, 9, 9)],
+                  symbol="A")
+    b = make_bars([(20, 20, 20, 20)] * 4, symbol="B")
+    b.loc[0, ["open", "high", "low", "close"]] = np.nan  # B starts trading on bar 1
+    b = b.dropna()
+    data = pd.concat([a, b], ignore_index=True)
+    panel = engine.load_bars(data)
+    curve = benchmark_equity(panel, 1000.0)
+    # A: 500 at 10 -> 500 * close / 10; B: 500 cash until bar 1, then flat at 20.
+    np.testing.assert_allclose(curve, [1000.0, 1050.0, 1100.0, 950.0])
+    result = engine.run(Flat, data=data, cash=1000.0)
+    assert result.metrics["benchmark_return"] == pytest.approx(-0.05)
+    assert result.metrics["beta"] == pytest.approx(0.0)
+
+
+def test_builtin_buy_and_hold_runs_on_both_paths():
+    rows = [(10, 10, 10, 10), (10, 10, 10, 10), (12, 12, 12, 12)]
+    event = engine.run(BuyAndHold, data=make_bars(rows), mode="event", cash=100.0)
+    vector = engine.run(BuyAndHold, data=make_bars(rows), mode="vector", cash=100.0)
+    assert event.metrics["final_equity"] == vector.metrics["final_equity"] == 120.0

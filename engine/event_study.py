@@ -88,22 +88,17 @@ def _condition(values, shape, what: str) -> np.ndarray:
     return np.nan_to_num(numbers, nan=0.0).astype(bool)
 
 
-def _label(value):
-    if value is None:
-        return None
-    if isinstance(value, (float, np.floating)) and math.isnan(value):
-        return None
-    text = str(value)
-    return text or None
+def _labels(values, shape, what: str) -> tuple[np.ndarray, list[str]]:
+    """Labels as integer codes (``-1`` = missing: None, NaN or "") and their names."""
+    import pandas as pd
 
-
-def _labels(values, shape, what: str) -> np.ndarray:
     arr = _as_matrix(np.asarray(values, dtype=object), shape, what)
-    out = np.empty(arr.shape, dtype=object)
-    flat_in, flat_out = arr.reshape(-1), out.reshape(-1)
-    for i, value in enumerate(flat_in):
-        flat_out[i] = _label(value)
-    return out
+    flat = pd.Series(arr.reshape(-1), dtype=object)
+    missing = flat.isna()
+    text = flat.astype(str).where(~missing, None)
+    text = text.where(text != "", None)
+    codes, names = pd.factorize(text, use_na_sentinel=True)
+    return codes.reshape(shape).astype(np.int64), [str(n) for n in names]
 
 
 def strategy_hooks(result) -> dict:
@@ -113,14 +108,16 @@ def strategy_hooks(result) -> dict:
     -------
     dict
         ``condition``: bool array ``(n_bars, n_symbols)`` or None;
-        ``labels``: object array of str or None, same shape, or None;
-        ``claims``: the strategy's ``claims`` dict (``{}`` if none).
+        ``labels``: int array of the same shape, an index into ``label_names``
+        (``-1`` where the label is missing), or None; ``label_names``: the
+        distinct labels as str, by first appearance; ``claims``: the strategy's
+        ``claims`` dict (``{}`` if none).
     """
     cache = result.cache
     if "hooks" in cache:
         return cache["hooks"]
     instance, panel = result.instance, result.panel
-    hooks = {"condition": None, "labels": None, "claims": {}}
+    hooks = {"condition": None, "labels": None, "label_names": [], "claims": {}}
     if instance is not None and panel is not None:
         from engine.strategy import VectorData
 
@@ -133,7 +130,12 @@ def strategy_hooks(result) -> dict:
                 values = getattr(instance, hook)(VectorData(panel))
             except Exception as exc:
                 raise StrategyError(f"{name}.{hook} raised {type(exc).__name__}: {exc}") from exc
-            if values is not None:
+            if values is None:
+                continue
+            if key == "labels":
+                hooks["labels"], hooks["label_names"] = convert(values, shape,
+                                                                f"{name}.{hook}")
+            else:
                 hooks[key] = convert(values, shape, f"{name}.{hook}")
     cache["hooks"] = hooks
     return hooks
@@ -200,9 +202,20 @@ def forward_returns(close, horizon: int) -> np.ndarray:
     close = np.asarray(close, dtype=np.float64)
     flat = close.ndim == 1
     matrix = close.reshape(-1, 1) if flat else close
+    n = matrix.shape[0]
     out = np.full(matrix.shape, np.nan)
-    for j in range(matrix.shape[1]):
-        rows = np.flatnonzero(np.isfinite(matrix[:, j]))
+    if n > h:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:-h] = matrix[h:] / matrix[:-h] - 1.0
+    # That is the answer for symbols whose bars are one block; a symbol with a gap
+    # inside its history counts its own bars.
+    finite = np.isfinite(matrix)
+    count = finite.sum(axis=0)
+    first = finite.argmax(axis=0)
+    last = n - 1 - finite[::-1].argmax(axis=0)
+    for j in np.flatnonzero((count > 0) & (count != last - first + 1)):
+        rows = np.flatnonzero(finite[:, j])
+        out[:, j] = np.nan
         if rows.size > h:
             c = matrix[rows, j]
             out[rows[:-h], j] = c[h:] / c[:-h] - 1.0
@@ -299,14 +312,9 @@ def _claim_keys(name: str) -> tuple[str, ...]:
     return ()
 
 
-def label_order(labels: np.ndarray, claims: dict) -> list[str]:
+def label_order(names: list[str], claims: dict) -> list[str]:
     """Distinct labels: those named in ``claims`` first (in its order), then by first use."""
-    seen: dict[str, None] = {}
-    for value in labels.reshape(-1):
-        if value is not None and value not in seen:
-            seen[value] = None
-    ordered = [key for key in claims if key in seen]
-    return ordered + [key for key in seen if key not in claims]
+    return [key for key in claims if key in names] + [n for n in names if n not in claims]
 
 
 def event_study(result, horizons=HORIZONS) -> pl.DataFrame:
@@ -326,8 +334,8 @@ def event_study(result, horizons=HORIZONS) -> pl.DataFrame:
     if condition is not None:
         signals["entry_condition"] = condition
         signals["entry_episode"] = episodes(condition)
-    labels = hooks["labels"]
+    labels, names = hooks["labels"], hooks["label_names"]
     if labels is not None:
-        for value in label_order(labels, hooks["claims"]):
-            signals[f"label:{value}"] = np.nonzero(labels == value)
+        for value in label_order(names, hooks["claims"]):
+            signals[f"label:{value}"] = np.nonzero(labels == names.index(value))
     return event_table(close, signals, horizons, hooks["claims"])

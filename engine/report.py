@@ -51,7 +51,7 @@ CAPTIONS = {
 TITLES = {
     "metrics": "Metrics", "drawdowns": "Worst drawdowns", "yearly": "Per year",
     "hit_rates": "Hit rates", "event_study": "Event study", "settings": "Settings",
-    "compare": "Comparison",
+    "compare": "Comparison", "equity": "Equity and drawdown", "notes": "Notes",
 }
 
 STYLE = """
@@ -72,9 +72,14 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; }
 """
 
 
-def html_table(frame: pl.DataFrame, caption: str | None = None, id_: str | None = None) -> str:
-    """A polars frame as an HTML table, values formatted by :func:`engine.format.fmt`."""
-    numeric = [dtype.is_numeric() for dtype in frame.dtypes]
+def html_table(frame: pl.DataFrame, caption: str | None = None, id_: str | None = None,
+               right: tuple[str, ...] = ()) -> str:
+    """A polars frame as an HTML table, values formatted by :func:`engine.format.fmt`.
+
+    Numeric columns, and those named in ``right``, are right-aligned.
+    """
+    numeric = [dtype.is_numeric() or name in right
+               for name, dtype in zip(frame.columns, frame.dtypes, strict=True)]
     head = "".join(
         f'<th{" class=num" if num else ""}>{html.escape(name)}</th>'
         for name, num in zip(frame.columns, numeric, strict=True)
@@ -142,7 +147,8 @@ def run_meta(result) -> str:
 def render_html(result, tables: dict[str, pl.DataFrame], png: bytes | None) -> str:
     """The report page of one run."""
     sections = [_section("metrics", '<div class="metrics">' + html_table(
-        _pairs(result.metrics, "metric", "value"), CAPTIONS["metrics"]) + "</div>")]
+        _pairs(result.metrics, "metric", "value"), CAPTIONS["metrics"], right=("value",))
+        + "</div>")]
     if png is not None:
         sections.append(_section("equity", png_img(png, "equity and drawdown")))
     for key in TABLE_FILES:

@@ -280,8 +280,9 @@ def hit_rates(result) -> pl.DataFrame:
             index = {name: i for i, name in enumerate(panel.symbols)}
             cols = np.array([index[s] for s in trades["symbol"]], dtype=np.int64)
             if hooks["labels"] is not None:
-                labels = hooks["labels"][bars, cols].tolist()
-                groups["entry_label"] = (labels, label_order(hooks["labels"], hooks["claims"]))
+                names = hooks["label_names"]
+                labels = [names[c] if c >= 0 else None for c in hooks["labels"][bars, cols]]
+                groups["entry_label"] = (labels, label_order(names, hooks["claims"]))
             if hooks["condition"] is not None:
                 held = hooks["condition"][bars, cols]
                 groups["entry_condition"] = (["true" if h else "false" for h in held],

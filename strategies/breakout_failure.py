@@ -1,4 +1,4 @@
-"""Exit on a failed 6180–6200 breakout (rule A3 of ``/work/shared/RULES.md``).
+"""Exit on a failed 6180–6200 breakout (rule A3 of the rule book, ``RULES.md``).
 
 The rule, as RULES.md states it (sources ``000_*``/``001_*`` §4 and §9):
 

@@ -1,4 +1,4 @@
-"""Buy at extreme fear (rule A1 of ``/work/shared/RULES.md``).
+"""Buy at extreme fear (rule A1 of the rule book, ``RULES.md``).
 
 The rule, as RULES.md states it (sources ``004_*`` glossary, ``000_*``/``001_*`` §7):
 
@@ -11,8 +11,8 @@ The rule, as RULES.md states it (sources ``004_*`` glossary, ``000_*``/``001_*``
 Glossary bands of the CNN Fear & Greed index and the success rate each claims:
 0–25 extreme fear, aggressive buy, 85%; 25–45 fear, buy the dip, 75%; 45–55
 neutral, follow the trend, 60%; 55–75 greed, consider taking profit, 70%; 75–100
-extreme greed, aggressive sell, 80% (``claims``; for greed and extreme greed the
-claim is about the *sell* stance). VIX bands: 10–15 extreme optimism, 15–20
+extreme greed, aggressive sell, 80% (``claims``, as shares of positive forward
+returns: the greed bands' sell claims become 30% and 20%). VIX bands: 10–15 extreme optimism, 15–20
 optimistic, 20–30 anxiety, 30–40 fear (consider contrarian buying), 40+ panic
 (aggressive buying).
 
@@ -98,8 +98,12 @@ class FearContrarian(Strategy):
         "fear_greed": Feed("../datasets/fear_greed.parquet", columns=["fear_greed"]),
         "vix": Feed("../datasets/vix_daily.parquet", columns={"close": "vix"}),
     }
-    claims = {"extreme fear": 0.85, "fear": 0.75, "neutral": 0.60, "greed": 0.70,
-              "extreme greed": 0.80}
+    # Claimed share of positive forward returns. The greed bands' claims are about
+    # selling (taking profit 70%, selling 80%): a sell succeeds when the price does
+    # not rise, so as a share of rising prices they read 1 - 0.70 and 1 - 0.80.
+    # "Follow the trend" in the neutral band is read as the market rising (60%).
+    claims = {"extreme fear": 0.85, "fear": 0.75, "neutral": 0.60, "greed": 0.30,
+              "extreme greed": 0.20}
 
     signal: str = param("fear_greed", choices=("fear_greed", "vix"),
                         help="the fear reading: CNN Fear & Greed (0-100) or the VIX close")

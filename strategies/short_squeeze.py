@@ -1,4 +1,4 @@
-"""Short-squeeze entries above 10 days-to-cover (rule A2 of ``/work/shared/RULES.md``).
+"""Short-squeeze entries above 10 days-to-cover (rule A2 of the rule book, ``RULES.md``).
 
 The rule, as RULES.md states it (source ``003_*``):
 

@@ -137,8 +137,9 @@ def test_labels_follow_the_glossary_bands_and_claims_quote_it():
     vix = mod.vix_band([9, 15, 19.9, 20, 29.9, 30, 39.9, 40, 80, np.nan])
     assert vix.tolist() == ["extreme optimism", "optimistic", "optimistic", "anxiety", "anxiety",
                             "fear", "fear", "panic", "panic", None]
+    # the glossary's sell claims (greed 70%, extreme greed 80%) as shares of rising prices
     assert FearContrarian.claims == {"extreme fear": 0.85, "fear": 0.75, "neutral": 0.60,
-                                     "greed": 0.70, "extreme greed": 0.80}
+                                     "greed": 1 - 0.70, "extreme greed": 1 - 0.80}
 
 
 def test_parameters_are_checked():

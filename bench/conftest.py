@@ -11,6 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES: dict[str, tuple[float, int]] = {}  # name → (best seconds, bars)
 BASELINE = "python_reference_loop"
+# Sweeps: name → (best seconds, backtests, share of every core busy or None)
+SWEEPS: dict[str, tuple[float, int, float | None]] = {}
+SWEEP_BASELINE = "sequential, one process"
 
 
 @pytest.fixture(scope="session")
@@ -33,10 +36,25 @@ def record(benchmark, name: str, bars: int) -> None:
         FIGURES[name] = (stats.stats.min, bars)
 
 
+def record_sweep(benchmark, name: str, backtests: int, busy: float | None = None) -> None:
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:
+        SWEEPS[name] = (stats.stats.min, backtests, busy)
+
+
 def pytest_terminal_summary(terminalreporter):
+    write = terminalreporter.write_line
+    if SWEEPS:
+        base = SWEEPS.get(SWEEP_BASELINE)
+        write("")
+        write("backtests per second (best of the rounds), speed relative to the same sets run "
+              "one after another, and the share of all cores busy:")
+        for name, (seconds, count, busy) in sorted(SWEEPS.items(), key=lambda kv: kv[1][0]):
+            ratio = f"{base[0] / base[1] * count / seconds:6.2f}x" if base else "   n/a"
+            shown = f"{busy:6.0%} busy" if busy is not None else ""
+            write(f"  {name:<36} {count / seconds:10.0f} /s {seconds:7.2f} s {ratio} {shown}")
     if not FIGURES:
         return
-    write = terminalreporter.write_line
     base = FIGURES.get(BASELINE)
     write("")
     write("bars per second (best of the rounds), and speed relative to the plain Python loop:")

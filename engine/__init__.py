@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "run": ("engine.api", "run"),
     "compare": ("engine.comparison", "compare"),
+    "sweep": ("engine.sweeps", "sweep"),
+    "walk_forward": ("engine.walkforward", "walk_forward"),
     "Result": ("engine.result", "Result"),
     "Strategy": ("engine.strategy", "Strategy"),
     "Signals": ("engine.strategy", "Signals"),

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("files", nargs="+", metavar="FILE", help="strategy files")
     _add_run_options(compare, compare=True)
     compare.add_argument("--out", help="write compare.csv, equity.png and report.html here")
+
+    from engine.sweep_cli import add_sweep_parser
+
+    add_sweep_parser(commands)
     return parser
 
 
@@ -355,6 +359,10 @@ def main(argv=None) -> int:
             return _run(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "sweep":
+            from engine.sweep_cli import run_sweep
+
+            return run_sweep(args)
         parser.error(f"unknown command {args.command}")
     except EngineError as exc:
         if args.debug:

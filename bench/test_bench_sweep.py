@@ -1,0 +1,62 @@
+"""Sweep throughput: 1,000 parameter sets of sma_cross over ten years of daily bars
+(2,520 bars of a seeded random walk), on the local backend with every core, against
+the same sets run one after another in one process (measured in the same run).
+
+Run: ``python -m pytest bench/test_bench_sweep.py -q``; the summary at the end gives
+backtests per second, the ratio to the sequential run, and the share of all cores
+that were busy during the sweep (user + system time of this process and its workers
+over wall time times cores). Target: 1,000 sets in under 5 s on two cores.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import pytest
+
+import engine
+from bench.conftest import SWEEP_BASELINE, record_sweep
+from engine.sweeps import cpu_count, parameter_sets
+
+ROUNDS = 3
+GRID = {"fast": list(range(2, 22)), "slow": list(range(30, 130, 2))}  # 20 x 50, all valid
+
+
+@pytest.fixture(scope="module")
+def ten_years():
+    from engine.synthetic import random_walk
+
+    return random_walk(2520, seed=7)
+
+
+def _cpu() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def test_sequential_runs(benchmark, ten_years, sma_cross):
+    sets = parameter_sets(GRID)
+    assert len(sets) == 1000
+
+    def sequential():
+        return [engine.run(sma_cross, ten_years, **params).metrics for params in sets]
+
+    rows = benchmark.pedantic(sequential, rounds=ROUNDS, iterations=1)
+    assert len(rows) == 1000
+    record_sweep(benchmark, SWEEP_BASELINE, len(sets))
+
+
+def test_sweep_local_every_core(benchmark, ten_years, sma_cross):
+    busy = []
+
+    def sweep():
+        cpu, wall = _cpu(), time.perf_counter()
+        frame = engine.sweep(sma_cross, GRID, data=ten_years, n_jobs=-1, progress=False)
+        busy.append((_cpu() - cpu) / ((time.perf_counter() - wall) * cpu_count()))
+        return frame
+
+    frame = benchmark.pedantic(sweep, rounds=ROUNDS, iterations=1)
+    assert frame.height == 1000 and frame["error"].null_count() == 1000
+    record_sweep(benchmark, f"sweep, local, {cpu_count()} workers", frame.height, min(busy))

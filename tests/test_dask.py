@@ -1,0 +1,85 @@
+"""The Dask backend against a LocalCluster on loopback: the same rows as the local
+backend, the data scattered once, a strategy file the workers load by path, and a
+lost worker reported as missing rows."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+import engine  # noqa: E402
+from engine.errors import ParameterError  # noqa: E402
+from engine.sweeps import SweepWarning  # noqa: E402
+from engine.synthetic import random_walk  # noqa: E402
+
+SMA = str(Path(__file__).resolve().parents[1] / "strategies" / "sma_cross.py")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import dask
+
+    # no retries: a task that kills its worker fails at once (see the lost-worker test)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address=None,
+                                      silence_logs=50) as cluster:
+            yield cluster
+
+
+@pytest.fixture(scope="module")
+def bars():
+    return random_walk(800, seed=5)
+
+
+def test_same_rows_as_the_local_backend(cluster, bars):
+    grid = {"fast": [3, 5, 8, 30], "slow": [10, 21, 34]}
+    local = engine.sweep(SMA, grid, data=bars, n_jobs=2, progress=False)
+    remote = engine.sweep(SMA, grid, data=bars, backend="dask",
+                          address=cluster.scheduler_address, progress=False)
+    assert remote.equals(local, null_equal=True)
+    assert remote["error"].null_count() == 10
+    with distributed.Client(cluster) as client:
+        sampled = engine.sweep(SMA, grid, data=bars, backend="dask", address=client,
+                               samples=5, seed=9, sort_by="sharpe", progress=False)
+        assert not client.status == "closed"
+    assert sampled.equals(engine.sweep(SMA, grid, data=bars, n_jobs=1, samples=5, seed=9,
+                                       sort_by="sharpe", progress=False), null_equal=True)
+
+
+def test_a_lost_worker_keeps_the_other_rows(cluster, bars, tmp_path):
+    path = tmp_path / "crash.py"
+    path.write_text(textwrap.dedent("""
+        import os
+
+        from engine import Signals, Strategy, param
+        from engine.indicators import crossover, crossunder, sma
+
+        class Crash(Strategy):
+            window: int = param(10, min=1)
+
+            def signals(self, data):
+                if self.window == 4:
+                    os._exit(1)  # the worker process dies
+                fast = sma(data.close, self.window)
+                slow = sma(data.close, 30)
+                return Signals(entries=crossover(fast, slow), exits=crossunder(fast, slow))
+    """))
+    with pytest.warns(SweepWarning, match=r"sweep incomplete: \d+ of 8 parameter sets missing"):
+        frame = engine.sweep(str(path), {"window": list(range(1, 9))}, data=bars,
+                             backend="dask", address=cluster.scheduler_address,
+                             progress=False)
+    assert 4 not in frame["window"].to_list()
+    assert 0 < frame.height < 8
+    assert frame["error"].null_count() == frame.height
+
+
+def test_dask_needs_an_address(bars):
+    with pytest.raises(ParameterError, match="address"):
+        engine.sweep(SMA, {"fast": [5]}, data=bars, backend="dask", progress=False)
+    with pytest.raises(ParameterError, match="backend"):
+        engine.sweep(SMA, {"fast": [5]}, data=bars, backend="ray", progress=False)

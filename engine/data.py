@@ -370,7 +370,11 @@ def _parse_ts_strings(col: pa.ChunkedArray, src: str, name: str) -> np.ndarray:
         ) from exc
 
 
-def _to_ts(col: pa.ChunkedArray, src: str, name: str) -> tuple[np.ndarray, str | None]:
+def to_timestamps(col: pa.ChunkedArray, src: str, name: str) -> tuple[np.ndarray, str | None]:
+    """A date, timestamp or date-string column as ``datetime64[ns]`` (UTC) and its zone.
+
+    Shared by the bar loader and the feeds; errors name ``src``, ``name`` and the row.
+    """
     col = _decode(col)
     t = col.type
     tz = None
@@ -720,7 +724,7 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
         raise DataError(f"{src}: no data rows (only a header, or zero rows); nothing to load.")
     schema = _resolve(table, src)
 
-    ts, tz = _to_ts(table.column(schema.ts), src, schema.ts)
+    ts, tz = to_timestamps(table.column(schema.ts), src, schema.ts)
     if schema.symbol is not None:
         codes, symbols = _to_codes(table.column(schema.symbol), src, schema.symbol, ts)
     else:

@@ -166,48 +166,9 @@ def _describe_span(span) -> str | int | None:
 
 def _times(col: pa.ChunkedArray, where: str, name: str) -> np.ndarray:
     """A date or timestamp column as int64 UTC nanoseconds (naive timestamps as given)."""
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    t = col.type
-    if col.null_count:
-        i = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
-        raise DataError(
-            f"{where}: column {name!r} is empty at row {i + 1} ({col.null_count} empty). "
-            f"Fix: fill in every {name!r} value or drop those rows."
-        )
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        import pandas as pd
+    from engine.data import to_timestamps
 
-        text = col.to_pandas()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
-        bad = parsed.isna().to_numpy()
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{where}: column {name!r} has {text.iloc[i]!r} at row {i + 1}, not a date. "
-                f"Fix: use ISO dates such as 2024-01-31 or timestamps such as "
-                f"2024-01-31T15:30:00Z."
-            )
-        return parsed.dt.tz_convert(None).to_numpy().astype("datetime64[ns]").view(np.int64)
-    if pa.types.is_timestamp(t):
-        target = pa.timestamp("ns", tz=t.tz)
-    elif pa.types.is_date(t):
-        target = pa.timestamp("ns")
-    else:
-        raise DataError(
-            f"{where}: column {name!r} holds {t} values, not dates or timestamps. Fix: store "
-            f"dates (2024-01-31) or timestamps in {name!r}, or name the right column with "
-            f"Feed(on=...) / Feed(available_at=...)."
-        )
-    try:
-        return col.cast(target).cast(pa.int64()).to_numpy()
-    except pa.ArrowInvalid as exc:
-        raise DataError(
-            f"{where}: column {name!r} has dates outside 1677-09-22..2262-04-11. "
-            f"Fix: drop or correct those rows."
-        ) from exc
+    return to_timestamps(col, where, name)[0].view(np.int64)
 
 
 def _values(col: pa.ChunkedArray, where: str, name: str, mapping) -> np.ndarray:

@@ -70,12 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("file", help="strategy file (one Strategy subclass)")
     _add_run_options(run)
     run.add_argument("--out", help="write the results, tables, plot and report to this folder")
+    run.add_argument("--force", action="store_true", help="replace an existing --out folder")
 
     compare = commands.add_parser(
         "compare", help="run several strategies and buy-and-hold on the same data")
     compare.add_argument("files", nargs="+", metavar="FILE", help="strategy files")
     _add_run_options(compare, compare=True)
     compare.add_argument("--out", help="write compare.csv, equity.png and report.html here")
+    compare.add_argument("--force", action="store_true", help="replace an existing --out folder")
 
     from engine.sweep_cli import add_sweep_parser
 
@@ -108,9 +110,12 @@ def _run_options(args) -> dict:
 
 def _run(args) -> int:
     from engine.api import run
+    from engine.outputs import check_output, staged_output
     from engine.progress import Steps, wanted
     from engine.result import jsonable
 
+    if args.out:
+        check_output(args.out, args.force)  # before the run, not after it
     name = Path(args.file).name
     with Steps(3 if args.out else 2, wanted(args.json)) as steps:
         steps.step(f"backtest {name}")
@@ -119,10 +124,11 @@ def _run(args) -> int:
         tables = result.tables()
         if args.out:
             steps.step(f"writing {args.out}")
-            result.to_dir(args.out, report=False)
             from engine.report import write_report
 
-            write_report(result, args.out, tables)
+            with staged_output(args.out, args.force) as stage:
+                result.to_dir(stage, report=False)
+                write_report(result, stage, tables)
     if args.json:
         payload = result.summary()
         payload["trades"] = jsonable(result.trades.height)
@@ -173,6 +179,10 @@ def _compare(args) -> int:
     if len(set(args.files)) != len(args.files):
         raise ParameterError("a strategy file is given twice; compare runs each file once "
                              "(use engine.compare from Python to compare parameter sets)")
+    from engine.outputs import check_output, staged_output
+
+    if args.out:
+        check_output(args.out, args.force)
     with Steps(len(args.files) + 1 + bool(args.out), wanted(args.json)) as steps:
         def progress(index, total, name):
             steps.step(f"backtest {name} ({index + 1}/{total})", total + bool(args.out))
@@ -185,7 +195,8 @@ def _compare(args) -> int:
             from engine.report import write_compare
 
             steps.step(f"writing {args.out}")
-            write_compare(table, results, names, args.out, meta)
+            with staged_output(args.out, args.force) as stage:
+                write_compare(table, results, names, stage, meta)
     if args.json:
         print(json.dumps(jsonable({"settings": results[0].settings,
                                    "compare": table.to_dicts()})))

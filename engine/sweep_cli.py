@@ -68,6 +68,7 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
                          help=f"show the best K sets ({TOP})")
     _add_run_options(command)
     command.add_argument("--out", help="write sweep.parquet, sweep.csv and heatmap.png here")
+    command.add_argument("--force", action="store_true", help="replace an existing --out folder")
     return command
 
 
@@ -210,15 +211,18 @@ def run_sweep(args) -> int:
     check_metric(args.metric, "--metric")
     if args.top < 1:
         raise ParameterError(f"--top must be at least 1; got {args.top}")
+    from engine.outputs import check_output, staged_output
+
+    if args.out:
+        check_output(args.out, args.force)
     frame, notes = _sweep_frame(args, grid)
     ranked = sort_rows(frame, args.metric)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(out / "sweep.parquet")
-        frame.write_csv(out / "sweep.csv")
-        if len(grid) == 2 and frame.height:
-            (out / "heatmap.png").write_bytes(heatmap_png(frame, grid, args.metric))
+        with staged_output(args.out, args.force) as out:
+            frame.write_parquet(out / "sweep.parquet")
+            frame.write_csv(out / "sweep.csv")
+            if len(grid) == 2 and frame.height:
+                (out / "heatmap.png").write_bytes(heatmap_png(frame, grid, args.metric))
     if args.json:
         from engine.result import jsonable
 

@@ -75,7 +75,7 @@ class Page(HTMLParser):
 
 @pytest.fixture(scope="module")
 def out_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("report")
+    out = tmp_path_factory.mktemp("report") / "out"
     proc = cli("run", SMA, "--start", "2010-01-01", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     return out, proc

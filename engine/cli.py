@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", help="write compare.csv, equity.png and report.html here")
     compare.add_argument("--force", action="store_true", help="replace an existing --out folder")
 
+    params = commands.add_parser("params", help="list a strategy's parameters")
+    params.add_argument("file", help="strategy file (one Strategy subclass)")
+    params.add_argument("--json", action="store_true", help="print one JSON object")
+
     from engine.sweep_cli import add_sweep_parser
 
     add_sweep_parser(commands)
@@ -358,6 +362,37 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     emit(f"warning: {message}")
 
 
+def _params(args) -> int:
+    """Print the parameters a strategy declares: type, default, bounds, help."""
+    from engine.plugins import load_strategy
+    from engine.result import jsonable
+
+    cls = load_strategy(args.file)
+    rows = []
+    for name, spec in cls.parameters().items():
+        kind = spec.type or type(spec.default)
+        bounds = " ".join(part for part in (
+            f">= {spec.min}" if spec.min is not None else "",
+            f"<= {spec.max}" if spec.max is not None else "",
+            f"one of {', '.join(map(str, spec.choices))}" if spec.choices else "",
+        ) if part)
+        rows.append({"name": name, "type": kind.__name__, "default": spec.default,
+                     "bounds": bounds, "help": spec.help})
+    if args.json:
+        print(json.dumps(jsonable({"strategy": cls.__name__, "params": rows})))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{cls.__name__} parameters", header_style="bold")
+    for column in ("name", "type", "default", "bounds", "help"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["type"], repr(row["default"]), row["bounds"], row["help"])
+    Console().print(table)
+    return 0
+
+
 def main(argv=None) -> int:
     import warnings
 
@@ -370,6 +405,8 @@ def main(argv=None) -> int:
             return _run(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "params":
+            return _params(args)
         if args.command == "sweep":
             from engine.sweep_cli import run_sweep
 

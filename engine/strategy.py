@@ -459,9 +459,7 @@ def _call_indicator(func, args, kwargs, stop):
 
 def _check_prefix(whole: np.ndarray, prefix: np.ndarray, cut: int, label: str, panel: Panel):
     head = whole[:cut]
-    same = (head == prefix) | (np.isnan(head) & np.isnan(prefix))
-    close = np.isclose(head, prefix, rtol=1e-9, atol=0.0, equal_nan=True)
-    bad = ~(same | close)
+    bad = ~np.isclose(head, prefix, rtol=1e-9, atol=0.0, equal_nan=True)
     if bad.any():
         row = int(np.argwhere(bad)[0][0])
         raise LookAheadError(

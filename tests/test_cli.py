@@ -171,3 +171,13 @@ def test_csv_data_with_several_symbols_runs_buy_and_hold(tmp_path):
     payload = json.loads(proc.stdout)
     assert payload["trades"] == 2
     assert payload["metrics"]["exposure"] > 0.9
+
+
+def test_params_lists_names_types_defaults_and_bounds():
+    proc = cli("params", SMA, "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["name"]: row for row in json.loads(proc.stdout)["params"]}
+    assert rows["fast"] == {"name": "fast", "type": "int", "default": 10, "bounds": ">= 1",
+                            "help": "fast moving-average window, in bars"}
+    assert rows["slow"]["default"] == 20 and rows["slow"]["bounds"] == ">= 2"
+    assert "fast" in cli("params", SMA).stdout

@@ -14,13 +14,16 @@ BASELINE = "python_reference_loop"
 # Sweeps: name → (best seconds, backtests, share of every core busy or None)
 SWEEPS: dict[str, tuple[float, int, float | None]] = {}
 SWEEP_BASELINE = "sequential, one process"
+# Whole processes: name → best wall seconds, shown against a bare interpreter's start-up.
+PROCESSES: dict[str, float] = {}
+PROCESS_BASELINE = "python -c pass (interpreter start-up)"
 
 
 @pytest.fixture(scope="session")
 def walk_1m():
     from engine.synthetic import random_walk
 
-    return random_walk(1_000_000, seed=7, volatility=0.002)
+    return random_walk(1_000_000, seed=7, volatility=0.002, freq="m")
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +45,22 @@ def record_sweep(benchmark, name: str, backtests: int, busy: float | None = None
         SWEEPS[name] = (stats.stats.min, backtests, busy)
 
 
+def record_process(benchmark, name: str) -> None:
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:
+        PROCESSES[name] = stats.stats.min
+
+
 def pytest_terminal_summary(terminalreporter):
     write = terminalreporter.write_line
+    if PROCESSES:
+        base = PROCESSES.get(PROCESS_BASELINE)
+        write("")
+        write("whole processes, best wall time, and as a multiple of a bare interpreter's "
+              "start-up:")
+        for name, seconds in sorted(PROCESSES.items(), key=lambda kv: kv[1]):
+            ratio = f"{seconds / base:6.1f}x" if base else "   n/a"
+            write(f"  {name:<52} {seconds:7.3f} s {ratio}")
     if SWEEPS:
         base = SWEEPS.get(SWEEP_BASELINE)
         write("")

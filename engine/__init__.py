@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "run": ("engine.api", "run"),
+    "stream_run": ("engine.streaming", "stream_run"),
     "compare": ("engine.comparison", "compare"),
     "sweep": ("engine.sweeps", "sweep"),
     "walk_forward": ("engine.walkforward", "walk_forward"),

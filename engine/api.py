@@ -91,7 +91,7 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
             fractional=bool(fractional), shorting=bool(shorting), fill_on_close=fill == "close",
         )
     except (ValueError, TypeError) as exc:
-        raise ParameterError(str(exc)) from None
+        raise ParameterError(_account_message(str(exc))) from None
     cursor = Cursor()
     instance._bind(panel, broker, cursor)
     path = _choose_path(cls, mode)
@@ -112,6 +112,19 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         "end": str(panel.ts[-1])[:10] if panel.n_bars else None,
     }
     return _result(cls, instance, panel, broker, settings, ppy, risk_free)
+
+
+#: The broker's names for account settings that ``run`` calls differently.
+_RUN_NAMES = {"commission_percent": "commission"}
+
+
+def _account_message(text: str) -> str:
+    """The broker's refusal of a setting, named as ``run`` and the CLI name it."""
+    name, _, rest = text.partition(" ")
+    keyword = _RUN_NAMES.get(name, name)
+    if keyword not in inspect.signature(run).parameters:
+        return text
+    return f"{keyword} {rest} (CLI --{keyword.replace('_', '-')})"
 
 
 def _panel_for(cls, data, start, end, *, instance=None, feeds=None) -> Panel:
@@ -186,21 +199,42 @@ def _strategy_file(cls) -> Path | None:
 
 
 def _failure(instance: Strategy, hook: str, exc: BaseException, panel: Panel, index: int):
+    """The error a strategy hook raised, named by strategy, bar, timestamp, file and line."""
     cls = type(instance)
     where = f"{cls.__name__}.{hook}"
     if 0 <= index < panel.n_bars:
-        where += f" at bar {index} ({str(panel.ts[index])[:19]})"
+        where += f" at bar {index} ({_fmt_bar_ts(panel.ts[index])})"
     home = _strategy_file(cls)
     frames = traceback.extract_tb(exc.__traceback__)
     mine = [f for f in frames if home is not None and Path(f.filename).resolve() == home]
     frame = mine[-1] if mine else (frames[-1] if frames else None)
     if frame is not None:
-        where += f", {frame.filename} line {frame.lineno}"
+        where += f", {_shown_path(frame.filename)} line {frame.lineno}"
         if frame.line:
-            where += f": {frame.line.strip()}"
+            where += f" (`{frame.line.strip()}`)"
     if isinstance(exc, EngineError):
         return type(exc)(f"{where}: {exc}")
-    return StrategyError(f"{where} raised {type(exc).__name__}: {exc}")
+    # str(KeyError(...)) is the repr of its argument; show the text itself.
+    text = str(exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else exc)
+    return StrategyError(
+        f"{where} raised {type(exc).__name__}: {text.rstrip().rstrip('.')}. Fix: correct the "
+        f"strategy there (--debug shows the traceback)."
+    )
+
+
+def _fmt_bar_ts(value) -> str:
+    """A bar's timestamp as in the data's messages: the date alone for daily bars."""
+    text = np.datetime_as_string(np.datetime64(value, "ns"), unit="s")
+    return text[:10] if text.endswith("T00:00:00") else text.replace("T", " ")
+
+
+def _shown_path(filename: str) -> str:
+    """``filename`` relative to the working directory when it is inside it, else absolute."""
+    path = Path(filename).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _run_event(instance: Strategy, panel: Panel, broker: Broker, cursor: Cursor) -> None:
@@ -244,6 +278,10 @@ def _signal_arrays(signals, panel: Panel, cls_name: str):
                 f"{cls_name}.signals: {name} has shape {arr.shape}; expected {shape} "
                 f"(one row per bar, one column per symbol)"
             )
+        if arr.dtype == bool and arr.flags.c_contiguous:
+            # bool and uint8 share their bytes: a view, not a copy of the signals
+            out.append(arr.view(np.uint8))
+            continue
         if arr.dtype != bool:
             if not np.isin(arr[~np.isnan(arr.astype(float))], (0, 1)).all():
                 raise StrategyError(f"{cls_name}.signals: {name} must be booleans (or 0/1)")
@@ -252,14 +290,22 @@ def _signal_arrays(signals, panel: Panel, cls_name: str):
     return out
 
 
-def _run_vector(instance: Strategy, panel: Panel, broker: Broker) -> None:
+def _vector_signals(instance: Strategy, panel: Panel, audit: bool = True):
+    """``instance.signals`` on ``panel``, checked: ``(signals, entries, exits, size)``.
+
+    ``entries``/``exits`` are ``uint8`` arrays of shape ``(n_bars, n_symbols)`` and
+    ``size`` a float64 array of one row or ``n_bars`` rows. With ``audit``, the
+    signals are recomputed on the first half of the bars and must agree there.
+    Shared by :func:`run` and :func:`engine.stream_run` (one call per chunk).
+    """
     cls = type(instance)
     try:
         signals = instance.signals(VectorData(panel))
         entries, exits = _signal_arrays(signals, panel, cls.__name__)
-        if panel.n_bars >= 4:
+        if audit and panel.n_bars >= 4:
             cut = panel.n_bars // 2
-            head = panel.slice(0, cut)
+            # A zero-copy view of the first half: the audit must not double the panel.
+            head = panel.view(0, cut)
             early = _signal_arrays(instance.signals(VectorData(head)), head, cls.__name__)
             for name, full, part in zip(("entries", "exits"), (entries, exits), early,
                                         strict=True):
@@ -272,6 +318,7 @@ def _run_vector(instance: Strategy, panel: Panel, broker: Broker) -> None:
                         f"bars but {bool(part[row, diff[0][1]])} when the data stops at bar "
                         f"{cut - 1}; a signal must depend only on bars up to its own"
                     )
+            del early, head
     except EngineError:
         raise
     except Exception as exc:
@@ -290,7 +337,12 @@ def _run_vector(instance: Strategy, panel: Panel, broker: Broker) -> None:
         size = np.full((1, panel.n_symbols), float(size))
     elif size.ndim == 1:
         size = size.reshape(-1, 1) if panel.n_symbols == 1 else size.reshape(1, -1)
-    run_vector(broker, entries, exits, np.ascontiguousarray(size), signals.size_type,
+    return signals, entries, exits, np.ascontiguousarray(size)
+
+
+def _run_vector(instance: Strategy, panel: Panel, broker: Broker) -> None:
+    signals, entries, exits, size = _vector_signals(instance, panel)
+    run_vector(broker, entries, exits, size, signals.size_type,
                1 if signals.direction == "long" else -1)
 
 

@@ -20,19 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine._core.kernels import hold_curve
 from engine.panel import Panel
 from engine.strategy import Signals, Strategy
-
-
-def forward_fill(values: np.ndarray) -> np.ndarray:
-    """Carry the last finite value forward along axis 0 (leading NaNs stay NaN)."""
-    values = np.asarray(values, dtype=np.float64)
-    index = np.where(np.isfinite(values), np.arange(len(values)).reshape(-1, *[1] * (
-        values.ndim - 1)), 0)
-    np.maximum.accumulate(index, axis=0, out=index)
-    if values.ndim == 1:
-        return values[index]
-    return np.take_along_axis(values, index, axis=0)
 
 
 def benchmark_equity(panel: Panel, cash: float) -> np.ndarray | None:
@@ -56,19 +46,10 @@ def benchmark_equity(panel: Panel, cash: float) -> np.ndarray | None:
     close = panel.fields["close"]
     if close.size == 0 or not np.isfinite(close).any():
         return None
-    n, k = close.shape
-    marks = forward_fill(close)
-    total = np.zeros(n)
-    part = float(cash) / k
-    for j in range(k):
-        finite = np.flatnonzero(np.isfinite(close[:, j]))
-        if not finite.size:
-            total += part
-            continue
-        first = finite[0]
-        curve = part * marks[:, j] / close[first, j]
-        curve[:first] = part
-        total += curve
+    k = close.shape[1]
+    total = np.empty(close.shape[0])
+    hold_curve(np.ascontiguousarray(close, dtype=np.float64), float(cash) / k,
+               np.full(k, np.nan), np.full(k, np.nan), total)
     return total
 
 

@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run)
     run.add_argument("--out", help="write the results, tables, plot and report to this folder")
     run.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    run.add_argument("--stream", action="store_true",
+                     help="read --data (Parquet) in chunks, in bounded memory: vectorised "
+                          "path, metrics and --out files (equity, trades, orders) only")
+    run.add_argument("--chunk-bars", type=int, default=None, metavar="N",
+                     help="timestamps per chunk with --stream (100000)")
 
     compare = commands.add_parser(
         "compare", help="run several strategies and buy-and-hold on the same data")
@@ -86,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.sweep_cli import add_sweep_parser
 
     add_sweep_parser(commands)
+
+    claims = commands.add_parser(
+        "claims", help="measure every checkable claim of the rule book on the bundled data")
+    claims.add_argument("--horizon", type=int, default=None,
+                        help="bars of the forward return that defines success (default 21)")
+    claims.add_argument("--json", action="store_true", help="print one JSON object")
+    claims.add_argument("--out", help="write claims.csv, claims.md and claims.html here")
+    claims.add_argument("--force", action="store_true", help="replace an existing --out folder")
     return parser
 
 
@@ -95,7 +108,10 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise ParameterError(f"--param takes NAME=VALUE; got {pair!r}")
+            raise ParameterError(
+                f"--param takes NAME=VALUE; got {pair!r}. Fix: write --param "
+                f"{name.strip() or 'NAME'}=VALUE (python -m engine params FILE lists the names)."
+            )
         params[name.strip()] = value.strip()
     return params
 
@@ -118,6 +134,8 @@ def _run(args) -> int:
     from engine.progress import Steps, wanted
     from engine.result import jsonable
 
+    if args.stream or args.chunk_bars is not None:
+        return _run_stream(args)
     if args.out:
         check_output(args.out, args.force)  # before the run, not after it
     name = Path(args.file).name
@@ -141,6 +159,26 @@ def _run(args) -> int:
         print(json.dumps(payload))
     else:
         print_result(result, tables, args.out)
+    return 0
+
+
+def _run_stream(args) -> int:
+    """``run --stream``: engine.stream_run over --data, printing the metrics."""
+    from engine.result import jsonable
+    from engine.streaming import DEFAULT_CHUNK_BARS, print_stream_result, stream_run
+
+    if not args.stream:
+        raise ParameterError("--chunk-bars applies to --stream runs; add --stream or drop it")
+    options = _run_options(args)
+    if options["mode"] == "auto":
+        options["mode"] = "vector"
+    chunk = args.chunk_bars if args.chunk_bars is not None else DEFAULT_CHUNK_BARS
+    result = stream_run(args.file, args.data, chunk_bars=chunk, out=args.out,
+                        force=args.force, **options, **parse_params(args.param))
+    if args.json:
+        print(json.dumps(jsonable(result.summary())))
+    else:
+        print_stream_result(result)
     return 0
 
 
@@ -393,6 +431,44 @@ def _params(args) -> int:
     return 0
 
 
+def _claims(args) -> int:
+    """Measure the rule book's claims (engine/claims.py) and print, or write, the table."""
+    import warnings
+
+    from engine import claims
+    from engine.outputs import check_output, staged_output
+    from engine.progress import Steps, emit, wanted
+    from engine.result import jsonable
+
+    if args.out:
+        check_output(args.out, args.force)
+    try:
+        settings = claims.with_settings(claims.Settings(), horizon=args.horizon)
+    except ParameterError as exc:
+        raise ParameterError(f"--horizon: {exc}") from None
+    with Steps(len(claims.CLAIMS) + bool(args.out), wanted(args.json)) as steps, \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = claims.measure_all(
+            settings, progress=lambda i, n, c: steps.step(f"claim {c.id} ({i + 1}/{n})"))
+        if args.out:
+            steps.step(f"writing {args.out}")
+            with staged_output(args.out, args.force) as stage:
+                claims.write_claims(table, stage, settings)
+    # Several runs load the same data: say each data warning once.
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        emit(f"warning: {message}")
+    if args.json:
+        print(json.dumps(jsonable({"settings": claims.settings_dict(settings),
+                                   "summary": claims.summary(table),
+                                   "claims": table.to_dicts()})))
+        return 0
+    claims.print_table(table, settings)
+    if args.out:
+        print(f"Wrote claims.csv, claims.md, claims.html to {args.out}")
+    return 0
+
+
 def main(argv=None) -> int:
     import warnings
 
@@ -407,6 +483,8 @@ def main(argv=None) -> int:
             return _compare(args)
         if args.command == "params":
             return _params(args)
+        if args.command == "claims":
+            return _claims(args)
         if args.command == "sweep":
             from engine.sweep_cli import run_sweep
 

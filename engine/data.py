@@ -53,6 +53,12 @@ def _norm(name) -> str:
     return re.sub(r"[\s\-]+", "_", str(name).replace("\ufeff", "").strip().lower())
 
 
+def column_list(names) -> str:
+    """Column names for a message, on one line: a name with a line break or another
+    unprintable character is shown quoted and escaped."""
+    return ", ".join(n if n.isprintable() else repr(n) for n in map(str, names))
+
+
 def _sniff(path: Path, n: int = 4096) -> bytes:
     with open(path, "rb") as fh:
         return fh.read(n)
@@ -78,12 +84,23 @@ def _read_parquet(path: Path, src: str) -> pa.Table:
             f"volume.{hint}"
         )
     try:
-        return pq.read_table(path)
+        # ParquetFile, not read_table: read_table goes through pyarrow.dataset, whose
+        # import (it pulls in pandas) costs more than reading the bundled files.
+        with pq.ParquetFile(path) as parquet:
+            table = parquet.read()
+        # A corrupted file can hold text that is not UTF-8 (in its names or values),
+        # which would fail later, far from here; the check is linear and cheap.
+        table.validate(full=True)
+        _ = table.column_names
+        return table
     except (pa.ArrowException, OSError, ValueError) as exc:
+        # Arrow repeats the path in its message; the file is already named first.
+        reason = re.sub(r"^Could not open Parquet input source '.*?': ", "", _short(exc))
+        reason = reason.split(". ")[0].rstrip(".")
         raise DataError(
-            f"{src}: cannot read as Parquet ({_short(exc)}). The file may be truncated or "
+            f"{src}: cannot read as Parquet ({reason}). The file may be truncated or "
             f"corrupted; expected a Parquet file with columns ts, [symbol,] open, high, low, "
-            f"close, volume."
+            f"close, volume. Fix: write or download the file again."
         ) from exc
 
 
@@ -98,19 +115,59 @@ def _read_csv(path: Path, src: str, gz: bool) -> pa.Table:
             f"{src}: not gzip-compressed although the name ends in .gz. "
             f"Expected gzip-compressed CSV text; rename it to .csv if it is plain CSV."
         )
+    if not gz and head[:2] == b"\x1f\x8b":
+        raise DataError(
+            f"{src}: the file is gzip-compressed but its name does not end in .gz. Fix: "
+            f"rename it to end in .csv.gz (or decompress it)."
+        )
     if not gz and not _looks_like_text(head):
         raise DataError(
             f"{src}: not a CSV text file (it contains binary data). Expected comma-separated "
             f"UTF-8 text with a header row such as ts,open,high,low,close,volume."
         )
+    utf8_fix = "Fix: save the file as UTF-8 text (in Excel: CSV UTF-8)."
     try:
-        return pcsv.read_csv(path)
-    except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
+        table = pcsv.read_csv(path)
+        _ = table.column_names  # decoded lazily: a header that is not UTF-8 fails here
+    except UnicodeDecodeError as exc:
         raise DataError(
-            f"{src}: cannot read as CSV ({_short(exc)}). Expected comma-separated UTF-8 text "
-            f"with a header row such as ts,open,high,low,close,volume and the same number of "
-            f"fields on every line."
+            f"{src}: the header row is not UTF-8 text (byte {exc.object[exc.start:exc.end]!r} "
+            f"in a column name); the engine reads CSV as UTF-8 only. {utf8_fix}"
         ) from exc
+    except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
+        reason = _short(exc)
+        if "UTF8" in reason:
+            fix = f" {utf8_fix}"
+        elif "columns, got" in reason:
+            fix = " Fix: give every line as many fields as the header (quote text with commas)."
+        else:
+            fix = ""
+        raise DataError(
+            f"{src}: cannot read as CSV ({reason}). Expected comma-separated UTF-8 text "
+            f"with a header row such as ts,open,high,low,close,volume and the same number of "
+            f"fields on every line.{fix}"
+        ) from exc
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        # Arrow reads text that is not UTF-8 as binary; CSV holds no other binary.
+        if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+            values = col.to_pylist()  # only on this error path
+            bad = [i for i, v in enumerate(values) if v is not None and not _is_utf8(v)]
+            if not bad:
+                continue
+            i = bad[0]
+            raise DataError(
+                f"{src}: column {name!r} is not UTF-8 text at row {i + 1} ({values[i]!r}); "
+                f"the engine reads CSV as UTF-8 only. {utf8_fix}"
+            )
+    return table
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _short(exc: BaseException) -> str:
@@ -172,11 +229,18 @@ def _read(source) -> tuple[pa.Table, str]:
             f"expected {_ACCEPTED}."
         )
     if not path.exists():
-        raise DataError(f"no such file: {src}")
+        raise DataError(
+            f"no such file: {src}. Fix: correct the path (a relative path starts from the "
+            f"working directory)."
+        )
     if path.is_dir():
         raise DataError(f"{src}: is a directory; expected {_ACCEPTED}.")
     if path.stat().st_size == 0:
-        raise DataError(f"{src}: the file is empty (0 bytes); expected bars with a header row.")
+        raise DataError(
+            f"{src}: the file is empty (0 bytes), so an export or download probably stopped "
+            f"early. Fix: write the bars again (columns ts, [symbol,] open, high, low, close, "
+            f"volume)."
+        )
     if kind == "parquet":
         return _read_parquet(path, src), src
     return _read_csv(path, src, gz=name.endswith(".gz")), src
@@ -273,7 +337,7 @@ def _resolve(table: pa.Table, src: str) -> _Schema:
         )
         raise DataError(
             f"{src}: missing required column{'s' if len(missing) > 1 else ''} {what}{alias}. "
-            f"Columns present: {', '.join(names) or '(none)'}.{hints} Fix: add or rename the "
+            f"Columns present: {column_list(names) or '(none)'}.{hints} Fix: add or rename the "
             f"column (names are matched ignoring case, spaces and dashes)."
         )
 
@@ -326,6 +390,8 @@ def _fmt_ts(value) -> str:
 
 
 def _fmt_val(value) -> str:
+    if isinstance(value, float) and np.isnan(value):
+        return "no value (NaN)"
     return repr(value) if isinstance(value, str) else str(value)
 
 
@@ -356,7 +422,7 @@ def _parse_ts_strings(col: pa.ChunkedArray, src: str, name: str) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         value = text.iloc[i]
-        what = "is empty" if value is None or pd.isna(value) else f"has {value!r}, not a date"
+        what = "is empty" if value is None or pd.isna(value) else f"has {value!r}, not a date,"
         raise DataError(
             f"{src}: column {name!r} {what} at row {i + 1}; {_count(int(bad.sum()))} this check. "
             f"Fix: use ISO dates or timestamps such as 2024-01-31 or 2024-01-31 15:30:00."
@@ -450,22 +516,29 @@ def _to_codes(col: pa.ChunkedArray, src: str, name: str, ts: np.ndarray):
             f"{src}: column {name!r} holds {col.type} values, not symbol names. Fix: store "
             f"symbols as text."
         )
-    col = col.cast(pa.large_string())
-    empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(col), ""), True)
-    if pc.any(empty).as_py():
-        bad = empty.to_numpy(zero_copy_only=False)
+    # Encoded chunk by chunk against one shared dictionary: the checks then read the
+    # distinct names, and no copy of every row's text is made (it was ~0.7x the panel).
+    encoded = col.dictionary_encode().chunks
+    names = np.asarray(encoded[0].dictionary.to_pylist() if encoded else [], dtype=object)
+    indices = np.concatenate([
+        (chunk.indices.fill_null(-1) if chunk.null_count else chunk.indices).to_numpy(
+            zero_copy_only=False) for chunk in encoded
+    ]) if encoded else np.empty(0, dtype=np.int32)
+    bad = indices < 0                                   # null
+    blank = [i for i, text in enumerate(names) if not text.strip()]
+    if blank:
+        bad |= np.isin(indices, blank)                  # empty or only spaces
+    if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"{src}: column {name!r} is empty at {_where_raw(ts, i)}; "
             f"{_count(int(bad.sum()))} this check. Fix: give every row its symbol."
         )
-    encoded = col.combine_chunks().dictionary_encode()
-    names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
     # Codes follow the sorted symbol order so the panel's columns are sorted.
     order = np.argsort(names, kind="stable")
     rank = np.empty(len(names), dtype=np.intp)
     rank[order] = np.arange(len(names))
-    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    codes = rank[indices]
     return codes, [str(s) for s in names[order]]
 
 
@@ -610,9 +683,9 @@ def _check_order(b: _Bars, notes: list) -> bool:
         sym = f", symbol {b.symbols[codes[a]]!r}" if codes is not None else ""
         raise DataError(
             f"{b.src}: duplicate bar for ts {_fmt_ts(b.ts[a])}{sym} at rows {int(b.rows[a])} "
-            f"and {int(b.rows[c])}; {len(second)} row{'s' if len(second) > 1 else ''} repeat "
-            f"an earlier (ts, symbol). Fix: keep one row per (ts, symbol), e.g. drop duplicates "
-            f"before loading."
+            f"and {int(b.rows[c])}; {len(second)} "
+            f"{'rows repeat' if len(second) > 1 else 'row repeats'} an earlier (ts, symbol). "
+            f"Fix: keep one row per (ts, symbol), e.g. drop duplicates before loading."
         )
 
     # Long files are often grouped by symbol; only time running backwards within a
@@ -631,8 +704,9 @@ def _check_order(b: _Bars, notes: list) -> bool:
     i, k = int(later[j]), int(prev[j])
     notes.append(
         f"{b.src}: rows are not in time order: {b.where(i)} comes after row {int(b.rows[k])} "
-        f"(ts {_fmt_ts(b.ts[k])}); {len(later)} row{'s' if len(later) > 1 else ''} step back "
-        f"in time. Sorted them by (ts, symbol). Fix: sort the file by ts to silence this warning."
+        f"(ts {_fmt_ts(b.ts[k])}); {len(later)} {'rows step' if len(later) > 1 else 'row steps'} "
+        f"back in time. Sorted them by (ts, symbol). Fix: sort the file by ts to silence this "
+        f"warning."
     )
     return True
 
@@ -640,12 +714,18 @@ def _check_order(b: _Bars, notes: list) -> bool:
 # --------------------------------------------------------------------------- pivot
 
 
-def _pivot(b: _Bars) -> tuple[np.ndarray, dict]:
+def _pivot(b: _Bars, copy: bool = True) -> tuple[np.ndarray, dict]:
+    """The timestamps and the ``(n_ts, n_symbols)`` matrices of ``b``; consumes ``b.fields``."""
     ts = b.ts.view(np.int64)
     k = len(b.symbols)
     codes = b.codes if b.codes is not None else np.zeros(len(ts), dtype=np.intp)
     if k == 1 and (len(ts) < 2 or (ts[1:] > ts[:-1]).all()):
-        fields = {name: v.reshape(-1, 1).copy() for name, v in b.fields.items()}
+        # One symbol in time order is already the panel's layout. Without `copy` (the
+        # columns came from a file this load read, so nothing else holds them) they
+        # are used as they are: a second copy of the panel is not made.
+        fields = {name: (v.reshape(-1, 1).copy() if copy else
+                         np.ascontiguousarray(v).reshape(-1, 1))
+                  for name, v in b.fields.items()}
         return b.ts.copy(), fields
     if len(ts) < 2 or (ts[1:] >= ts[:-1]).all():
         new = np.empty(len(ts), dtype=bool)
@@ -655,16 +735,33 @@ def _pivot(b: _Bars) -> tuple[np.ndarray, dict]:
         ti = np.cumsum(new) - 1
     else:
         uts, ti = np.unique(ts, return_inverse=True)
-    flat = ti * k + codes
+    flat = ti
+    flat *= k
+    flat += codes
     fields = {}
-    for name, v in b.fields.items():
+    # Each long column is dropped once pivoted (b.fields is consumed), so the load
+    # holds about one panel plus one column rather than two panels.
+    for name in list(b.fields):
         out = np.full(len(uts) * k, np.nan)
-        out[flat] = v
+        out[flat] = b.fields.pop(name)
         fields[name] = out.reshape(len(uts), k)
+        release_arrow_memory()
     return uts.view("datetime64[ns]"), fields
 
 
 # --------------------------------------------------------------------------- public API
+
+
+def release_arrow_memory() -> None:
+    """Hand Arrow's freed buffers back to the system.
+
+    Arrow's allocator keeps freed memory for reuse; after a load that is the file's
+    decoded columns, up to ~2x the panel, which a backtest would otherwise carry on
+    top of its own arrays.
+    """
+    release = getattr(pa.default_memory_pool(), "release_unused", None)
+    if release is not None:     # pyarrow >= 13
+        release()
 
 
 def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Panel:
@@ -721,7 +818,10 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
 
     table, src = _read(source)
     if table.num_rows == 0:
-        raise DataError(f"{src}: no data rows (only a header, or zero rows); nothing to load.")
+        raise DataError(
+            f"{src}: no data rows (only a header, or zero rows); nothing to load. Fix: write "
+            f"the bars below the header, one row per (ts, symbol)."
+        )
     schema = _resolve(table, src)
 
     ts, tz = to_timestamps(table.column(schema.ts), src, schema.ts)
@@ -739,6 +839,7 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
         fields[name] = _to_float(table.column(orig), src, orig, ts)
     fields = {k: fields[k] for k in (*BAR_FIELDS, *schema.features)}
     del table
+    release_arrow_memory()      # the columns not kept (symbol text, ignored columns)
 
     b = _Bars(src, ts, np.arange(1, len(ts) + 1), codes, symbols, fields, volume_absent)
     if symbol is not None and codes is not None:
@@ -753,8 +854,10 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
         if not mask.all():
             b.keep(mask)
         if len(b.ts) == 0:
+            window = (f"between {start} and {end}" if lo is not None and hi is not None
+                      else f"from {start}" if lo is not None else f"up to {end}")
             raise DataError(
-                f"{src}: no bars between {start} and {end}; the data covers {covers}. "
+                f"{src}: no bars {window}; the data covers {covers}. "
                 f"Fix: choose start/end inside that range."
             )
     if b.codes is not None:
@@ -763,7 +866,7 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
     notes: list[str] = []
     missing = _validate_values(b, notes)
     resorted = _check_order(b, notes)
-    uts, matrices = _pivot(b)
+    uts, matrices = _pivot(b, copy=not isinstance(source, str | Path))
 
     meta = {
         "missing": missing,
@@ -773,7 +876,10 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
         "rows": len(b.ts),
         "tz": tz,
     }
-    panel = Panel(ts=uts, symbols=tuple(b.symbols), fields=matrices, source=src, meta=meta)
+    symbols = tuple(b.symbols)
+    del b, fields, ts, codes
+    release_arrow_memory()
+    panel = Panel(ts=uts, symbols=symbols, fields=matrices, source=src, meta=meta)
     # Warn only once the load has succeeded, pointing at the caller.
     for note in notes:
         warnings.warn(note, DataWarning, stacklevel=2)

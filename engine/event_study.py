@@ -40,6 +40,29 @@ Signals (the ``signal`` column)
 
 The hooks are evaluated once per result on ``VectorData(panel)``, the whole
 data as the strategy's ``signals`` sees it.
+
+Optional statistics and filters (off by default; the table above is unchanged)
+------------------------------------------------------------------------------
+``move_threshold=x`` (a fraction, e.g. 0.10)
+    Adds two columns per row. ``share_fell``: the share of the counted signals
+    whose **worst** close within the next ``h`` bars (``min_k close[t + k] /
+    close[t] - 1`` for ``k = 1..h``, on the symbol's own bars) is at or below
+    ``-x``: "a fall of more than 10% within h bars". ``share_rose``: the share
+    whose **best** close within the next ``h`` bars is at or above ``+x``. The
+    signals counted are those of ``count`` (a full ``h``-bar window ahead).
+``signals_from`` (a date)
+    Keeps only signal bars at or after that date, the base rate included; the
+    forward windows still read the bars after it, and indicators keep their
+    warm-up before it (e.g. "since 1950" on data from 1928).
+
+Calendar months
+---------------
+:func:`monthly_returns` and :func:`calendar_month_table` (``calendar_study`` for a
+result): the return of each complete calendar month from the close of the
+previous month's last bar to the close of the month's last bar, and per month of
+the year the count, share positive, mean, median and rank of the mean (1 = the
+highest). The first month of the data (no previous month-end close) and its last
+(it may be incomplete) are left out.
 """
 
 from __future__ import annotations
@@ -56,6 +79,8 @@ HORIZONS: tuple[int, ...] = (5, 21, 63)
 
 EVENT_COLUMNS = ("signal", "horizon", "count", "share_positive", "mean_return",
                  "median_return", "claimed_rate")
+#: Columns added by ``move_threshold``.
+MOVE_COLUMNS = ("share_fell", "share_rose")
 
 
 # --------------------------------------------------------------------------- the strategy's hooks
@@ -222,6 +247,37 @@ def forward_returns(close, horizon: int) -> np.ndarray:
     return out[:, 0] if flat else out
 
 
+def forward_extremes(close, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Worst and best return from ``close[t]`` to any close of the next ``h`` bars.
+
+    ``worst[t] = min_k close[t + k] / close[t] - 1`` and ``best[t]`` the max, for
+    ``k = 1..h`` counted on the symbol's own bars (as :func:`forward_returns`).
+    NaN where the ``h``-bar forward return is NaN (no full window ahead).
+
+    Parameters
+    ----------
+    close : array_like
+        Closes, ``(n_bars,)`` or ``(n_bars, n_symbols)``; NaN = no bar.
+    horizon : int
+        ``h >= 1`` bars.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``worst`` and ``best``, each the shape of ``close``.
+    """
+    last = forward_returns(close, horizon)
+    worst, best = last.copy(), last.copy()
+    for k in range(1, int(horizon)):
+        step = forward_returns(close, k)
+        np.fmin(worst, step, out=worst)
+        np.fmax(best, step, out=best)
+    missing = np.isnan(last)
+    worst[missing] = np.nan
+    best[missing] = np.nan
+    return worst, best
+
+
 def episodes(condition: np.ndarray) -> np.ndarray:
     """The first bar of each run of consecutive True values, per column."""
     condition = np.asarray(condition, dtype=bool)
@@ -242,7 +298,8 @@ def _claim(claims: dict, keys, horizon: int) -> float:
     return math.nan
 
 
-def event_table(close, signals: dict, horizons=HORIZONS, claims=None) -> pl.DataFrame:
+def event_table(close, signals: dict, horizons=HORIZONS, claims=None, *,
+                move_threshold: float | None = None) -> pl.DataFrame:
     """The event-study table for given signals.
 
     Parameters
@@ -258,17 +315,28 @@ def event_table(close, signals: dict, horizons=HORIZONS, claims=None) -> pl.Data
     claims : dict, optional
         The strategy's ``claims``; which key applies to a signal follows from
         its name (see the module docstring).
+    move_threshold : float, optional
+        When given (a fraction > 0), the columns ``share_fell`` and ``share_rose``
+        are added (see the module docstring).
 
     Returns
     -------
     polars.DataFrame
-        Columns :data:`EVENT_COLUMNS`, one row per signal and horizon.
+        Columns :data:`EVENT_COLUMNS` (then :data:`MOVE_COLUMNS` with
+        ``move_threshold``), one row per signal and horizon.
     """
     close = np.asarray(close, dtype=np.float64)
     if close.ndim == 1:
         close = close.reshape(-1, 1)
     claims = claims or {}
+    if move_threshold is not None and not (isinstance(move_threshold, (int, float))
+                                           and not isinstance(move_threshold, bool)
+                                           and 0 < move_threshold < math.inf):
+        raise ValueError(f"move_threshold must be a fraction > 0, e.g. 0.10; "
+                         f"got {move_threshold!r}")
     forward = {h: forward_returns(close, h) for h in horizons}
+    extremes = ({h: forward_extremes(close, h) for h in horizons}
+                if move_threshold is not None else {})
     rows = []
     for name, where in signals.items():
         if isinstance(where, np.ndarray) and where.dtype == np.bool_:
@@ -278,9 +346,10 @@ def event_table(close, signals: dict, horizons=HORIZONS, claims=None) -> pl.Data
         keys = _claim_keys(name)
         for h in horizons:
             values = forward[h][r_idx, c_idx]
-            values = values[np.isfinite(values)]
+            counted = np.isfinite(values)
+            values = values[counted]
             count = int(values.size)
-            rows.append({
+            row = {
                 "signal": name,
                 "horizon": int(h),
                 "count": count,
@@ -288,10 +357,17 @@ def event_table(close, signals: dict, horizons=HORIZONS, claims=None) -> pl.Data
                 "mean_return": float(values.mean()) if count else None,
                 "median_return": float(np.median(values)) if count else None,
                 "claimed_rate": _none_if_nan(_claim(claims, keys, h)),
-            })
+            }
+            if move_threshold is not None:
+                worst, best = (e[r_idx, c_idx][counted] for e in extremes[h])
+                row["share_fell"] = float((worst <= -move_threshold).mean()) if count else None
+                row["share_rose"] = float((best >= move_threshold).mean()) if count else None
+            rows.append(row)
     schema = {"signal": pl.String, "horizon": pl.Int64, "count": pl.Int64,
               "share_positive": pl.Float64, "mean_return": pl.Float64,
               "median_return": pl.Float64, "claimed_rate": pl.Float64}
+    if move_threshold is not None:
+        schema.update({"share_fell": pl.Float64, "share_rose": pl.Float64})
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(
         schema=schema)
 
@@ -317,8 +393,23 @@ def label_order(names: list[str], claims: dict) -> list[str]:
     return [key for key in claims if key in names] + [n for n in names if n not in claims]
 
 
-def event_study(result, horizons=HORIZONS) -> pl.DataFrame:
-    """The event study of a :class:`~engine.result.Result` (see the module docstring)."""
+def event_study(result, horizons=HORIZONS, *, signals_from=None,
+                move_threshold: float | None = None) -> pl.DataFrame:
+    """The event study of a :class:`~engine.result.Result` (see the module docstring).
+
+    Parameters
+    ----------
+    result : engine.result.Result
+        A run; its panel's closes and its strategy's hooks give the signals.
+    horizons : sequence of int
+        Forward horizons in bars.
+    signals_from : str, datetime.date or numpy.datetime64, optional
+        Count only signal bars at or after this date (every signal, ``all_bars``
+        included). Episodes are found on the whole data first, so a run that
+        began before the date is not cut into a new episode.
+    move_threshold : float, optional
+        Adds ``share_fell`` and ``share_rose`` for this size of move.
+    """
     panel = result.panel
     if panel is None:
         raise ValueError("the result holds no data panel; an event study needs the closes")
@@ -338,4 +429,130 @@ def event_study(result, horizons=HORIZONS) -> pl.DataFrame:
     if labels is not None:
         for value in label_order(names, hooks["claims"]):
             signals[f"label:{value}"] = np.nonzero(labels == names.index(value))
-    return event_table(close, signals, horizons, hooks["claims"])
+    if signals_from is not None:
+        first = int(np.searchsorted(panel.ts, _as_datetime(signals_from, panel.ts.dtype)))
+        signals = {name: _from_bar(where, first) for name, where in signals.items()}
+    return event_table(close, signals, horizons, hooks["claims"],
+                       move_threshold=move_threshold)
+
+
+def _as_datetime(when, dtype) -> np.datetime64:
+    try:
+        return np.datetime64(str(when)[:10] if hasattr(when, "year") else when).astype(dtype)
+    except (TypeError, ValueError):
+        raise ValueError(f"signals_from must be a date such as '1950-01-01'; got {when!r}") \
+            from None
+
+
+def _from_bar(where, first: int):
+    """Signal bars (a mask or ``(rows, cols)``) restricted to rows ``>= first``."""
+    if isinstance(where, np.ndarray) and where.dtype == np.bool_:
+        kept = where.copy()
+        kept[:first] = False
+        return kept
+    rows, cols = (np.asarray(a, dtype=np.int64) for a in where)
+    keep = rows >= first
+    return rows[keep], cols[keep]
+
+
+# --------------------------------------------------------------------------- calendar months
+
+
+def monthly_returns(close, ts) -> pl.DataFrame:
+    """The return of each complete calendar month, from month-end closes.
+
+    Parameters
+    ----------
+    close : array_like
+        Closes of one instrument, ``(n_bars,)``; NaN = no bar (skipped).
+    ts : array_like of datetime64
+        The bars' timestamps, ascending.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``year, month`` (1-12), ``month_end`` (the date of the month's last bar),
+        ``return``: ``close[last bar of the month] / close[last bar of the
+        previous month] - 1``. The data's first month (no previous month-end close)
+        and its last month (possibly incomplete) are left out, as is a month
+        whose previous calendar month has no bar.
+    """
+    close = np.asarray(close, dtype=np.float64)
+    if close.ndim != 1:
+        raise ValueError(f"monthly_returns takes one instrument's closes; got shape "
+                         f"{close.shape}")
+    keep = np.isfinite(close)
+    close = close[keep]
+    days = np.asarray(ts)[keep].astype("datetime64[D]")
+    months = days.astype("datetime64[M]")
+    if months.size == 0:
+        return pl.DataFrame(schema={"year": pl.Int32, "month": pl.Int8, "month_end": pl.Date,
+                                    "return": pl.Float64})
+    last = np.r_[months[1:] != months[:-1], True]  # the last bar of each month
+    ends, end_months, end_days = close[last], months[last], days[last]
+    consecutive = (end_months[1:] - end_months[:-1]).astype(np.int64) == 1
+    rets = ends[1:] / ends[:-1] - 1.0
+    which = end_months[1:]
+    keep_rows = consecutive.copy()
+    keep_rows[-1:] = False  # the data's last month may be incomplete
+    which, rets, end_days = which[keep_rows], rets[keep_rows], end_days[1:][keep_rows]
+    number = which.astype(np.int64)
+    return pl.DataFrame({
+        "year": (number // 12 + 1970).astype(np.int32),
+        "month": (number % 12 + 1).astype(np.int8),
+        "month_end": end_days,
+        "return": rets,
+    })
+
+
+MONTH_COLUMNS = ("month", "count", "share_positive", "mean_return", "median_return", "rank")
+
+
+def calendar_month_table(close, ts, last_years: int | None = None) -> pl.DataFrame:
+    """Per month of the year: how the complete months of that name did.
+
+    Parameters
+    ----------
+    close, ts
+        As :func:`monthly_returns`.
+    last_years : int, optional
+        Keep only the last ``12 * last_years`` complete months (the data's last,
+        possibly incomplete, month is never counted). Default: every month.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns :data:`MONTH_COLUMNS`, one row per month 1-12: ``count`` of
+        months, ``share_positive`` (return ``> 0``), ``mean_return``,
+        ``median_return``, and ``rank`` of the mean among the 12 (1 = highest;
+        ties share the lower rank).
+    """
+    months = monthly_returns(close, ts)
+    if last_years is not None:
+        if isinstance(last_years, bool) or int(last_years) != last_years or last_years < 1:
+            raise ValueError(f"last_years must be a whole number >= 1; got {last_years!r}")
+        months = months.tail(12 * int(last_years))
+    table = (
+        pl.DataFrame({"month": np.arange(1, 13, dtype=np.int8)})
+        .join(months.group_by("month").agg(
+            pl.len().cast(pl.Int64).alias("count"),
+            (pl.col("return") > 0).mean().alias("share_positive"),
+            pl.col("return").mean().alias("mean_return"),
+            pl.col("return").median().alias("median_return"),
+        ), on="month", how="left")
+        .with_columns(pl.col("count").fill_null(0))
+        .with_columns(pl.col("mean_return").rank("min", descending=True).cast(pl.Int64)
+                      .alias("rank"))
+    )
+    return table.select(MONTH_COLUMNS)
+
+
+def calendar_study(result, last_years: int | None = None) -> pl.DataFrame:
+    """:func:`calendar_month_table` of a run's (single) instrument."""
+    panel = result.panel
+    if panel is None:
+        raise ValueError("the result holds no data panel; a calendar study needs the closes")
+    if panel.n_symbols != 1:
+        raise ValueError(f"a calendar study takes one instrument; the run has "
+                         f"{panel.n_symbols} symbols")
+    return calendar_month_table(panel.fields["close"][:, 0], panel.ts, last_years)

@@ -49,7 +49,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.data import DataWarning
+from engine.data import DataWarning, column_list
 from engine.errors import DataError, did_you_mean
 from engine.panel import Panel
 
@@ -214,7 +214,7 @@ def _find(table: pa.Table, name: str, where: str, role: str) -> str:
     if len(folded) == 1:
         return folded[0]
     raise DataError(
-        f"{where}: no column {name!r} ({role}). Columns present: {', '.join(names)}."
+        f"{where}: no column {name!r} ({role}). Columns present: {column_list(names)}."
         + did_you_mean(name, names)
         + f" Fix: name an existing column in the Feed ({role}), or add {name!r} to the data."
     )
@@ -342,6 +342,13 @@ def _join_one(panel: Panel, name: str, feed: Feed, base_dir, existing: dict):
     where = f"feed {name!r} ({src})"
     if table.num_rows == 0:
         raise DataError(f"{where}: no rows. Fix: point the feed at a file with values.")
+    names = [str(c) for c in table.column_names]
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise DataError(
+            f"{where}: column {repeated[0]!r} appears {names.count(repeated[0])} times. "
+            f"Fix: rename or drop the repeats so that every column has its own name."
+        )
     lag = _span(feed.lag, "lag", where) or ("bars", 0)
     max_age = _span(feed.max_age, "max_age", where)
 
@@ -389,8 +396,9 @@ def _join_one(panel: Panel, name: str, feed: Feed, base_dir, existing: dict):
         codes, unknown = _symbol_codes(table.column(sym_col), panel, where, sym_col)
         keep = codes >= 0
         if not keep.any():
+            theirs = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
             raise DataError(
-                f"{where}: none of its symbols is in the bars (bars: "
+                f"{where}: none of its symbols ({theirs}) is in the bars (bars: "
                 f"{', '.join(panel.symbols[:5])}{', ...' if k > 5 else ''}). Fix: join it to "
                 f"bars of the same symbols, or check Feed(symbol=...)."
             )

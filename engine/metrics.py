@@ -702,6 +702,9 @@ def beta(r, r_b) -> float:
 
 # --------------------------------------------------------------------------- report
 
+#: Bars per slice fed to the accumulator by :func:`compute_metrics`.
+METRIC_SLICE = 1 << 16
+
 
 def compute_metrics(
     equity,
@@ -753,48 +756,49 @@ def compute_metrics(
         On invalid inputs (non-finite equity, ``starting_cash <= 0``, unknown
         ``periods_per_year``, mismatched lengths, ...).
     """
+    from engine.streaming_metrics import StreamingMetrics
+
     ppy = resolve_periods_per_year(periods_per_year)
     rf = _check_rate(risk_free)
     E = equity_curve(equity, starting_cash)
     n_bars = E.size - 1
-    r = _returns_of_curve(E)
-
-    growth = cagr(E, ppy)
-    mdd = max_drawdown(E)
-    out: dict[str, float] = {
-        "total_return": total_return(E),
-        "cagr": growth,
-        "volatility": volatility(r, ppy),
-        "sharpe": sharpe(r, ppy, rf),
-        "sortino": sortino(r, ppy, rf),
-        "calmar": calmar(growth, mdd),
-        "max_drawdown": mdd,
-        "max_drawdown_duration": float(max_drawdown_duration(E)),
-    }
-    out.update(trade_metrics(trade_pnl, trade_return))
-    out["exposure"] = exposure(in_market, n_bars)
-    out["final_equity"] = float(E[-1])
-
+    curve = E[1:]
+    trade_metrics(trade_pnl, trade_return)  # validates them, with its messages
+    fraction = None
+    if in_market is not None:
+        fraction = exposure(in_market, n_bars)  # validates the flags or the fraction
+    bench = None
     if benchmark_equity is not None:
         if benchmark_start is None:
             raise ParameterError(
                 "benchmark_start is required with benchmark_equity: the benchmark's value "
                 "before the first bar (e.g. the starting cash for buy-and-hold)"
             )
-        B = np.concatenate(
-            (
-                [_check_start(benchmark_start, "benchmark_start")],
-                _as_1d(benchmark_equity, "benchmark_equity"),
-            )
-        )
-        if B.size != E.size:
+        bench = _as_1d(benchmark_equity, "benchmark_equity")
+        _check_start(benchmark_start, "benchmark_start")
+        if bench.size != n_bars:
             raise ParameterError(
-                f"benchmark_equity has {B.size - 1} values but equity has {n_bars}; "
+                f"benchmark_equity has {bench.size} values but equity has {n_bars}; "
                 f"give one benchmark value per bar"
             )
-        out["benchmark_return"] = total_return(B)
-        out["beta"] = beta(r, _returns_of_curve(B))
     elif benchmark_start is not None:
         raise ParameterError("benchmark_start was given without benchmark_equity")
 
+    # One implementation for runs in memory and streamed runs: the accumulator, fed
+    # slices so that its temporaries stay small beside a long curve.
+    acc = StreamingMetrics(float(E[0]), periods_per_year=ppy, risk_free=rf,
+                           benchmark_start=benchmark_start if bench is not None else None)
+    flags = None
+    if in_market is not None and not (isinstance(in_market, Real)
+                                      and not isinstance(in_market, bool)):
+        flags = np.asarray(in_market, dtype=np.bool_)
+    for a in range(0, n_bars, METRIC_SLICE):
+        b = a + METRIC_SLICE
+        acc.add_bars(curve[a:b], None if flags is None else flags[a:b],
+                     None if bench is None else bench[a:b])
+    pnl = _as_1d(trade_pnl, "trade_pnl")
+    ret = _as_1d(trade_return, "trade_return")
+    acc.add_trades(pnl, ret if ret.size else None)
+    out = acc.result()
+    out["exposure"] = fraction if fraction is not None else _NAN
     return {k: float(v) for k, v in out.items()}

@@ -79,6 +79,20 @@ class Panel:
             meta=dict(self.meta),
         )
 
+    def view(self, start: int, stop: int) -> Panel:
+        """Bars ``[start, stop)`` as a zero-copy panel over the same read-only arrays.
+
+        A row range of a C-contiguous matrix is itself C-contiguous, so nothing is
+        copied; use :meth:`slice` for a panel that owns its memory.
+        """
+        return Panel(
+            ts=self.ts[start:stop],
+            symbols=self.symbols,
+            fields={k: v[start:stop] for k, v in self.fields.items()},
+            source=self.source,
+            meta=dict(self.meta),
+        )
+
     def between(self, start=None, end=None) -> Panel:
         """Bars with ``start <= ts <= end`` (either bound may be None)."""
         lo, hi = 0, self.n_bars

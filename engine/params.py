@@ -39,14 +39,14 @@ class Param:
         """Convert ``value`` (possibly a command-line string) and check its bounds."""
         kind = self.type or type(self.default)
         where = f"parameter {self.name!r} of {owner}"
+        example = f"Example: --param {self.name}={self.default!r} (the default)."
         if value is None and self.default is None:
             return None
         try:
             converted = _convert(value, kind)
         except (TypeError, ValueError):
             raise ParameterError(
-                f"{where} must be {_type_name(kind)}; got {value!r}. "
-                f"Example: --param {self.name}={self.default!r}"
+                f"{where} must be {_type_name(kind)}; got {value!r}. {example}"
             ) from None
         if self.choices is not None and converted not in self.choices:
             raise ParameterError(
@@ -54,9 +54,9 @@ class Param:
                 + did_you_mean(converted, self.choices)
             )
         if self.min is not None and converted < self.min:
-            raise ParameterError(f"{where} must be >= {self.min}; got {converted!r}")
+            raise ParameterError(f"{where} must be >= {self.min}; got {converted!r}. {example}")
         if self.max is not None and converted > self.max:
-            raise ParameterError(f"{where} must be <= {self.max}; got {converted!r}")
+            raise ParameterError(f"{where} must be <= {self.max}; got {converted!r}. {example}")
         return converted
 
 

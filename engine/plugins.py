@@ -40,7 +40,10 @@ def load_strategy(target) -> type[Strategy]:
 
 def _import_file(path: Path) -> types.ModuleType:
     if not path.exists():
-        raise StrategyError(f"strategy file not found: {path}")
+        raise StrategyError(
+            f"strategy file not found: {path}. Fix: correct the path (a relative path starts "
+            f"from the working directory)."
+        )
     if path.suffix != ".py":
         raise StrategyError(f"a strategy file is a Python file ending in .py; got {path}")
     resolved = path.resolve()
@@ -56,15 +59,24 @@ def _import_file(path: Path) -> types.ModuleType:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         del sys.modules[name]
+        # One line: the CLI prints a user error as a single `error:` line.
+        code = f" (`{exc.text.strip()}`)" if exc.text and exc.text.strip() else ""
         raise StrategyError(
-            f"{path}: syntax error on line {exc.lineno}: {exc.msg}"
-            + (f"\n    {exc.text.rstrip()}" if exc.text else "")
+            f"{path}: syntax error on line {exc.lineno}{code}: {exc.msg}. Fix: correct the "
+            f"Python syntax there."
         ) from exc
     except Exception as exc:
         del sys.modules[name]
         line = _line_in(exc, resolved)
+        if isinstance(exc, ModuleNotFoundError):
+            fix = (f"install the package that provides {exc.name!r} in this Python "
+                   f"environment, or remove the import")
+        else:
+            fix = "correct the code that runs when the file is imported (--debug shows the " \
+                  "traceback)"
         raise StrategyError(
-            f"{path}{line}: importing the strategy raised {type(exc).__name__}: {exc}"
+            f"{path}{line}: importing the strategy raised {type(exc).__name__}: {exc}. "
+            f"Fix: {fix}."
         ) from exc
     return module
 

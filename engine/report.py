@@ -206,3 +206,23 @@ def write_compare(table: pl.DataFrame, results, names, out, meta: str = "") -> P
     (path / "equity.png").write_bytes(png)
     (path / "report.html").write_text(render_compare_html(table, png, meta), encoding="utf-8")
     return path
+
+
+#: The claims table's columns shown in the HTML page, in order (the CSV has them all).
+CLAIM_HTML_COLUMNS = ("id", "claim", "source", "strategy", "definition", "sample", "cases",
+                      "claimed", "measured", "verdict", "why")
+
+
+def render_claims_html(table: pl.DataFrame, meta: str) -> str:
+    """The page of ``python -m engine claims``: every claim of the rule book, measured.
+
+    ``table`` is :func:`engine.claims.measure_all`'s frame; ``meta`` a line under
+    the title (the summary and the settings). Self-contained like ``report.html``.
+    """
+    shown = [c for c in CLAIM_HTML_COLUMNS if c in table.columns]
+    caption = ("Each claim measured by running the strategy named (event studies, the "
+               "calendar-month table, trades or the run's data at a date). Verdict rules and "
+               "definitions: engine/claims.py.")
+    sections = [f'<section id="claims">\n<h2>Claims</h2>\n'
+                f'{html_table(table.select(shown), caption, "claims")}\n</section>']
+    return _page("Claims of the source notes, measured on the bundled data", meta, sections)

@@ -211,6 +211,33 @@ class Strategy:
         """Vectorised path: return :class:`Signals` for the whole data."""
         raise NotImplementedError
 
+    def lookback(self, data: VectorData) -> int | None:
+        """Streaming: how many of the last bars of ``data`` the next bars' signals need.
+
+        :func:`engine.stream_run` reads a file too large for memory in chunks. For
+        each chunk it calls :meth:`signals` on the bars this hook asked to keep from
+        before the chunk, followed by the chunk, and trades the chunk's rows only.
+        After a chunk it calls ``lookback(data)`` with that same data (kept bars +
+        chunk): return how many of its last bars the signals of the following bars
+        depend on, so that they come out exactly as in one run over the whole file.
+
+        For signals built on fixed windows that is the longest window plus what the
+        rule compares with (``slow`` for a crossover of two moving averages, whose
+        first value needs ``slow - 1`` earlier bars and whose cross compares with
+        the bar before). A rule that carries state further back (the last non-zero
+        sign of a crossover across a run of ties, a position held since an old
+        signal) must count those bars too, which is why ``data`` is given:
+        :class:`strategies.sma_cross.SmaCross` is the worked example. Returning more
+        bars is always safe; the value is clipped to ``len(data)``.
+
+        Returns
+        -------
+        int or None
+            The number of bars; ``None`` (the default) means the strategy does not
+            say, and ``stream_run`` refuses to stream it.
+        """
+        return None
+
     def entry_condition(self, data: VectorData):
         """Bars on which the rule's entry condition holds (bool array), or None.
 

@@ -303,10 +303,11 @@ def batches(tasks: list, workers: int) -> list[list]:
 def share_panel(panel, folder: Path) -> dict:
     """Write ``panel``'s arrays as ``.npy`` files for workers to map read-only."""
     folder.mkdir(parents=True)
-    np.save(folder / "ts.npy", panel.ts)
+    # allow_pickle=False here and in open_panel: plain arrays only, never a pickle
+    np.save(folder / "ts.npy", panel.ts, allow_pickle=False)
     names = list(panel.fields)
     for k, name in enumerate(names):
-        np.save(folder / f"field{k}.npy", panel.fields[name])
+        np.save(folder / f"field{k}.npy", panel.fields[name], allow_pickle=False)
     return {"dir": str(folder), "fields": names, "symbols": panel.symbols,
             "source": panel.source, "meta": panel.meta}
 
@@ -316,9 +317,10 @@ def open_panel(spec: dict):
     from engine.panel import Panel
 
     folder = Path(spec["dir"])
-    fields = {name: np.load(folder / f"field{k}.npy", mmap_mode="r")
+    fields = {name: np.load(folder / f"field{k}.npy", mmap_mode="r", allow_pickle=False)
               for k, name in enumerate(spec["fields"])}
-    return Panel(ts=np.load(folder / "ts.npy"), symbols=tuple(spec["symbols"]), fields=fields,
+    return Panel(ts=np.load(folder / "ts.npy", allow_pickle=False),
+                 symbols=tuple(spec["symbols"]), fields=fields,
                  source=spec["source"], meta=dict(spec["meta"]))
 
 

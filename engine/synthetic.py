@@ -9,7 +9,7 @@ from engine.panel import Panel
 
 def random_walk(n_bars: int, n_symbols: int = 1, *, seed: int = 0, start_price: float = 100.0,
                 volatility: float = 0.01, decimals: int = 2,
-                start: str = "2000-01-03") -> Panel:
+                start: str = "2000-01-03", freq: str = "D") -> Panel:
     """A geometric random walk as a validated :class:`~engine.panel.Panel`.
 
     Prices are rounded to ``decimals`` (a tick grid, as real quotes are), so moving
@@ -24,6 +24,10 @@ def random_walk(n_bars: int, n_symbols: int = 1, *, seed: int = 0, start_price: 
         Seed of ``numpy.random.default_rng``: the same seed gives the same bars.
     volatility : float
         Standard deviation of the per-bar log return.
+    freq : str
+        Spacing of the timestamps, a numpy time unit: ``"D"`` (days, the default),
+        ``"h"``, ``"m"`` (minutes) or ``"s"``. Daily bars from 2000 reach the end of
+        nanosecond time (2262) after about 95,000 bars; longer walks need ``"m"``.
     """
     if n_bars < 1 or n_symbols < 1:
         raise ValueError(f"n_bars and n_symbols must be >= 1; got {n_bars}, {n_symbols}")
@@ -41,7 +45,17 @@ def random_walk(n_bars: int, n_symbols: int = 1, *, seed: int = 0, start_price: 
     close = np.maximum(close, tick)
     open_ = np.maximum(open_, tick)
     volume = np.round(rng.lognormal(13, 0.5, shape))
-    ts = np.datetime64(start, "ns") + np.arange(n_bars) * np.timedelta64(1, "D")
+    if freq not in ("D", "h", "m", "s"):
+        raise ValueError(f"freq must be 'D', 'h', 'm' or 's'; got {freq!r}")
+    first = np.datetime64(start, "ns")
+    step = np.timedelta64(1, freq).astype("timedelta64[ns]")
+    room = (np.datetime64("2262-04-11", "ns") - first) // step
+    if n_bars > room:
+        raise ValueError(
+            f"{n_bars} bars of freq={freq!r} from {start} pass 2262-04-11, the end of "
+            f"nanosecond timestamps; pass freq='m' (minutes) for a walk this long"
+        )
+    ts = first + np.arange(n_bars) * step
     symbols = ("asset",) if n_symbols == 1 else tuple(f"S{i:04d}" for i in range(n_symbols))
     fields = {
         name: np.ascontiguousarray(arr, dtype=np.float64)

@@ -6,8 +6,11 @@ crosses below. A cross is a change of the sign of ``fast - slow`` against its la
 non-zero sign, so a tie neither crosses nor resets the sign.
 
 Both paths are written here and must make identical trades (a test checks it):
-``on_bar`` for the event path, ``signals`` for the vectorised one.
+``on_bar`` for the event path, ``signals`` for the vectorised one. ``lookback``
+lets ``engine.stream_run`` feed the vectorised path a file in chunks.
 """
+
+import numpy as np
 
 from engine import Signals, Strategy, param
 from engine.errors import ParameterError
@@ -48,3 +51,36 @@ class SmaCross(Strategy):
         fast = sma(data.close, self.fast)
         slow = sma(data.close, self.slow)
         return Signals(entries=crossover(fast, slow), exits=crossunder(fast, slow))
+
+    # -- streaming (engine.stream_run) -------------------------------------------
+    def lookback(self, data):
+        """Bars at the end of ``data`` that the next bars' signals depend on.
+
+        A cross at bar ``t`` compares the sign of ``fast - slow`` at ``t`` with the
+        last non-zero sign before it, at some bar ``p``; that sign needs the
+        ``slow - 1`` bars before ``p``. Usually ``p`` is the last bar and this is
+        ``slow`` bars, but a run of ties (or of NaN, a gap in the data) moves ``p``
+        back, so the count is measured: from ``slow - 1`` bars before the last bar
+        with a non-zero sign to the end. With no such bar yet, every bar is kept.
+        Exact for prices with at most 8 decimals, whose moving averages depend on
+        their window only (see ``engine.indicators.sma``).
+        """
+        close = np.asarray(data.close, dtype=np.float64)
+        n = close.shape[0]
+        span = min(n, 2 * self.slow + 64)
+        while True:
+            tail = close[n - span:]
+            with np.errstate(invalid="ignore"):
+                diff = sma(tail, self.fast) - sma(tail, self.slow)
+            signed = (diff > 0) | (diff < 0)          # NaN is neither
+            if signed.ndim == 1:
+                signed = signed.reshape(-1, 1)
+            found = signed.any(axis=0)
+            if found.all() or span == n:
+                break
+            span = min(n, 2 * span)
+        if not found.all():
+            return n
+        # rows from the end back to the last signed bar of the column that reaches furthest
+        last = span - 1 - np.argmax(signed[::-1], axis=0)
+        return int(span - last.min()) + self.slow - 1

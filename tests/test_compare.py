@@ -121,6 +121,18 @@ def test_benchmark_is_equal_weight_buy_and_hold_of_every_symbol():
     assert result.metrics["beta"] == pytest.approx(0.0)
 
 
+def test_benchmark_carries_a_missing_close_forward():
+    a = make_bars([(10, 10, 10, 10), (11, 11, 11, 11), (12, 12, 12, 12), (9, 9, 9, 9)],
+                  symbol="A")
+    b = make_bars([(20, 20, 20, 20), (30, 30, 30, 30), (99, 99, 99, 99), (40, 40, 40, 40)],
+                  symbol="B")
+    b = b.drop(index=2)  # B has no bar 2: its part is marked at bar 1's close (30)
+    panel = engine.load_bars(pd.concat([a, b], ignore_index=True))
+    curve = benchmark_equity(panel, 1000.0)
+    # A: 500 * close / 10; B: 500 * close / 20 with 30 carried over bar 2.
+    np.testing.assert_allclose(curve, [1000.0, 550.0 + 750.0, 600.0 + 750.0, 450.0 + 1000.0])
+
+
 def test_builtin_buy_and_hold_runs_on_both_paths():
     rows = [(10, 10, 10, 10), (10, 10, 10, 10), (12, 12, 12, 12)]
     event = engine.run(BuyAndHold, data=make_bars(rows), mode="event", cash=100.0)

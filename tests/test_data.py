@@ -276,7 +276,7 @@ def test_numeric_strings_are_accepted():
 def test_unparseable_ts(tmp_path):
     text = HEADER + "2024-01-02,1,2,1,1.5,1\nnot a date,1,2,1,1.5,1\n"
     msg = error_of(write(tmp_path, "ts.csv", text))
-    assert "ts.csv" in msg and "column 'ts' has 'not a date', not a date at row 2" in msg
+    assert "ts.csv" in msg and "column 'ts' has 'not a date', not a date, at row 2" in msg
     assert "ISO dates" in msg
 
 
@@ -290,7 +290,7 @@ def test_numeric_ts_rejected():
 
 
 @pytest.mark.parametrize(
-    ("bad_close", "shown"), [("", "nan"), ("0", "0.0"), ("-2", "-2.0")]
+    ("bad_close", "shown"), [("", "no value (NaN)"), ("0", "0.0"), ("-2", "-2.0")]
 )
 def test_close_nan_or_non_positive(tmp_path, bad_close, shown):
     text = HEADER + f"2024-01-02,1,2,1,1.5,1\n2024-01-03,1,2,1,{bad_close},1\n"
@@ -522,7 +522,7 @@ def test_end_date_includes_the_whole_day(tmp_path):
     assert load_quietly(path, end="2024-01-02").n_bars == 2
     assert load_quietly(path, end="2024-01-02 12:00").n_bars == 1
     # an explicit datetime is taken literally: midnight is before the first bar
-    assert "no bars between" in error_of(path, end=dt.datetime(2024, 1, 2))
+    assert "no bars up to 2024-01-02 00:00:00" in error_of(path, end=dt.datetime(2024, 1, 2))
 
 
 def test_tz_aware_bounds_compare_in_utc(tmp_path):
@@ -575,7 +575,10 @@ def test_unknown_extension(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    assert error_of(tmp_path / "nope.parquet") == f"no such file: {tmp_path / 'nope.parquet'}"
+    assert error_of(tmp_path / "nope.parquet") == (
+        f"no such file: {tmp_path / 'nope.parquet'}. Fix: correct the path (a relative path "
+        f"starts from the working directory)."
+    )
 
 
 def test_text_renamed_parquet(tmp_path):

@@ -196,3 +196,99 @@ def test_strategy_without_hooks_has_base_rate_and_entries_only():
     signals = set(result.event_study()["signal"])
     assert signals <= {"all_bars", "entries"} and "all_bars" in signals
     assert math.isnan(result.metrics["beta"]) or result.metrics["beta"] >= 0
+
+
+# --------------------------------------------------------------------------- optional statistics
+
+
+def test_forward_extremes_are_the_worst_and_best_close_ahead():
+    from engine.event_study import forward_extremes
+
+    close = np.array([100.0, 90.0, 120.0, 80.0, 100.0])
+    worst, best = forward_extremes(close, 2)
+    np.testing.assert_allclose(worst[:3], [-0.10, 80 / 90 - 1, 80 / 120 - 1])
+    np.testing.assert_allclose(best[:3], [0.20, 120 / 90 - 1, 100 / 120 - 1])
+    assert np.isnan(worst[3:]).all() and np.isnan(best[3:]).all()
+    # a symbol's gap does not shorten its window: it counts its own bars
+    panel = np.array([[10.0, 10.0], [9.0, np.nan], [12.0, 8.0], [11.0, 12.0]])
+    worst, best = forward_extremes(panel, 2)
+    assert worst[0, 1] == pytest.approx(-0.2) and best[0, 1] == pytest.approx(0.2)
+    assert np.isnan(worst[1, 1]) and np.isnan(worst[2, 1])
+
+
+def test_move_threshold_adds_the_shares_that_fell_and_rose():
+    from engine.event_study import MOVE_COLUMNS
+
+    close = np.array([100.0, 95.0, 89.0, 100.0, 111.0, 100.0, 100.0])
+    everything = np.ones(close.size, dtype=bool)
+    table = event_table(close, {"all": everything}, horizons=(2,), move_threshold=0.10)
+    assert table.columns == list(EVENT_COLUMNS) + list(MOVE_COLUMNS)
+    row = table.row(0, named=True)
+    # windows of bars 0-4: bar 0 falls to 89 (-11%), bar 2 rises to 111 (+24.7%),
+    # bar 3 rises to 111 (+11%); bar 1 (95 -> 89, 100: -6.3%) and bar 4 neither
+    assert row["count"] == 5
+    assert row["share_fell"] == pytest.approx(1 / 5)
+    assert row["share_rose"] == pytest.approx(2 / 5)
+    # without it the table is as before
+    assert event_table(close, {"all": everything}, horizons=(2,)).columns == list(EVENT_COLUMNS)
+    with pytest.raises(ValueError, match="move_threshold"):
+        event_table(close, {"all": everything}, horizons=(2,), move_threshold=-0.1)
+
+
+def test_signals_from_drops_earlier_signals_but_keeps_their_episodes():
+    from engine.event_study import event_study
+
+    class Rising(engine.Strategy):
+        def on_bar(self, bar):
+            pass
+
+        def entry_condition(self, data):
+            out = np.zeros(len(data), dtype=bool)
+            out[3:12] = True  # one run, from bar 3 (2024-01-04) to bar 11
+            return out
+
+    close = 100 * 1.01 ** np.arange(20)
+    result = engine.run(Rising, data=make_bars([(c, c, c, c) for c in close]))
+    table = event_study(result, (2,), signals_from="2024-01-06")  # bar 5
+    rows = {r["signal"]: r for r in table.to_dicts()}
+    assert rows["all_bars"]["count"] == 13          # bars 5-17
+    assert rows["entry_condition"]["count"] == 7    # bars 5-11
+    assert rows["entry_episode"]["count"] == 0      # the run began on bar 3, before the date
+    assert event_study(result, (2,), signals_from="2024-01-02").filter(
+        pl_col_eq("signal", "entry_episode"))["count"][0] == 1
+
+
+def weekday_bars(month_returns: dict, start="2020-01-01", end="2022-12-31"):
+    """Weekday bars whose close moves only on each month's first bar, so that a month's
+    return from month-end closes is ``month_returns.get(month, 0)``."""
+    days = pd.bdate_range(start, end)
+    close, level = [], 100.0
+    for i, day in enumerate(days):
+        if i and day.month != days[i - 1].month:
+            level *= 1 + month_returns.get(day.month, 0.0)
+        close.append(level)
+    return days, np.array(close)
+
+
+def test_monthly_returns_and_the_calendar_table_by_hand():
+    from engine.event_study import MONTH_COLUMNS, calendar_month_table, monthly_returns
+
+    days, close = weekday_bars({12: 0.03, 4: 0.01, 9: -0.02})
+    months = monthly_returns(close, days.values)
+    # Jan 2020 has no previous month-end and Dec 2022 is the data's last month: both left out
+    assert months.height == 34
+    assert (months["year"][0], months["month"][0]) == (2020, 2)
+    assert (months["year"][-1], months["month"][-1]) == (2022, 11)
+    dec = months.filter(pl_col_eq("month", 12))
+    assert dec["return"].to_list() == pytest.approx([0.03, 0.03])
+    assert str(dec["month_end"][0]) == "2020-12-31"
+    table = calendar_month_table(close, days.values)
+    assert table.columns == list(MONTH_COLUMNS)
+    rows = {r["month"]: r for r in table.to_dicts()}
+    assert rows[12]["mean_return"] == pytest.approx(0.03) and rows[12]["rank"] == 1
+    assert rows[4]["rank"] == 2 and rows[9]["rank"] == 12
+    assert rows[1]["count"] == 2 and rows[12]["count"] == 2   # Jan 2021, Jan 2022
+    assert rows[12]["share_positive"] == 1.0 and rows[1]["share_positive"] == 0.0
+    # the last year only: Dec 2021 .. Nov 2022
+    last = {r["month"]: r["count"] for r in calendar_month_table(close, days.values, 1).to_dicts()}
+    assert set(last.values()) == {1}

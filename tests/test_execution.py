@@ -782,3 +782,41 @@ def test_target_percent_short_needs_shorting():
     assert o["status"] == "rejected" and "short" in o["reason"]
     res = run([FLAT, FLAT, FLAT], {0: lambda s: s.order_target_percent(-0.5)}, shorting=True)
     assert_filled(res, 0, 10.0, -500.0, bar=1)
+
+
+class _OneOrder(engine.Strategy):
+    side: str = "buy"
+    kind: str = "limit"
+    price: float = 0.0
+    limit_price: float = math.nan
+
+    def on_bar(self, bar):
+        if bar.index == 0:
+            place = self.buy if self.side == "buy" else self.sell
+            if self.kind == "stop_limit":
+                place(1, stop=self.price, limit=self.limit_price)
+            else:
+                place(1, **{self.kind: self.price})
+
+
+@pytest.mark.parametrize("side, kind, price, limit_price, rows, expected", [
+    # no open and the whole bar past the price: the close, the one known trade
+    ("buy", "limit", 11.0, math.nan, (math.nan, 10.8, 10.5, 10.6), 10.6),
+    ("buy", "stop", 10.2, math.nan, (math.nan, 10.8, 10.5, 10.6), 10.6),
+    ("sell", "limit", 10.2, math.nan, (math.nan, 10.8, 10.5, 10.6), 10.6),
+    ("sell", "stop", 11.0, math.nan, (math.nan, 10.8, 10.5, 10.6), 10.6),
+    ("buy", "stop_limit", 10.2, 11.0, (math.nan, 10.8, 10.5, 10.6), 10.6),
+    # no open, the price inside the range: the order's own price, as with an open
+    ("buy", "limit", 10.55, math.nan, (math.nan, 10.8, 10.5, 10.6), 10.55),
+    ("sell", "stop", 10.55, math.nan, (math.nan, 10.8, 10.5, 10.6), 10.55),
+    # the bar's high exactly at a buy limit is inside the range: the limit
+    ("buy", "limit", 10.8, math.nan, (math.nan, 10.8, 10.5, 10.6), 10.8),
+])
+def test_orders_on_a_bar_without_open(side, kind, price, limit_price, rows, expected):
+    bars = make_bars([(10.0, 10.1, 9.9, 10.0), rows])
+    with pytest.warns(DataWarning):
+        res = engine.run(_OneOrder, data=bars, shorting=True, side=side, kind=kind,
+                         price=price, limit_price=limit_price)
+    order = res.orders.row(0, named=True)
+    assert order["status"] == "filled"
+    assert order["fill_price"] == pytest.approx(expected)

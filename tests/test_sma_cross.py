@@ -21,7 +21,7 @@ SmaCross = load_strategy(ROOT / "strategies" / "sma_cross.py")
 
 @pytest.fixture(scope="module")
 def walk():
-    return random_walk(200_000, seed=11, volatility=0.002)
+    return random_walk(200_000, seed=11, volatility=0.002, freq="m")
 
 
 @pytest.fixture(scope="module")

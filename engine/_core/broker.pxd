@@ -78,13 +78,17 @@ cdef struct Trade:
 
 
 cdef class Broker:
-    # market data, read-only views of the panel
+    # market data, read-only views of the panel (or of the chunk bound by bind_chunk)
     cdef const double[:, ::1] open
     cdef const double[:, ::1] high
     cdef const double[:, ::1] low
     cdef const double[:, ::1] close
-    cdef readonly Py_ssize_t n_bars
+    cdef readonly Py_ssize_t n_bars     # bars in the bound arrays
     cdef readonly Py_ssize_t n_symbols
+    # Global index of the bound arrays' first row. Bar indices (in orders, trades,
+    # `bar`) are global, so a run streamed in chunks records the same numbers as one
+    # run over the whole panel; only the array reads subtract `base`.
+    cdef readonly Py_ssize_t base
 
     # configuration
     cdef readonly double starting_cash
@@ -113,20 +117,26 @@ cdef class Broker:
     cdef readonly Py_ssize_t bar        # the bar being processed
     cdef readonly Py_ssize_t same_bar_exits  # bars where stop-loss and take-profit both touched
 
-    # orders and trades, grown on demand
+    # Orders and trades, grown on demand. Ids are global and never reused: `n_orders`
+    # is the next order id; ids below `order_base` were drained (finished, handed out
+    # by drain_orders and freed), so `orders[0]` holds order `order_base`. The same
+    # for trades. Every access goes through order() / trade().
     cdef Order* orders
-    cdef Py_ssize_t n_orders
+    cdef readonly Py_ssize_t n_orders
+    cdef readonly Py_ssize_t order_base
     cdef Py_ssize_t cap_orders
     cdef Py_ssize_t* active
     cdef Py_ssize_t n_active
     cdef Py_ssize_t cap_active
     cdef Trade* trades
-    cdef Py_ssize_t n_trades
+    cdef readonly Py_ssize_t n_trades
+    cdef readonly Py_ssize_t trade_base
     cdef Py_ssize_t cap_trades
     cdef Py_ssize_t* new_fills
     cdef public Py_ssize_t n_new_fills
     cdef dict reasons
     cdef dict user_tags
+    cdef dict exit_tags             # trade id -> user tag of its exit order
 
     # per-bar outputs
     cdef double[::1] equity_out
@@ -134,6 +144,9 @@ cdef class Broker:
     cdef unsigned char[::1] exposure_out
 
     cdef inline double cash_value(self) noexcept nogil
+    cdef inline Order* order(self, Py_ssize_t oid) noexcept nogil
+    cdef inline Trade* trade(self, Py_ssize_t tid) noexcept nogil
+    cdef inline bint is_open(self, Py_ssize_t oid) noexcept nogil
     cdef void add_cash(self, double amount) noexcept nogil
     cdef double commission_for(self, double qty, double price) noexcept nogil
     cdef double slipped(self, double price, int side) noexcept nogil
@@ -155,6 +168,7 @@ cdef class Broker:
     cdef int cancel_children(self, Py_ssize_t symbol, Py_ssize_t filled) except -1
     cdef int flag_same_bar(self, Py_ssize_t oid) except -1
     cdef str tag_name(self, Order* o)
+    cdef str exit_reason(self, Py_ssize_t tid)
     cdef int apply_fill(self, Order* o, double qty, double price, double commission,
                         Py_ssize_t i) except -1
     cdef int spawn_bracket(self, Order* parent, double qty, Py_ssize_t i,

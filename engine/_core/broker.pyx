@@ -28,6 +28,7 @@ Execution rules (the README repeats them for users):
 
 from libc.math cimport NAN, fabs, floor, isfinite, isnan
 from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memmove
 
 import numpy as np
 
@@ -141,8 +142,10 @@ cdef class Broker:
         self.cash_out = np.full(self.n_bars, np.nan)
         self.exposure_out = np.zeros(self.n_bars, dtype=np.uint8)
         self.bar = -1
+        self.base = 0
         self.reasons = {}
         self.user_tags = {}
+        self.exit_tags = {}
         self.cap_orders = 64
         self.cap_active = 64
         self.cap_trades = 64
@@ -163,6 +166,19 @@ cdef class Broker:
 
     cdef inline double cash_value(self) noexcept nogil:
         return self._cash + self._cash_carry
+
+    # ------------------------------------------------------------------ storage access
+
+    cdef inline Order* order(self, Py_ssize_t oid) noexcept nogil:
+        # The one way to reach an order: ids are global, the array starts at order_base.
+        return &self.orders[oid - self.order_base]
+
+    cdef inline Trade* trade(self, Py_ssize_t tid) noexcept nogil:
+        return &self.trades[tid - self.trade_base]
+
+    cdef inline bint is_open(self, Py_ssize_t oid) noexcept nogil:
+        # A drained order is finished by construction (only finished ones are drained).
+        return oid >= self.order_base and self.order(oid).status == OPEN
 
     cdef void add_cash(self, double amount) noexcept nogil:
         # Neumaier summation: thousands of fills must not make cash drift.
@@ -200,7 +216,7 @@ cdef class Broker:
     cdef Py_ssize_t new_order(self) except -1:
         cdef Order* grown
         cdef Py_ssize_t* grown_fills
-        if self.n_orders == self.cap_orders:
+        if self.n_orders - self.order_base == self.cap_orders:
             grown = <Order*> realloc(self.orders, 2 * self.cap_orders * sizeof(Order))
             if grown == NULL:
                 raise MemoryError()
@@ -230,13 +246,13 @@ cdef class Broker:
     cdef Py_ssize_t new_trade(self, Py_ssize_t symbol, Py_ssize_t bar, int direction) except -1:
         cdef Trade* grown
         cdef Trade* t
-        if self.n_trades == self.cap_trades:
+        if self.n_trades - self.trade_base == self.cap_trades:
             grown = <Trade*> realloc(self.trades, 2 * self.cap_trades * sizeof(Trade))
             if grown == NULL:
                 raise MemoryError()
             self.trades = grown
             self.cap_trades *= 2
-        t = &self.trades[self.n_trades]
+        t = self.trade(self.n_trades)
         t.symbol = symbol
         t.entry_bar = bar
         t.exit_bar = -1
@@ -261,7 +277,7 @@ cdef class Broker:
                           int tag, Py_ssize_t oco, Py_ssize_t parent, bint on_close,
                           Py_ssize_t active_bar) except -1:
         cdef Py_ssize_t oid = self.new_order()
-        cdef Order* o = &self.orders[oid]
+        cdef Order* o = self.order(oid)
         o.id = oid
         o.symbol = symbol
         o.side = side
@@ -324,17 +340,17 @@ cdef class Broker:
                          on_close, self.bar if on_close else self.bar + 1)
         if tag_code == TAG_USER:
             self.user_tags[oid] = str(tag)
-        if oco >= 0 and self.orders[oco].oco < 0:
-            self.orders[oco].oco = oid
+        if oco >= self.order_base and self.order(oco).oco < 0:
+            self.order(oco).oco = oid
         return oid
 
     cpdef bint cancel(self, Py_ssize_t order_id):
         """Cancel an open order; return False when it was no longer open."""
         if order_id < 0 or order_id >= self.n_orders:
             raise IndexError(f"order id {order_id} does not exist")
-        if self.orders[order_id].status != OPEN:
+        if not self.is_open(order_id):
             return False
-        self.finish(&self.orders[order_id], CANCELLED, "cancelled by the strategy")
+        self.finish(self.order(order_id), CANCELLED, "cancelled by the strategy")
         return True
 
     cdef int finish(self, Order* o, int status, str reason) except -1:
@@ -347,10 +363,11 @@ cdef class Broker:
     cdef double match_price(self, Order* o, Py_ssize_t i, bint* slip) noexcept:
         """Raw fill price of ``o`` on bar ``i`` (NaN when it does not fill)."""
         cdef Py_ssize_t s = o.symbol
-        cdef double c = self.close[i, s]
-        cdef double op = self.open[i, s]
-        cdef double hi = self.high[i, s]
-        cdef double lo = self.low[i, s]
+        cdef Py_ssize_t row = i - self.base
+        cdef double c = self.close[row, s]
+        cdef double op = self.open[row, s]
+        cdef double hi = self.high[row, s]
+        cdef double lo = self.low[row, s]
         cdef bint has_open = isfinite(op)
         cdef int side = o.side
         cdef int kind = o.kind
@@ -369,9 +386,12 @@ cdef class Broker:
         # The trigger is re-evaluated on the bar it happened on, so that matching an
         # order twice on one bar (as an OCO peer, then in turn) gives the same answer:
         # a stop touched inside bar i makes a limit from bar i + 1, not on bar i.
+        # Without an open, a bar whose whole range lies past the order's price gapped
+        # through it at an unknown first price: the order fills at the close, the one
+        # price known to have traded, as a market order does on such a bar.
         if kind == STOP_LIMIT and (not o.triggered or o.triggered_bar == i):
             if side > 0:
-                if has_open and op >= o.stop:
+                if op >= o.stop if has_open else lo > o.stop:
                     o.triggered = True
                     o.triggered_bar = i
                 elif hi >= o.stop:
@@ -381,7 +401,7 @@ cdef class Broker:
                 else:
                     return NAN
             else:
-                if has_open and op <= o.stop:
+                if op <= o.stop if has_open else hi < o.stop:
                     o.triggered = True
                     o.triggered_bar = i
                 elif lo <= o.stop:
@@ -392,22 +412,22 @@ cdef class Broker:
                     return NAN
         if kind == LIMIT or kind == STOP_LIMIT:
             if side > 0:
-                if has_open and op <= o.limit:
+                if op <= o.limit if has_open else hi < o.limit:
                     slip[0] = True
-                    return op
+                    return op if has_open else c
                 return o.limit if lo <= o.limit else NAN
-            if has_open and op >= o.limit:
+            if op >= o.limit if has_open else lo > o.limit:
                 slip[0] = True
-                return op
+                return op if has_open else c
             return o.limit if hi >= o.limit else NAN
         # STOP
         slip[0] = True
         if side > 0:
-            if has_open and op >= o.stop:
-                return op
+            if op >= o.stop if has_open else lo > o.stop:
+                return op if has_open else c
             return o.stop if hi >= o.stop else NAN
-        if has_open and op <= o.stop:
-            return op
+        if op <= o.stop if has_open else hi < o.stop:
+            return op if has_open else c
         return o.stop if lo <= o.stop else NAN
 
     cdef double affordable(self, double budget, double price):
@@ -465,7 +485,7 @@ cdef class Broker:
         return -self.whole(budget / price)
 
     cdef int execute(self, Py_ssize_t oid, double raw, bint slip, Py_ssize_t i) except -1:
-        cdef Order* o = &self.orders[oid]
+        cdef Order* o = self.order(oid)
         cdef Py_ssize_t s = o.symbol
         cdef int side = o.side
         cdef double qty, price, commission, cash_after, pos, opened
@@ -518,8 +538,8 @@ cdef class Broker:
         self.finish(o, FILLED, None)
         self.new_fills[self.n_new_fills] = oid
         self.n_new_fills += 1
-        if o.oco >= 0 and self.orders[o.oco].status == OPEN:
-            self.finish(&self.orders[o.oco], CANCELLED, f"OCO: order {oid} filled")
+        if o.oco >= 0 and self.is_open(o.oco):
+            self.finish(self.order(o.oco), CANCELLED, f"OCO: order {oid} filled")
         if isfinite(o.stop_loss) or isfinite(o.take_profit):
             if opened <= QTY_EPS * fabs(qty):
                 self.reasons[oid] = "filled; no bracket attached: the fill opened no position"
@@ -548,7 +568,7 @@ cdef class Broker:
             else:
                 # incremental form: adding at the same price leaves it bit-identical
                 self.avg_price[s] += (price - self.avg_price[s]) * (fabs(qty) / fabs(new_pos))
-            tr = &self.trades[t]
+            tr = self.trade(t)
             tr.entered_qty += fabs(qty)
             tr.entry_price += (price - tr.entry_price) * (fabs(qty) / tr.entered_qty)
             tr.pnl -= commission
@@ -560,7 +580,7 @@ cdef class Broker:
         share = closing / fabs(qty)
         gain = closing * (price - self.avg_price[s]) * sign_of(pos)
         self.realised += gain
-        tr = &self.trades[t]
+        tr = self.trade(t)
         tr.pnl += gain - commission * share
         tr.costs += commission * share
         tr.exited_qty += closing
@@ -572,13 +592,16 @@ cdef class Broker:
             tr.exit_bar = i
             tr.exit_tag = o.tag
             tr.exit_order = o.id
+            if o.tag == TAG_USER:
+                # kept with the trade: its exit order may be drained before it is
+                self.exit_tags[t] = self.tag_name(o)
             self.open_trade[s] = -1
             self.avg_price[s] = 0.0
             self.cancel_children(s, o.id)
         if remaining > 0 and new_pos != 0.0:
             t = self.new_trade(s, i, sign_of(qty))
             self.open_trade[s] = t
-            tr = &self.trades[t]
+            tr = self.trade(t)
             tr.entered_qty = remaining
             tr.entry_price = price
             tr.pnl = -commission * (1.0 - share)
@@ -590,11 +613,12 @@ cdef class Broker:
     cdef int cancel_children(self, Py_ssize_t symbol, Py_ssize_t filled) except -1:
         # Bracket exits of a position that is now flat have nothing left to protect.
         cdef Py_ssize_t j, oid
+        cdef Order* o
         for j in range(self.n_active):
             oid = self.active[j]
-            if (oid != filled and self.orders[oid].status == OPEN
-                    and self.orders[oid].parent >= 0 and self.orders[oid].symbol == symbol):
-                self.finish(&self.orders[oid], CANCELLED, "position closed")
+            o = self.order(oid)
+            if oid != filled and o.status == OPEN and o.parent >= 0 and o.symbol == symbol:
+                self.finish(o, CANCELLED, "position closed")
         return 0
 
     cdef int spawn_bracket(self, Order* parent, double qty, Py_ssize_t i,
@@ -621,7 +645,7 @@ cdef class Broker:
             tp_id = self.place(sym, -direction, LIMIT, SHARES, qty, tp, NAN, GTC, NAN, NAN,
                                False, TAG_TAKE_PROFIT, sl_id, pid, False, start)
         if sl_id >= 0 and tp_id >= 0:
-            self.orders[sl_id].oco = tp_id
+            self.order(sl_id).oco = tp_id
         return 0
 
     # ------------------------------------------------------------------ the bar cycle
@@ -640,7 +664,7 @@ cdef class Broker:
         while j < self.n_active:
             oid = self.active[j]
             j += 1
-            o = &self.orders[oid]
+            o = self.order(oid)
             if o.status != OPEN:
                 continue
             if o.active_bar > i or o.on_close:
@@ -649,16 +673,16 @@ cdef class Broker:
                 continue
             raw = self.match_price(o, i, &slip)
             if isnan(raw):
-                if o.tif == DAY and not isnan(self.close[i, o.symbol]):
+                if o.tif == DAY and not isnan(self.close[i - self.base, o.symbol]):
                     self.finish(o, EXPIRED, "day order not filled on its bar")
                 else:
                     self.active[keep] = oid
                     keep += 1
                 continue
             peer_id = o.oco
-            if peer_id >= 0:
-                peer = &self.orders[peer_id]
-                if peer.status == OPEN and peer.active_bar <= i and not peer.on_close:
+            if peer_id >= 0 and self.is_open(peer_id):
+                peer = self.order(peer_id)
+                if peer.active_bar <= i and not peer.on_close:
                     peer_raw = self.match_price(peer, i, &peer_slip)
                     if not isnan(peer_raw):
                         # Both legs touched in one bar: the order of prices inside the
@@ -666,14 +690,14 @@ cdef class Broker:
                         peer_is_stop = peer.kind == STOP or peer.kind == STOP_LIMIT
                         if peer_is_stop and not (o.kind == STOP or o.kind == STOP_LIMIT):
                             self.execute(peer_id, peer_raw, peer_slip, i)
-                            if self.orders[peer_id].status == FILLED:
+                            if self.order(peer_id).status == FILLED:
                                 self.same_bar_exits += 1
                                 self.flag_same_bar(peer_id)
                                 continue
                             # the stop did not fill (rejected): this leg is matched alone
                         else:
                             self.execute(oid, raw, slip, i)
-                            if self.orders[oid].status == FILLED:
+                            if self.order(oid).status == FILLED:
                                 self.same_bar_exits += 1
                                 self.flag_same_bar(oid)
                             continue
@@ -683,9 +707,9 @@ cdef class Broker:
 
     cdef int flag_same_bar(self, Py_ssize_t oid) except -1:
         cdef Py_ssize_t t
-        for t in range(self.n_trades - 1, -1, -1):
-            if self.trades[t].exit_order == oid:
-                self.trades[t].stop_and_target_same_bar = True
+        for t in range(self.n_trades - 1, self.trade_base - 1, -1):
+            if self.trade(t).exit_order == oid:
+                self.trade(t).stop_and_target_same_bar = True
                 break
         return 0
 
@@ -697,7 +721,7 @@ cdef class Broker:
         cdef double raw
         for j in range(self.n_active):
             oid = self.active[j]
-            o = &self.orders[oid]
+            o = self.order(oid)
             if o.status == OPEN and o.on_close and o.active_bar <= i:
                 raw = self.match_price(o, i, &slip)
                 if not isnan(raw):
@@ -710,8 +734,10 @@ cdef class Broker:
         cdef double c, qty, cost
         cdef double held = 0.0
         cdef bint in_market = False
+        cdef Py_ssize_t row = i - self.base
+        cdef Trade* tr
         for s in range(self.n_symbols):
-            c = self.close[i, s]
+            c = self.close[row, s]
             if not isnan(c):
                 self.last_price[s] = c
             qty = self.position[s]
@@ -722,12 +748,13 @@ cdef class Broker:
                     self.add_cash(-cost)
                     self.realised -= cost
                     self.borrow_paid += cost
-                    self.trades[self.open_trade[s]].pnl -= cost
-                    self.trades[self.open_trade[s]].costs += cost
+                    tr = self.trade(self.open_trade[s])
+                    tr.pnl -= cost
+                    tr.costs += cost
                 held += qty * self.last_price[s]
-        self.equity_out[i] = self.cash_value() + held
-        self.cash_out[i] = self.cash_value()
-        self.exposure_out[i] = in_market
+        self.equity_out[row] = self.cash_value() + held
+        self.cash_out[row] = self.cash_value()
+        self.exposure_out[row] = in_market
         return 0
 
     # ------------------------------------------------------------------ Python face
@@ -784,7 +811,10 @@ cdef class Broker:
         """One order as a dict (for ``on_fill`` and inspection)."""
         if order_id < 0 or order_id >= self.n_orders:
             raise IndexError(f"order id {order_id} does not exist")
-        cdef Order* o = &self.orders[order_id]
+        if order_id < self.order_base:
+            raise IndexError(f"order id {order_id} was drained (finished and handed out by "
+                             f"drain_orders); read it from the drained tables")
+        cdef Order* o = self.order(order_id)
         return {
             "id": o.id, "symbol": o.symbol, "side": o.side, "kind": KIND_NAMES[o.kind],
             "status": STATUS_NAMES[o.status], "fill_price": o.fill_price,
@@ -795,11 +825,12 @@ cdef class Broker:
 
     def open_order_ids(self, Py_ssize_t symbol=-1):
         cdef Py_ssize_t j, oid
+        cdef Order* o
         out = []
         for j in range(self.n_active):
             oid = self.active[j]
-            if self.orders[oid].status == OPEN and (
-                    symbol < 0 or self.orders[oid].symbol == symbol):
+            o = self.order(oid)
+            if o.status == OPEN and (symbol < 0 or o.symbol == symbol):
                 out.append(oid)
         return out
 
@@ -808,9 +839,30 @@ cdef class Broker:
             return self.user_tags.get(o.id, "user")
         return TAG_NAMES[o.tag]
 
+    cdef str exit_reason(self, Py_ssize_t tid):
+        cdef Trade* t = self.trade(tid)
+        if t.exit_bar < 0:
+            return None
+        if t.exit_tag == TAG_USER:
+            return self.exit_tags.get(tid, "user")
+        return TAG_NAMES[t.exit_tag]
+
+    # ------------------------------------------------------------------ tables
+
     def orders_table(self):
-        """Every order as a dict of numpy arrays (bar indices, not timestamps)."""
-        cdef Py_ssize_t n = self.n_orders
+        """Every order held (all of them unless some were drained) as a dict of numpy
+        arrays (bar indices, not timestamps)."""
+        return self._orders_table(self.n_orders)
+
+    def trades_table(self):
+        """Every round trip held (all unless some were drained) as a dict of numpy
+        arrays (bar indices, not timestamps)."""
+        return self._trades_table(self.n_trades)
+
+    def _orders_table(self, Py_ssize_t stop):
+        """Orders ``[order_base, stop)`` as a dict of numpy arrays."""
+        cdef Py_ssize_t lo = self.order_base
+        cdef Py_ssize_t n = stop - lo
         cdef Py_ssize_t k
         cdef Order* o
         order_id_arr = np.empty(n, np.int64)
@@ -828,7 +880,7 @@ cdef class Broker:
         cdef long long[:, ::1] bars = bars_arr
         cdef double[:, ::1] values = values_arr
         for k in range(n):
-            o = &self.orders[k]
+            o = self.order(lo + k)
             order_id[k] = o.id
             symbol[k] = o.symbol
             side[k] = o.side
@@ -849,10 +901,12 @@ cdef class Broker:
             values[5, k] = o.commission
         reasons = np.full(n, None, dtype=object)
         for oid, text in self.reasons.items():
-            reasons[oid] = text
+            if lo <= oid < stop:
+                reasons[oid - lo] = text
         tags = np.array(TAG_NAMES, dtype=object)[tag_arr]
         for oid, text in self.user_tags.items():
-            tags[oid] = text
+            if lo <= oid < stop:
+                tags[oid - lo] = text
         return {
             "order_id": order_id_arr, "symbol": symbol_arr, "side": side_arr,
             "kind": np.array(KIND_NAMES, dtype=object)[codes_arr[0]].tolist(),
@@ -866,9 +920,10 @@ cdef class Broker:
             "parent": bars_arr[2], "oco": bars_arr[3],
         }
 
-    def trades_table(self):
-        """Every round trip as a dict of numpy arrays (bar indices, not timestamps)."""
-        cdef Py_ssize_t n = self.n_trades
+    def _trades_table(self, Py_ssize_t stop):
+        """Trades ``[trade_base, stop)`` as a dict of numpy arrays."""
+        cdef Py_ssize_t lo = self.trade_base
+        cdef Py_ssize_t n = stop - lo
         cdef Py_ssize_t k
         cdef Trade* t
         cols = {
@@ -879,7 +934,7 @@ cdef class Broker:
             "stop_and_target_same_bar": np.empty(n, bool),
         }
         for k in range(n):
-            t = &self.trades[k]
+            t = self.trade(lo + k)
             cols["symbol"][k] = t.symbol
             cols["direction"][k] = t.direction
             cols["entry_bar"][k] = t.entry_bar
@@ -889,15 +944,122 @@ cdef class Broker:
             cols["size"][k] = t.direction * t.entered_qty
             cols["pnl"][k] = t.pnl
             cols["costs"][k] = t.costs
-            if t.exit_bar >= 0:
-                cols["exit_reason"].append(self.tag_name(&self.orders[t.exit_order]))
-            else:
-                cols["exit_reason"].append(None)
+            cols["exit_reason"].append(self.exit_reason(lo + k))
             cols["stop_and_target_same_bar"][k] = t.stop_and_target_same_bar
         return cols
+
+    # ------------------------------------------------------------------ streaming
+
+    def bind_chunk(self, open, high, low, close):
+        """Bind the next chunk of bars, keeping the account, positions and orders.
+
+        The chunk continues the previous one: its first row is global bar
+        ``base + n_bars``. Cash (with its compensation term), positions, average and
+        last prices, open trades and resting orders carry over unchanged, so a run fed
+        chunk by chunk makes the same decisions as one run over the whole panel. The
+        per-bar outputs (``equity_curve``, ``cash_curve``, ``exposure``) restart for
+        the new chunk: read them before binding the next one.
+
+        Parameters
+        ----------
+        open, high, low, close : numpy.ndarray
+            ``float64`` arrays of shape ``(chunk_bars, n_symbols)``, C-contiguous,
+            with the same symbols (columns) as before.
+        """
+        cdef const double[:, ::1] o = open
+        cdef const double[:, ::1] h = high
+        cdef const double[:, ::1] lo = low
+        cdef const double[:, ::1] c = close
+        cdef Py_ssize_t n = c.shape[0]
+        for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c)):
+            if arr.shape[0] != n or arr.shape[1] != self.n_symbols:
+                raise ValueError(
+                    f"bind_chunk: {name} has shape ({arr.shape[0]}, {arr.shape[1]}); expected "
+                    f"({n}, {self.n_symbols}): every field of a chunk has one row per bar and "
+                    f"the run's {self.n_symbols} symbol column(s)"
+                )
+        self.base += self.n_bars
+        self.open = o
+        self.high = h
+        self.low = lo
+        self.close = c
+        self.n_bars = n
+        self.equity_out = np.full(n, np.nan)
+        self.cash_out = np.full(n, np.nan)
+        self.exposure_out = np.zeros(n, dtype=np.uint8)
+
+    def drain_orders(self, bint everything=False):
+        """Hand out the finished orders at the front of the log and free them.
+
+        Orders are drained in id order up to the first one still open, so the
+        concatenated drained tables are the whole order log in its usual order. A
+        long-resting order (a GTC limit far from the price) holds back every later
+        order until it ends. ``everything=True`` drains the open ones too (at the end
+        of a run); the broker must not be used after that.
+
+        Returns
+        -------
+        dict of numpy.ndarray
+            The drained orders, as :meth:`orders_table` gives them.
+        """
+        cdef Py_ssize_t stop = self.order_base
+        cdef Py_ssize_t keep
+        if everything:
+            stop = self.n_orders
+        else:
+            while stop < self.n_orders and self.order(stop).status != OPEN:
+                stop += 1
+        table = self._orders_table(stop)
+        keep = self.n_orders - stop
+        if stop > self.order_base:
+            memmove(self.orders, self.order(stop), keep * sizeof(Order))
+            for oid in [k for k in self.reasons if k < stop]:
+                del self.reasons[oid]
+            for oid in [k for k in self.user_tags if k < stop]:
+                del self.user_tags[oid]
+            self.order_base = stop
+        return table
+
+    def drain_trades(self, bint everything=False):
+        """Hand out the closed trades at the front of the trade log and free them.
+
+        As :meth:`drain_orders`: up to the first trade still open (a position held
+        for long holds back later trades of other symbols); ``everything=True``
+        drains the open ones too, at the end of a run.
+
+        Returns
+        -------
+        dict of numpy.ndarray
+            The drained trades, as :meth:`trades_table` gives them.
+        """
+        cdef Py_ssize_t stop = self.trade_base
+        cdef Py_ssize_t keep
+        if everything:
+            stop = self.n_trades
+        else:
+            while stop < self.n_trades and self.trade(stop).exit_bar >= 0:
+                stop += 1
+        table = self._trades_table(stop)
+        keep = self.n_trades - stop
+        if stop > self.trade_base:
+            memmove(self.trades, self.trade(stop), keep * sizeof(Trade))
+            for tid in [k for k in self.exit_tags if k < stop]:
+                del self.exit_tags[tid]
+            self.trade_base = stop
+        return table
+
+    @property
+    def held_orders(self):
+        """Orders still held in memory (not drained)."""
+        return self.n_orders - self.order_base
+
+    @property
+    def held_trades(self):
+        """Trades still held in memory (not drained)."""
+        return self.n_trades - self.trade_base
 
 
 cdef bint price_at_open(Broker broker, Order* o, Py_ssize_t i, double raw) noexcept:
     # A fill at the bar's open leaves the rest of the bar to the bracket's exits.
-    cdef double op = broker.open[i, o.symbol]
+    cdef double op = broker.open[i - broker.base, o.symbol]
     return isfinite(op) and raw == op

@@ -18,11 +18,13 @@ cpdef void ema_seeded(const double[:, ::1] x, const double[:, ::1] seed, double 
                       double[:, ::1] out)
 cpdef void wilder_rsi(const double[:, ::1] x, Py_ssize_t window, double[:, ::1] out)
 cpdef void cross_signs(const double[:, ::1] diff, signed char[:, ::1] out)
+cpdef void hold_curve(const double[:, ::1] close, double part, double[::1] first,
+                      double[::1] mark, double[::1] out)
 
 # Per-column workers (nogil); the caller owns the scratch buffers.
 cdef signed char decimal_ticks(double v, double limit, int64_t* tick) noexcept nogil
-cdef void rolling_mean_column(const double[:, ::1] x, Py_ssize_t j, Py_ssize_t window,
+cdef void rolling_mean_column(const double* x, Py_ssize_t n, Py_ssize_t window,
                               signed char* dec, int64_t* tick, Py_ssize_t mask,
-                              double[:, ::1] out) noexcept nogil
+                              double* out) noexcept nogil
 cdef void rolling_extreme_column(const double[:, ::1] x, Py_ssize_t j, Py_ssize_t window,
                                  bint find_max, double* h, double[:, ::1] out) noexcept nogil

@@ -11,7 +11,7 @@ API, parameter checks and documentation of each formula live in
 
 from libc.math cimport INFINITY, NAN, fabs, isfinite, isnan, round, sqrt
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 
 # Classes returned by decimal_ticks besides a decimal count 0..8.
 cdef enum:
@@ -19,6 +19,9 @@ cdef enum:
     C_NAN = -1
     C_PINF = -2
     C_NINF = -3
+
+cdef enum:
+    BLOCK = 8       # columns gathered at once for a column kernel: one cache line of a row
 
 cdef double TWO53 = 9007199254740992.0          # 2**53: doubles hold integers exactly below
 cdef int64_t ITWO53 = 9007199254740992
@@ -135,10 +138,10 @@ cdef inline void _count_special(signed char c, Py_ssize_t sign, Py_ssize_t* othe
         other[3] += sign
 
 
-cdef void rolling_mean_column(const double[:, ::1] x, Py_ssize_t j, Py_ssize_t window,
+cdef void rolling_mean_column(const double* x, Py_ssize_t n, Py_ssize_t window,
                               signed char* dec, int64_t* tick, Py_ssize_t mask,
-                              double[:, ::1] out) noexcept nogil:
-    """Mean of ``x[t-window+1..t, j]`` into ``out[t, j]``.
+                              double* out) noexcept nogil:
+    """Mean of ``x[t-window+1..t]`` into ``out[t]``, for one contiguous column of ``n``.
 
     A window whose values are all decimals (see decimal_ticks) is summed exactly in
     int64 ticks per decimal class; the class sums are scaled to the window's largest
@@ -151,7 +154,7 @@ cdef void rolling_mean_column(const double[:, ::1] x, Py_ssize_t j, Py_ssize_t w
     all. ``dec``/``tick`` are a ring buffer of ``mask + 1`` (a power of two >= window)
     slots holding the classes and ticks of the window's values.
     """
-    cdef Py_ssize_t n = x.shape[0], i, m, n_special = 0, keep = 0
+    cdef Py_ssize_t i, m, n_special = 0, keep = 0
     cdef double w = <double>window, limit = TWO53 / w, fs = 0.0, fc = 0.0
     cdef int64_t[9] s
     cdef Py_ssize_t[9] cnt
@@ -180,7 +183,7 @@ cdef void rolling_mean_column(const double[:, ::1] x, Py_ssize_t j, Py_ssize_t w
                 _count_special(c, -1, other)
                 n_special -= 1
         m = i & mask
-        c = decimal_ticks(x[i, j], limit, &tick[m])
+        c = decimal_ticks(x[i], limit, &tick[m])
         dec[m] = c
         if c >= 0 and c < C_FLOAT:
             s[c] += tick[m]
@@ -191,7 +194,7 @@ cdef void rolling_mean_column(const double[:, ::1] x, Py_ssize_t j, Py_ssize_t w
             _count_special(c, 1, other)
             n_special += 1
         if i < window - 1:
-            out[i, j] = NAN
+            out[i] = NAN
             continue
         if n_special == 0:
             exact = exact_ok[top]
@@ -205,30 +208,30 @@ cdef void rolling_mean_column(const double[:, ::1] x, Py_ssize_t j, Py_ssize_t w
                     acc += v * IPOW10[top - d]
                 exact = exact and -ITWO53 < acc < ITWO53
             if exact:
-                out[i, j] = <double>acc / (w * POW10[top])
+                out[i] = <double>acc / (w * POW10[top])
                 if running:             # keep the compensated sum for a window's length
-                    _slide(&fs, &fc, x[i, j], x[i - window, j])
+                    _slide(&fs, &fc, x[i], x[i - window])
                     keep -= 1
                     running = keep > 0
                 continue
         elif other[1] > 0 or (other[2] > 0 and other[3] > 0):
-            out[i, j] = NAN
+            out[i] = NAN
             running = False
             continue
         elif other[2] > 0 or other[3] > 0:
-            out[i, j] = INFINITY if other[2] > 0 else -INFINITY
+            out[i] = INFINITY if other[2] > 0 else -INFINITY
             running = False
             continue
         if running:
-            _slide(&fs, &fc, x[i, j], x[i - window, j])
+            _slide(&fs, &fc, x[i], x[i - window])
         else:
             fs = 0.0
             fc = 0.0
             for m in range(i - window + 1, i + 1):
-                _kahan_add(&fs, &fc, x[m, j])
+                _kahan_add(&fs, &fc, x[m])
             running = True
         keep = window
-        out[i, j] = (fs + fc) / w
+        out[i] = (fs + fc) / w
 
 
 cdef inline Py_ssize_t _ring_size(Py_ssize_t window, Py_ssize_t n) noexcept nogil:
@@ -240,22 +243,52 @@ cdef inline Py_ssize_t _ring_size(Py_ssize_t window, Py_ssize_t n) noexcept nogi
 
 
 cpdef void rolling_mean(const double[:, ::1] x, Py_ssize_t window, double[:, ::1] out):
-    """Rolling mean over ``window`` bars; NaN if the window holds a NaN or both infinities."""
+    """Rolling mean over ``window`` bars; NaN if the window holds a NaN or both infinities.
+
+    The column kernel wants contiguous columns; a panel's columns are strided, so
+    blocks of :data:`BLOCK` columns are gathered into a column-major scratch buffer
+    (reading whole cache lines of each row) and the means scattered back.
+    """
     _check(x, out, window)
-    cdef Py_ssize_t j, cap = _ring_size(window, x.shape[0])
-    if x.shape[0] == 0 or x.shape[1] == 0:
+    cdef Py_ssize_t n = x.shape[0], k = x.shape[1], i, j0, b, nb
+    cdef Py_ssize_t cap = _ring_size(window, n)
+    if n == 0 or k == 0:
         return
+    cdef bint direct = k == 1
     cdef signed char* dec = <signed char*>malloc(cap * sizeof(signed char))
     cdef int64_t* tick = <int64_t*>malloc(cap * sizeof(int64_t))
-    if dec == NULL or tick == NULL:
+    cdef double* col_in = NULL
+    cdef double* col_out = NULL
+    if not direct:
+        col_in = <double*>malloc(BLOCK * n * sizeof(double))
+        col_out = <double*>malloc(BLOCK * n * sizeof(double))
+    if dec == NULL or tick == NULL or (not direct and (col_in == NULL or col_out == NULL)):
         free(dec)
         free(tick)
+        free(col_in)
+        free(col_out)
         raise MemoryError()
     with nogil:
-        for j in range(x.shape[1]):
-            rolling_mean_column(x, j, window, dec, tick, cap - 1, out)
+        if direct:
+            rolling_mean_column(&x[0, 0], n, window, dec, tick, cap - 1, &out[0, 0])
+        else:
+            j0 = 0
+            while j0 < k:
+                nb = BLOCK if j0 + BLOCK <= k else k - j0
+                for i in range(n):
+                    for b in range(nb):
+                        col_in[b * n + i] = x[i, j0 + b]
+                for b in range(nb):
+                    rolling_mean_column(col_in + b * n, n, window, dec, tick, cap - 1,
+                                        col_out + b * n)
+                for i in range(n):
+                    for b in range(nb):
+                        out[i, j0 + b] = col_out[b * n + i]
+                j0 += BLOCK
     free(dec)
     free(tick)
+    free(col_in)
+    free(col_out)
 
 
 # --------------------------------------------------------------------------------------
@@ -560,21 +593,56 @@ cpdef void cross_signs(const double[:, ::1] diff, signed char[:, ::1] out):
     """
     if out.shape[0] != diff.shape[0] or out.shape[1] != diff.shape[1]:
         raise ValueError("out must have the shape of diff")
-    cdef Py_ssize_t i, j
-    cdef signed char last, o
+    cdef Py_ssize_t i, j, k = diff.shape[1]
+    cdef int sign, before
     cdef double d
+    # Row by row with one remembered sign per column, reading the panel as it is stored;
+    # branch-free, since the signs of market data are close to random.
+    cdef int* last = <int*>calloc(k if k else 1, sizeof(int))
+    if last == NULL:
+        raise MemoryError()
     with nogil:
-        for j in range(diff.shape[1]):
-            last = 0
-            for i in range(diff.shape[0]):
+        for i in range(diff.shape[0]):
+            for j in range(k):
                 d = diff[i, j]
-                o = 0
-                if d > 0.0:
-                    if last < 0:
-                        o = 1
-                    last = 1
-                elif d < 0.0:
-                    if last > 0:
-                        o = -1
-                    last = -1
-                out[i, j] = o
+                sign = (d > 0.0) - (d < 0.0)        # NaN compares false: 0
+                before = last[j]
+                out[i, j] = <signed char>(sign * (sign * before < 0))
+                last[j] = sign if sign != 0 else before
+    free(last)
+
+
+# --------------------------------------------------------------------------------------
+# Buy-and-hold reference curve
+# --------------------------------------------------------------------------------------
+
+cpdef void hold_curve(const double[:, ::1] close, double part, double[::1] first,
+                      double[::1] mark, double[::1] out):
+    """Value of ``part`` invested in each column at its first finite close, per row.
+
+    ``out[t] = sum_j part * mark_j(t) / first_j`` with ``mark_j`` the close carried
+    forward over NaN, summed over ``j`` in column order; a column counts as ``part``
+    (cash) before its first finite close. ``first`` and ``mark`` (one per column,
+    NaN when unknown) are read and updated, so a curve can be built chunk by chunk.
+    One pass in row order, so a wide panel is read the way it is stored.
+    """
+    cdef Py_ssize_t n = close.shape[0], k = close.shape[1], i, j
+    if out.shape[0] != n:
+        raise ValueError(f"out must have {n} rows; got {out.shape[0]}")
+    if first.shape[0] != k or mark.shape[0] != k:
+        raise ValueError(f"first and mark must have {k} values, one per column")
+    cdef double total, c
+    with nogil:
+        for i in range(n):
+            total = 0.0
+            for j in range(k):
+                c = close[i, j]
+                if isfinite(c):
+                    mark[j] = c
+                    if isnan(first[j]):
+                        first[j] = c
+                if isnan(first[j]):
+                    total += part
+                else:
+                    total += part * mark[j] / first[j]
+            out[i] = total

@@ -157,6 +157,11 @@ def run_event(Broker broker, Cursor cursor, object on_bar, object bar, object on
     runs; market-on-close orders fill; equity is marked at the close.
     """
     cdef Py_ssize_t i, n = broker.n_bars
+    if broker.base != 0:
+        # Strategies read `self.data` by global bar through the cursor; chunks are not
+        # supported on this path (engine.stream_run runs the vectorised path only).
+        raise ValueError(f"run_event needs the whole panel bound (base 0); got base "
+                         f"{broker.base}")
     for i in range(n):
         broker.process_bar(i)
         if on_fill is not None and broker.n_new_fills:
@@ -182,8 +187,13 @@ def run_vector(Broker broker, const unsigned char[:, ::1] entries,
     ``direction`` closes it; an entry signal while flat (or closing) opens one
     sized by ``size_type`` and ``size[i, s]`` (``size`` may have one row, used
     for every bar). Orders follow the broker's rules: next open, or this close.
+
+    The signals cover the bars bound to the broker: row ``r`` is global bar
+    ``broker.base + r``, so a run streamed in chunks (``Broker.bind_chunk``) calls
+    this once per chunk with that chunk's rows of the signals.
     """
-    cdef Py_ssize_t i, s, n = broker.n_bars, k = broker.n_symbols
+    cdef Py_ssize_t i, r, s, n = broker.n_bars, k = broker.n_symbols
+    cdef Py_ssize_t base = broker.base
     cdef Py_ssize_t size_rows = size.shape[0]
     cdef int mode
     cdef double pos, amount
@@ -195,18 +205,19 @@ def run_vector(Broker broker, const unsigned char[:, ::1] entries,
         raise ValueError(f"entries and exits must have shape ({n}, {k})")
     if size.shape[1] != k or (size_rows != 1 and size_rows != n):
         raise ValueError(f"size must have shape (1, {k}) or ({n}, {k})")
-    for i in range(n):
+    for r in range(n):
+        i = base + r
         broker.process_bar(i)
         for s in range(k):
-            if entries[i, s] == 0 and exits[i, s] == 0:
+            if entries[r, s] == 0 and exits[r, s] == 0:
                 continue
             pos = broker.position[s]
             closing = False
-            if exits[i, s] and pos * direction > 0:
+            if exits[r, s] and pos * direction > 0:
                 broker.submit(s, -direction, MARKET, TARGET_SHARES, 0.0)
                 closing = True
-            if entries[i, s] and (pos == 0 or closing):
-                amount = size[i if size_rows != 1 else 0, s]
+            if entries[r, s] and (pos == 0 or closing):
+                amount = size[r if size_rows != 1 else 0, s]
                 if isnan(amount):
                     continue
                 if mode == TARGET_PERCENT:

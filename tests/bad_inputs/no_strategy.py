@@ -1,0 +1,6 @@
+"""A file with a trading idea but no Strategy subclass."""
+
+
+class MyRule:
+    def on_bar(self, bar):
+        pass

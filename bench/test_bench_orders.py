@@ -15,7 +15,7 @@ from engine import Strategy
 
 ROUNDS = 3
 LEVELS = 500
-STEP = 0.002  # 0.2% between grid levels: the walk crosses a few levels a day
+STEP = 0.002  # 0.2% between grid levels (geometric): the walk crosses a few a day
 
 
 class RestingGrid(Strategy):
@@ -29,17 +29,17 @@ class RestingGrid(Strategy):
             return
         price = bar.close
         for level in range(1, LEVELS + 1):
-            self.buy(1, limit=round(price * (1 - STEP * level), 2))
-            self.buy(1, stop=round(price * (1 + STEP * level), 2))
+            self.buy(1, limit=round(price * (1 - STEP) ** level, 2))
+            self.buy(1, stop=round(price * (1 + STEP) ** level, 2))
 
     def on_fill(self, info):
         # Keep the book deep: a filled level is placed again, further away.
         self.fills += 1
         price = info["fill_price"]
         if info["kind"] == "limit":
-            self.buy(1, limit=round(price * (1 - STEP * LEVELS), 2))
+            self.buy(1, limit=round(price * (1 - STEP) ** LEVELS, 2))
         else:
-            self.buy(1, stop=round(price * (1 + STEP * LEVELS), 2))
+            self.buy(1, stop=round(price * (1 + STEP) ** LEVELS, 2))
 
 
 def test_resting_orders(benchmark):

@@ -11,6 +11,7 @@ from engine._core.loop import run_vector
 
 import engine
 from bench.conftest import record
+from engine import Signals
 from engine.indicators import crossover, crossunder, sma
 
 ROUNDS = 7
@@ -25,7 +26,16 @@ def panel():
 
 
 def test_panel_vector_run(benchmark, panel, sma_cross):
-    result = benchmark.pedantic(engine.run, args=(sma_cross, panel),
+    class EqualCashSmaCross(sma_cross):
+        """The SMA cross of every symbol, each with an equal part of the cash (with
+        all the cash per entry, the first symbol to cross would take it all)."""
+
+        def signals(self, data):
+            signals = super().signals(data)
+            return Signals(entries=signals.entries, exits=signals.exits,
+                           size=self.cash / len(data.symbols), size_type="cash")
+
+    result = benchmark.pedantic(engine.run, args=(EqualCashSmaCross, panel),
                                 kwargs={"mode": "vector"}, rounds=ROUNDS, iterations=1)
     assert result.metrics["trades"] > 1000
     record(benchmark, f"panel {SYMBOLS}x{DAYS} vector engine.run", SYMBOLS * DAYS)

@@ -154,6 +154,13 @@ class Lab:
         self.settings = settings or Settings()
         self.overrides = {k: dict(v) for k, v in (overrides or {}).items()}
         self.strategies = Path(strategies) if strategies is not None else STRATEGIES
+        if not self.strategies.is_dir():
+            raise ParameterError(
+                f"the claims are measured by the strategy plugins in {self.strategies}, "
+                f"which does not exist: run from a clone of the repository installed with "
+                f"'pip install -e .' (the strategies/ and datasets/ folders are not "
+                f"installed with the package)"
+            )
         self._runs: dict = {}
         self._events: dict = {}
 

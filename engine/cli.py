@@ -165,7 +165,7 @@ def _run(args) -> int:
 def _run_stream(args) -> int:
     """``run --stream``: engine.stream_run over --data, printing the metrics."""
     from engine.result import jsonable
-    from engine.streaming import DEFAULT_CHUNK_BARS, print_stream_result, stream_run
+    from engine.streaming import DEFAULT_CHUNK_BARS, stream_run
 
     if not args.stream:
         raise ParameterError("--chunk-bars applies to --stream runs; add --stream or drop it")
@@ -322,19 +322,15 @@ def _whole_money(value) -> str:
 GROUP_NAMES = {"exit_reason": "exit", "entry_label": "label", "entry_condition": "condition"}
 
 
-def print_result(result, tables=None, out_dir=None) -> None:
-    import polars as pl
-    from rich.console import Console
+def _print_run_metrics(console, result, how: str) -> None:
+    """The run's heading (strategy, parameters, data, ``how`` it ran) and its metrics."""
     from rich.table import Table
 
-    tables = tables if tables is not None else result.tables()
-    console = Console()
     settings = result.settings
     params = ", ".join(f"{k}={v}" for k, v in result.params.items()) or "no parameters"
     console.print(
         f"[bold]{result.strategy}[/bold] ({params}) on {settings['data']} "
-        f"{settings['start']} → {settings['end']}, {settings['mode']} path, "
-        f"fills at {settings['fill']}"
+        f"{settings['start']} → {settings['end']}, {how}, fills at {settings['fill']}"
     )
     metrics = Table(title="Metrics", show_header=True, header_style="bold")
     metrics.add_column("metric")
@@ -342,6 +338,29 @@ def print_result(result, tables=None, out_dir=None) -> None:
     for name, value in result.metrics.items():
         metrics.add_row(name, _fmt(name, value))
     console.print(metrics)
+
+
+def print_stream_result(result) -> None:
+    """The metrics of a streamed run (``run --stream``)."""
+    from rich.console import Console
+
+    console = Console()
+    s = result.settings
+    _print_run_metrics(console, result, f"streamed in {s['chunks']:,} chunk(s) of "
+                                        f"{s['chunk_bars']:,} bars, vectorised path")
+    if result.out is not None:
+        console.print(f"Wrote metrics.json, trades.parquet, equity.parquet, orders.parquet to "
+                      f"{result.out} (no report tables or plot: they need the whole curve; "
+                      f"run without --stream for them)")
+
+
+def print_result(result, tables=None, out_dir=None) -> None:
+    import polars as pl
+    from rich.console import Console
+
+    tables = tables if tables is not None else result.tables()
+    console = Console()
+    _print_run_metrics(console, result, f"{result.settings['mode']} path")
 
     drawdowns = tables["drawdowns"].select(
         "rank", "peak_ts", "trough_ts", "recovery_ts", "depth", "length", "bars_to_trough")

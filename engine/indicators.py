@@ -41,6 +41,7 @@ from engine.errors import ParameterError
 
 __all__ = [
     "MACD",
+    "crossings",
     "crossover",
     "crossunder",
     "days_to_cover",
@@ -547,14 +548,35 @@ def returns(x) -> np.ndarray:
     return out
 
 
-def _cross(a, b, func: str, sign: int) -> np.ndarray:
+def _cross_signs(a, b, func: str) -> np.ndarray:
     a, b = _pair(a, b, func, ("a", "b"), allow_scalar=True)
     with np.errstate(invalid="ignore"):
         diff = np.ascontiguousarray(np.subtract(a, b))
     signs = np.empty(diff.shape, dtype=np.int8)
     if diff.size:
         _kernels.cross_signs(_as_columns(diff), _as_columns(signs))
-    return signs == sign
+    return signs
+
+
+def _cross(a, b, func: str, sign: int) -> np.ndarray:
+    return _cross_signs(a, b, func) == sign
+
+
+def crossings(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """``(crossover(a, b), crossunder(a, b))`` from one pass over ``a - b``.
+
+    Parameters
+    ----------
+    a, b : array-like, shape (n_bars,) or (n_bars, n_symbols), or a scalar
+
+    Returns
+    -------
+    tuple of two numpy.ndarray of bool
+        The bars where ``a`` crosses above ``b``, and where it crosses below, as
+        defined by :func:`crossover` and :func:`crossunder`.
+    """
+    signs = _cross_signs(a, b, "crossings")
+    return signs == 1, signs == -1
 
 
 def crossover(a, b) -> np.ndarray:

@@ -721,30 +721,3 @@ def _renumbered(offset: int, func, *args):
             raise
         text = _ROW.sub(lambda m: f"row {int(m.group(1)) + offset}", str(exc))
         raise DataError(text) from exc
-
-
-def print_stream_result(result: StreamResult) -> None:
-    """The metrics of a streamed run as a terminal table (``run --stream``)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from engine.format import fmt
-
-    console = Console()
-    s = result.settings
-    params = ", ".join(f"{k}={v}" for k, v in result.params.items()) or "no parameters"
-    console.print(
-        f"[bold]{result.strategy}[/bold] ({params}) on {s['data']} {s['start']} → {s['end']}, "
-        f"streamed in {s['chunks']:,} chunk(s) of {s['chunk_bars']:,} bars, vectorised path, "
-        f"fills at {s['fill']}"
-    )
-    table = Table(title="Metrics", show_header=True, header_style="bold")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in result.metrics.items():
-        table.add_row(name, fmt(name, value))
-    console.print(table)
-    if result.out is not None:
-        console.print(f"Wrote metrics.json, trades.parquet, equity.parquet, orders.parquet to "
-                      f"{result.out} (no report tables or plot: they need the whole curve; "
-                      f"run without --stream for them)")

@@ -14,7 +14,7 @@ import numpy as np
 
 from engine import Signals, Strategy, param
 from engine.errors import ParameterError
-from engine.indicators import crossover, crossunder, sma
+from engine.indicators import crossings, sma
 
 
 class SmaCross(Strategy):
@@ -50,7 +50,8 @@ class SmaCross(Strategy):
     def signals(self, data):
         fast = sma(data.close, self.fast)
         slow = sma(data.close, self.slow)
-        return Signals(entries=crossover(fast, slow), exits=crossunder(fast, slow))
+        entries, exits = crossings(fast, slow)
+        return Signals(entries=entries, exits=exits)
 
     # -- streaming (engine.stream_run) -------------------------------------------
     def lookback(self, data):

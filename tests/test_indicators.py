@@ -622,3 +622,16 @@ def test_kernels_check_shapes():
         kernels.rolling_max(x, 0, np.zeros((5, 2)))
     with pytest.raises(ValueError, match="ddof"):
         kernels.rolling_var(x, 2, 2, np.zeros((5, 2)))
+
+
+def test_crossings_are_crossover_and_crossunder_in_one_pass():
+    from engine.indicators import crossings, crossover, crossunder
+
+    rng = np.random.default_rng(3)
+    a = np.round(rng.normal(0, 1, (500, 4)), 1)   # one decimal: many exact ties
+    b = np.round(rng.normal(0, 1, (500, 4)), 1)
+    a[::37] = np.nan
+    up, down = crossings(a, b)
+    np.testing.assert_array_equal(up, crossover(a, b))
+    np.testing.assert_array_equal(down, crossunder(a, b))
+    assert up.any() and down.any() and not (up & down).any()

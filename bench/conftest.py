@@ -75,7 +75,8 @@ def pytest_terminal_summary(terminalreporter):
     base = FIGURES.get(BASELINE)
     write("")
     write("bars per second (best of the rounds), and speed relative to the plain Python loop:")
+    width = max(len(name) for name in FIGURES)
     for name, (seconds, bars) in sorted(FIGURES.items(), key=lambda kv: kv[1][0]):
         rate = bars / seconds
-        ratio = f"{base[0] / base[1] * bars / seconds:8.1f}x" if base else "      n/a"
-        write(f"  {name:<36} {rate / 1e6:10.2f} M bars/s {ratio}")
+        ratio = f"{base[0] / base[1] * bars / seconds:8.2f}x" if base else "      n/a"
+        write(f"  {name:<{width}} {rate / 1e6:10.2f} M bars/s {ratio}")

@@ -37,3 +37,11 @@ def did_you_mean(name: str, choices) -> str:
 
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def known_names(what: str, names, shown: int = 10) -> str:
+    """`` The data holds 3 symbols: A, B, C.`` with at most ``shown`` of them listed."""
+    names = [str(n) for n in names]
+    listed = ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    plural = what if len(names) == 1 else f"{what}s"
+    return f" The data holds {len(names)} {plural}: {listed}."

@@ -179,7 +179,7 @@ def trades_frame(table: dict, panel: Panel) -> pl.DataFrame:
     closed = exit_ >= 0
     size = table["size"]
     entry_value = table["entry_price"] * np.abs(size)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return_pct = np.where(closed, table["pnl"] / entry_value, np.nan)
     return pl.DataFrame({
         "symbol": pl.Series(symbols[table["symbol"]].tolist(), dtype=pl.String),

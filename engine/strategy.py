@@ -22,7 +22,7 @@ import numpy as np
 
 from engine._core.broker import Broker
 from engine._core.loop import Bar, Cursor, Series
-from engine.errors import LookAheadError, OrderError, did_you_mean
+from engine.errors import LookAheadError, OrderError, did_you_mean, known_names
 from engine.panel import Panel
 from engine.params import collect_params, resolve_params
 
@@ -92,8 +92,8 @@ class DataView:
     def __getitem__(self, symbol: str) -> DataView:
         if symbol not in self._symbols:
             raise KeyError(
-                f"unknown symbol {symbol!r}; the data has {len(self._symbols)} symbols."
-                + did_you_mean(symbol, self._symbols)
+                f"unknown symbol {symbol!r}." + did_you_mean(symbol, self._symbols)
+                + known_names("symbol", self._symbols)
             )
         return DataView(self._panel, self._cursor, self._symbols[symbol])
 
@@ -310,6 +310,7 @@ class Strategy:
         if index is None:
             raise OrderError(
                 f"unknown symbol {symbol!r}." + did_you_mean(symbol, self._symbol_index)
+                + known_names("symbol", self._symbol_index)
             )
         return index
 

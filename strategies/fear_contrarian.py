@@ -102,8 +102,14 @@ class FearContrarian(Strategy):
     # selling (taking profit 70%, selling 80%): a sell succeeds when the price does
     # not rise, so as a share of rising prices they read 1 - 0.70 and 1 - 0.80.
     # "Follow the trend" in the neutral band is read as the market rising (60%).
-    claims = {"extreme fear": 0.85, "fear": 0.75, "neutral": 0.60, "greed": 0.30,
-              "extreme greed": 0.20}
+    fear_greed_claims = {"extreme fear": 0.85, "fear": 0.75, "neutral": 0.60,
+                         "greed": 0.30, "extreme greed": 0.20}
+
+    @property
+    def claims(self):
+        # The rates are the glossary's for the Fear & Greed bands; the VIX bands (one
+        # of them also called "fear") come with stances, not rates.
+        return self.fear_greed_claims if self.signal == "fear_greed" else {}
 
     signal: str = param("fear_greed", choices=("fear_greed", "vix"),
                         help="the fear reading: CNN Fear & Greed (0-100) or the VIX close")

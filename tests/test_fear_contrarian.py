@@ -138,9 +138,11 @@ def test_labels_follow_the_glossary_bands_and_claims_quote_it():
     assert vix.tolist() == ["extreme optimism", "optimistic", "optimistic", "anxiety", "anxiety",
                             "fear", "fear", "panic", "panic", None]
     # the glossary's sell claims (greed 70%, extreme greed 80%) as shares of rising prices
-    assert FearContrarian.claims == pytest.approx(
+    assert FearContrarian().claims == pytest.approx(
         {"extreme fear": 0.85, "fear": 0.75, "neutral": 0.60, "greed": 1 - 0.70,
          "extreme greed": 1 - 0.80}, abs=1e-12)
+    # the VIX bands claim no rates: its "fear" band must not borrow the F&G one's
+    assert FearContrarian(signal="vix").claims == {}
 
 
 def test_parameters_are_checked():

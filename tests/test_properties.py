@@ -291,22 +291,32 @@ def slipped(price, side, account):
 
 def expected_price(o, bar, account):
     """The fill price the README's execution rules give, or None where they allow a
-    choice (stop-limits): open when the bar opens through the price, else the price."""
+    choice (stop-limits): the open when the bar opens through the price (the close
+    when it has no open and its whole range is through the price), else the price."""
     op, hi, lo, c = bar
     side = 1 if o["fill_qty"] > 0 else -1
     has_open = math.isfinite(op)
+    gap_price = op if has_open else c
     if o["kind"] == "market":
         on_close = account["fill"] == "close" and o["done_bar"] == o["placed_bar"]
-        return slipped(c if on_close or not has_open else op, side, account)
+        return slipped(c if on_close else gap_price, side, account)
     if o["kind"] == "limit":
-        through = has_open and (op <= o["limit"] if side > 0 else op >= o["limit"])
+        limit = o["limit"]
+        if has_open:
+            through = op <= limit if side > 0 else op >= limit
+        else:
+            through = hi < limit if side > 0 else lo > limit
         if not through:
-            return o["limit"]
-        worse = slipped(op, side, account)
-        return min(worse, o["limit"]) if side > 0 else max(worse, o["limit"])
+            return limit
+        worse = slipped(gap_price, side, account)
+        return min(worse, limit) if side > 0 else max(worse, limit)
     if o["kind"] == "stop":
-        through = has_open and (op >= o["stop"] if side > 0 else op <= o["stop"])
-        return slipped(op if through else o["stop"], side, account)
+        stop = o["stop"]
+        if has_open:
+            through = op >= stop if side > 0 else op <= stop
+        else:
+            through = lo > stop if side > 0 else hi < stop
+        return slipped(gap_price if through else stop, side, account)
     return None
 
 
@@ -319,17 +329,6 @@ def filled_at_open(o, bar, account):
     return o["fill_price"] in at_open or (
         o["kind"] in ("limit", "stop_limit") and o["fill_price"] == o["limit"]
         and (op <= o["limit"] if o["fill_qty"] > 0 else op >= o["limit"]))
-
-
-def beyond_a_bar_without_open(o, bar, side):
-    """A limit, stop or stop-limit whose price the whole bar is through, on a bar with
-    no open: the broker fills it at its own price, outside the bar's range (pinned by
-    ``test_an_order_on_a_bar_without_open_fills_inside_the_bar``)."""
-    op, hi, lo, _ = bar
-    if math.isfinite(op) or o["kind"] == "market":
-        return False
-    prices = [p for p in (o["limit"], o["stop"]) if p is not None]
-    return any(p < lo or p > hi for p in prices)
 
 
 def bar_range(panel, s, i):
@@ -404,8 +403,7 @@ def test_the_simulator_keeps_its_ledger_and_its_execution_rules(scenario):
         side = 1 if qty > 0 else -1
         band_lo = lo if side > 0 else slipped(lo, side, account)
         band_hi = slipped(hi, side, account) if side > 0 else hi
-        if not beyond_a_bar_without_open(o, bar, side):  # a known bug: see below
-            assert band_lo - 1e-9 <= price <= band_hi + 1e-9, where
+        assert band_lo - 1e-9 <= price <= band_hi + 1e-9, where
         want = expected_price(o, bar, account)
         if want is not None:
             assert math.isclose(price, want, rel_tol=1e-12), (want, where)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from engine._core.broker import KIND_NAMES, SIZE_MODE_NAMES, STATUS_NAMES, TAG_NAMES, TIF_NAMES
 from engine.panel import Panel
 
 TRADE_COLUMNS = ("symbol", "entry_ts", "entry_price", "exit_ts", "exit_price", "size", "pnl",
@@ -173,6 +174,18 @@ def _at(ts: np.ndarray, bars: np.ndarray) -> np.ndarray:
     return out
 
 
+def _labels(codes, names, texts=None) -> pl.Series:
+    """Strings from ``codes`` into ``names`` (-1: null), then ``texts`` ({row: text})
+    written over their rows: a string column without a Python string per row."""
+    index = pl.Series(np.asarray(codes, dtype=np.int64))
+    index = pl.select(pl.when(index >= 0).then(index)).to_series()
+    out = pl.Series(list(names), dtype=pl.String).gather(index)
+    if texts:
+        rows = np.fromiter(texts.keys(), dtype=np.int64, count=len(texts))
+        out = out.scatter(rows, pl.Series(list(texts.values()), dtype=pl.String))
+    return out
+
+
 def trades_frame(table: dict, panel: Panel) -> pl.DataFrame:
     symbols = np.array(panel.symbols, dtype=object)
     entry, exit_ = table["entry_bar"], table["exit_bar"]
@@ -191,7 +204,7 @@ def trades_frame(table: dict, panel: Panel) -> pl.DataFrame:
         "pnl": pl.Series(np.where(closed, table["pnl"], np.nan), nan_to_null=True),
         "return_pct": pl.Series(return_pct, nan_to_null=True),
         "bars_held": pl.Series(np.where(closed, exit_ - entry, -1)).replace(-1, None),
-        "exit_reason": pl.Series(table["exit_reason"], dtype=pl.String),
+        "exit_reason": _labels(table["exit_tag"], TAG_NAMES, table["exit_user_tag"]),
         "costs": table["costs"],
         "stop_and_target_same_bar": table["stop_and_target_same_bar"],
     })
@@ -205,15 +218,15 @@ def orders_frame(table: dict, panel: Panel) -> pl.DataFrame:
         "placed_ts": _at(panel.ts, table["placed_bar"]),
         "symbol": pl.Series(symbols[table["symbol"]].tolist(), dtype=pl.String),
         "side": pl.Series(side.tolist(), dtype=pl.String),
-        "kind": pl.Series(table["kind"], dtype=pl.String),
-        "size_mode": pl.Series(table["size_mode"], dtype=pl.String),
+        "kind": _labels(table["kind"], KIND_NAMES),
+        "size_mode": _labels(table["size_mode"], SIZE_MODE_NAMES),
         "size": table["size"],
         "limit": pl.Series(table["limit"], nan_to_null=True),
         "stop": pl.Series(table["stop"], nan_to_null=True),
-        "tif": pl.Series(table["tif"], dtype=pl.String),
-        "status": pl.Series(table["status"], dtype=pl.String),
-        "reason": pl.Series(table["reason"], dtype=pl.String),
-        "tag": pl.Series(table["tag"], dtype=pl.String),
+        "tif": _labels(table["tif"], TIF_NAMES),
+        "status": _labels(table["status"], STATUS_NAMES),
+        "reason": _labels(np.full(len(table["order_id"]), -1), (), table["reason"]),
+        "tag": _labels(table["tag"], TAG_NAMES, table["user_tag"]),
         "done_ts": _at(panel.ts, table["done_bar"]),
         "fill_price": pl.Series(table["fill_price"], nan_to_null=True),
         "fill_qty": table["fill_qty"],

@@ -168,7 +168,6 @@ cdef class Broker:
     cdef int cancel_children(self, Py_ssize_t symbol, Py_ssize_t filled) except -1
     cdef int flag_same_bar(self, Py_ssize_t oid) except -1
     cdef str tag_name(self, Order* o)
-    cdef str exit_reason(self, Py_ssize_t tid)
     cdef int apply_fill(self, Order* o, double qty, double price, double commission,
                         Py_ssize_t i) except -1
     cdef int spawn_bracket(self, Order* parent, double qty, Py_ssize_t i,

@@ -839,14 +839,6 @@ cdef class Broker:
             return self.user_tags.get(o.id, "user")
         return TAG_NAMES[o.tag]
 
-    cdef str exit_reason(self, Py_ssize_t tid):
-        cdef Trade* t = self.trade(tid)
-        if t.exit_bar < 0:
-            return None
-        if t.exit_tag == TAG_USER:
-            return self.exit_tags.get(tid, "user")
-        return TAG_NAMES[t.exit_tag]
-
     # ------------------------------------------------------------------ tables
 
     def orders_table(self):
@@ -899,22 +891,17 @@ cdef class Broker:
             values[3, k] = o.fill_price
             values[4, k] = o.fill_qty
             values[5, k] = o.commission
-        reasons = np.full(n, None, dtype=object)
-        for oid, text in self.reasons.items():
-            if lo <= oid < stop:
-                reasons[oid - lo] = text
-        tags = np.array(TAG_NAMES, dtype=object)[tag_arr]
-        for oid, text in self.user_tags.items():
-            if lo <= oid < stop:
-                tags[oid - lo] = text
+        # Names travel as codes into KIND_NAMES, SIZE_MODE_NAMES, TIF_NAMES,
+        # STATUS_NAMES and TAG_NAMES, and texts as {row: text}: no string per order.
+        reasons = {oid - lo: text for oid, text in self.reasons.items() if lo <= oid < stop}
+        user_tags = {oid - lo: text for oid, text in self.user_tags.items()
+                     if lo <= oid < stop}
         return {
             "order_id": order_id_arr, "symbol": symbol_arr, "side": side_arr,
-            "kind": np.array(KIND_NAMES, dtype=object)[codes_arr[0]].tolist(),
-            "size_mode": np.array(SIZE_MODE_NAMES, dtype=object)[codes_arr[1]].tolist(),
+            "kind": codes_arr[0], "size_mode": codes_arr[1],
             "size": values_arr[0], "limit": values_arr[1], "stop": values_arr[2],
-            "tif": np.array(TIF_NAMES, dtype=object)[codes_arr[2]].tolist(),
-            "status": np.array(STATUS_NAMES, dtype=object)[codes_arr[3]].tolist(),
-            "reason": reasons.tolist(), "tag": tags.tolist(),
+            "tif": codes_arr[2], "status": codes_arr[3],
+            "reason": reasons, "tag": tag_arr, "user_tag": user_tags,
             "placed_bar": bars_arr[0], "done_bar": bars_arr[1],
             "fill_price": values_arr[3], "fill_qty": values_arr[4], "commission": values_arr[5],
             "parent": bars_arr[2], "oco": bars_arr[3],
@@ -926,27 +913,39 @@ cdef class Broker:
         cdef Py_ssize_t n = stop - lo
         cdef Py_ssize_t k
         cdef Trade* t
-        cols = {
-            "symbol": np.empty(n, np.int64), "direction": np.empty(n, np.int8),
-            "entry_bar": np.empty(n, np.int64), "exit_bar": np.empty(n, np.int64),
-            "entry_price": np.empty(n), "exit_price": np.empty(n), "size": np.empty(n),
-            "pnl": np.empty(n), "costs": np.empty(n), "exit_reason": [],
-            "stop_and_target_same_bar": np.empty(n, bool),
-        }
+        ints_arr = np.empty((3, n), np.int64)       # symbol, entry_bar, exit_bar
+        small_arr = np.empty((2, n), np.int8)       # direction, exit tag (-1 while open)
+        values_arr = np.empty((5, n))               # entry/exit price, size, pnl, costs
+        same_bar_arr = np.empty(n, bool)
+        cdef long long[:, ::1] ints = ints_arr
+        cdef signed char[:, ::1] small = small_arr
+        cdef double[:, ::1] values = values_arr
+        cdef unsigned char[::1] same_bar = same_bar_arr.view(np.uint8)
+        user_tags = {}
         for k in range(n):
             t = self.trade(lo + k)
-            cols["symbol"][k] = t.symbol
-            cols["direction"][k] = t.direction
-            cols["entry_bar"][k] = t.entry_bar
-            cols["exit_bar"][k] = t.exit_bar
-            cols["entry_price"][k] = t.entry_price
-            cols["exit_price"][k] = t.exit_price if t.exit_bar >= 0 else NAN
-            cols["size"][k] = t.direction * t.entered_qty
-            cols["pnl"][k] = t.pnl
-            cols["costs"][k] = t.costs
-            cols["exit_reason"].append(self.exit_reason(lo + k))
-            cols["stop_and_target_same_bar"][k] = t.stop_and_target_same_bar
-        return cols
+            ints[0, k] = t.symbol
+            ints[1, k] = t.entry_bar
+            ints[2, k] = t.exit_bar
+            small[0, k] = t.direction
+            small[1, k] = t.exit_tag if t.exit_bar >= 0 else -1
+            values[0, k] = t.entry_price
+            values[1, k] = t.exit_price if t.exit_bar >= 0 else NAN
+            values[2, k] = t.direction * t.entered_qty
+            values[3, k] = t.pnl
+            values[4, k] = t.costs
+            same_bar[k] = t.stop_and_target_same_bar
+            if t.exit_bar >= 0 and t.exit_tag == TAG_USER:
+                user_tags[k] = self.exit_tags.get(lo + k, "user")
+        return {
+            "symbol": ints_arr[0], "direction": small_arr[0],
+            "entry_bar": ints_arr[1], "exit_bar": ints_arr[2],
+            "entry_price": values_arr[0], "exit_price": values_arr[1],
+            "size": values_arr[2], "pnl": values_arr[3], "costs": values_arr[4],
+            "exit_tag": small_arr[1],           # code into TAG_NAMES, -1 while open
+            "exit_user_tag": user_tags,         # row -> the strategy's own exit tag
+            "stop_and_target_same_bar": same_bar_arr,
+        }
 
     # ------------------------------------------------------------------ streaming
 

@@ -21,7 +21,7 @@ cdef enum:
     C_NINF = -3
 
 cdef enum:
-    BLOCK = 8       # columns gathered at once for a column kernel: one cache line of a row
+    BLOCK = 16      # columns gathered at once for a column kernel: two cache lines of a row
 
 cdef double TWO53 = 9007199254740992.0          # 2**53: doubles hold integers exactly below
 cdef int64_t ITWO53 = 9007199254740992
@@ -68,7 +68,7 @@ cdef inline void _slide(double* s, double* c, double enter, double leave) noexce
 # Rolling mean: exact on decimal data, compensated otherwise
 # --------------------------------------------------------------------------------------
 
-cdef signed char decimal_ticks(double v, double limit, int64_t* tick) noexcept nogil:
+cdef inline signed char decimal_ticks(double v, double limit, int64_t* tick) noexcept nogil:
     """Class of ``v`` for the exact rolling sum, and its integer ticks.
 
     A value is a decimal with ``d`` places when ``rint(v * 10**d) / 10**d == v`` (``v``

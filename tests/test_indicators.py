@@ -635,3 +635,21 @@ def test_crossings_are_crossover_and_crossunder_in_one_pass():
     np.testing.assert_array_equal(up, crossover(a, b))
     np.testing.assert_array_equal(down, crossunder(a, b))
     assert up.any() and down.any() and not (up & down).any()
+
+
+def test_sma_of_cents_equals_the_general_kernel_bit_for_bit():
+    # Columns of 2-place prices take a fast path; one value with 3 places sends a
+    # column to the general kernel. Windows before that value must agree exactly.
+    rng = np.random.default_rng(12)
+    cents = np.round(100 + np.cumsum(rng.normal(0, 0.5, (3_000, 3)), axis=0), 2)
+    cents[::97] = np.round(cents[::97])            # whole numbers: fewer places, same class
+    general = cents.copy()
+    general[-1] += 0.001
+    for window in (1, 2, 20, 250):
+        fast, slow = ind.sma(cents, window), ind.sma(general, window)
+        np.testing.assert_array_equal(fast[:-window], slow[:-window])
+        assert np.isnan(fast[: window - 1]).all()
+    # ties stay ties on the fast path: equal windows give equal means
+    x = np.array([1.10, 2.20, 3.30, 1.10, 2.20, 3.30, 1.10])
+    m = ind.sma(x, 3)
+    assert m[2] == m[3] == m[4] == m[5] == m[6]

@@ -22,6 +22,8 @@ cpdef void hold_curve(const double[:, ::1] close, double part, double[::1] first
                       double[::1] mark, double[::1] out)
 
 # Per-column workers (nogil); the caller owns the scratch buffers.
+cdef bint rolling_mean_cents(const double* x, Py_ssize_t n, Py_ssize_t window,
+                             double* out) noexcept nogil
 cdef void rolling_mean_column(const double* x, Py_ssize_t n, Py_ssize_t window,
                               signed char* dec, int64_t* tick, Py_ssize_t mask,
                               double* out) noexcept nogil

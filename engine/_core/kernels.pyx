@@ -138,6 +138,37 @@ cdef inline void _count_special(signed char c, Py_ssize_t sign, Py_ssize_t* othe
         other[3] += sign
 
 
+cdef bint rolling_mean_cents(const double* x, Py_ssize_t n, Py_ssize_t window,
+                             double* out) noexcept nogil:
+    """The rolling mean of a column whose every value has at most 2 decimal places.
+
+    The common case of prices, done in two light passes: a check that each value is
+    finite, a decimal with at most 2 places and small enough (the class
+    ``decimal_ticks`` gives 2), then one int64 sliding sum of cents. The result is
+    the general kernel's, bit for bit: the same exact sum divided once by
+    ``window * 100``. Returns False, writing nothing, when a value does not qualify
+    (the caller then runs the general kernel).
+    """
+    cdef double w = <double>window, limit = TWO53 / w, scale = w * 1e2, t, v
+    cdef Py_ssize_t i
+    cdef int64_t acc = 0
+    if not scale < TWO53:
+        return False
+    for i in range(n):
+        v = x[i]
+        if not fabs(v) < SMALL:         # NaN and infinities fail too
+            return False
+        t = (v * 1e2 + RND) - RND
+        if t / 1e2 != v or fabs(t) >= limit:
+            return False
+    for i in range(n):
+        acc += <int64_t>((x[i] * 1e2 + RND) - RND)
+        if i >= window:
+            acc -= <int64_t>((x[i - window] * 1e2 + RND) - RND)
+        out[i] = NAN if i < window - 1 else <double>acc / scale
+    return True
+
+
 cdef void rolling_mean_column(const double* x, Py_ssize_t n, Py_ssize_t window,
                               signed char* dec, int64_t* tick, Py_ssize_t mask,
                               double* out) noexcept nogil:
@@ -270,7 +301,8 @@ cpdef void rolling_mean(const double[:, ::1] x, Py_ssize_t window, double[:, ::1
         raise MemoryError()
     with nogil:
         if direct:
-            rolling_mean_column(&x[0, 0], n, window, dec, tick, cap - 1, &out[0, 0])
+            if not rolling_mean_cents(&x[0, 0], n, window, &out[0, 0]):
+                rolling_mean_column(&x[0, 0], n, window, dec, tick, cap - 1, &out[0, 0])
         else:
             j0 = 0
             while j0 < k:
@@ -279,8 +311,9 @@ cpdef void rolling_mean(const double[:, ::1] x, Py_ssize_t window, double[:, ::1
                     for b in range(nb):
                         col_in[b * n + i] = x[i, j0 + b]
                 for b in range(nb):
-                    rolling_mean_column(col_in + b * n, n, window, dec, tick, cap - 1,
-                                        col_out + b * n)
+                    if not rolling_mean_cents(col_in + b * n, n, window, col_out + b * n):
+                        rolling_mean_column(col_in + b * n, n, window, dec, tick, cap - 1,
+                                            col_out + b * n)
                 for i in range(n):
                     for b in range(nb):
                         out[i, j0 + b] = col_out[b * n + i]

@@ -187,7 +187,6 @@ def _labels(codes, names, texts=None) -> pl.Series:
 
 
 def trades_frame(table: dict, panel: Panel) -> pl.DataFrame:
-    symbols = np.array(panel.symbols, dtype=object)
     entry, exit_ = table["entry_bar"], table["exit_bar"]
     closed = exit_ >= 0
     size = table["size"]
@@ -195,7 +194,7 @@ def trades_frame(table: dict, panel: Panel) -> pl.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return_pct = np.where(closed, table["pnl"] / entry_value, np.nan)
     return pl.DataFrame({
-        "symbol": pl.Series(symbols[table["symbol"]].tolist(), dtype=pl.String),
+        "symbol": _labels(table["symbol"], panel.symbols),
         "entry_ts": _at(panel.ts, entry),
         "entry_price": table["entry_price"],
         "exit_ts": _at(panel.ts, exit_),
@@ -211,13 +210,13 @@ def trades_frame(table: dict, panel: Panel) -> pl.DataFrame:
 
 
 def orders_frame(table: dict, panel: Panel) -> pl.DataFrame:
-    symbols = np.array(panel.symbols, dtype=object)
-    side = np.where(table["side"] > 0, "buy", np.where(table["side"] < 0, "sell", None))
+    side = np.sign(table["side"]).astype(np.int64)      # sell -1 -> 0, buy 1 -> 1, 0 -> -1
+    side = np.where(side == 0, -1, (side + 1) // 2)
     return pl.DataFrame({
         "order_id": table["order_id"],
         "placed_ts": _at(panel.ts, table["placed_bar"]),
-        "symbol": pl.Series(symbols[table["symbol"]].tolist(), dtype=pl.String),
-        "side": pl.Series(side.tolist(), dtype=pl.String),
+        "symbol": _labels(table["symbol"], panel.symbols),
+        "side": _labels(side, ("sell", "buy")),
         "kind": _labels(table["kind"], KIND_NAMES),
         "size_mode": _labels(table["size_mode"], SIZE_MODE_NAMES),
         "size": table["size"],

@@ -21,14 +21,14 @@ PROCESS_BASELINE = "python -c pass (interpreter start-up)"
 
 @pytest.fixture(scope="session")
 def walk_1m():
-    from engine.synthetic import random_walk
+    from engine.data.synthetic import random_walk
 
     return random_walk(1_000_000, seed=7, volatility=0.002, freq="m")
 
 
 @pytest.fixture(scope="session")
 def sma_cross():
-    from engine.plugins import load_strategy
+    from engine.strategy.plugins import load_strategy
 
     return load_strategy(ROOT / "strategies" / "sma_cross.py")
 

@@ -97,8 +97,8 @@ def data_file(bars: int, symbols: int) -> Path:
         if symbols == 1:
             write_minute_walk(bars, tmp)
         else:
-            from engine.data import save_bars
-            from engine.synthetic import random_walk
+            from engine.data.bars import save_bars
+            from engine.data.synthetic import random_walk
 
             save_bars(random_walk(bars, symbols, seed=17), tmp)
         os.replace(tmp, path)
@@ -109,7 +109,7 @@ def write_minute_walk(bars: int, path: Path, seed: int = 17, volatility: float =
                       chunk: int = ROW_GROUP) -> None:
     """A one-symbol geometric random walk of one-minute bars, ``chunk`` rows at a time.
 
-    Like :func:`engine.synthetic.random_walk` (prices on a 0.01 tick, an open gapped
+    Like :func:`engine.data.synthetic.random_walk` (prices on a 0.01 tick, an open gapped
     from the previous close, a high and low around both), continued from chunk to
     chunk, so that no more than one chunk is ever in memory.
     """
@@ -169,7 +169,7 @@ def _reset_peak() -> bool:
 def child(point: Point, chunk_bars: int) -> dict:
     """Run one point in this (fresh) process; return seconds and memory."""
     import engine
-    from engine.data import load_bars
+    from engine.data.bars import load_bars
 
     tiny = data_file(2_000, 1)
     engine.run(SMA, tiny)
@@ -193,7 +193,7 @@ def child(point: Point, chunk_bars: int) -> dict:
 
 def measure(point: Point, chunk_bars: int | None = None, repeat: int = 1) -> dict:
     """Run ``point`` in fresh processes (best time of ``repeat``; memory of the first)."""
-    from engine.streaming import DEFAULT_CHUNK_BARS
+    from engine.backtest.streaming import DEFAULT_CHUNK_BARS
 
     chunk_bars = chunk_bars or DEFAULT_CHUNK_BARS
     data_file(point.bars, point.symbols)

@@ -9,8 +9,8 @@ import pytest
 
 from bench.conftest import record
 from engine import load_bars
-from engine.data import save_bars
-from engine.synthetic import random_walk
+from engine.data.bars import save_bars
+from engine.data.synthetic import random_walk
 
 ROUNDS = 5
 

@@ -13,8 +13,8 @@ from engine._core.loop import run_vector
 
 import engine
 from bench.conftest import record
-from engine.indicators import crossover, crossunder, sma
-from engine.reference import sma_cross_reference
+from engine.backtest.reference import sma_cross_reference
+from engine.strategy.indicators import crossover, crossunder, sma
 
 ROUNDS = 3
 

@@ -43,7 +43,7 @@ class RestingGrid(Strategy):
 
 
 def test_resting_orders(benchmark):
-    from engine.synthetic import random_walk
+    from engine.data.synthetic import random_walk
 
     walk = random_walk(200_000, seed=11, volatility=0.002, freq="m")
     result = benchmark.pedantic(engine.run, args=(RestingGrid, walk),

@@ -12,7 +12,7 @@ from engine._core.loop import run_vector
 import engine
 from bench.conftest import record
 from engine import Signals
-from engine.indicators import crossover, crossunder, sma
+from engine.strategy.indicators import crossover, crossunder, sma
 
 ROUNDS = 7
 SYMBOLS, DAYS = 500, 2_520
@@ -20,7 +20,7 @@ SYMBOLS, DAYS = 500, 2_520
 
 @pytest.fixture(scope="module")
 def panel():
-    from engine.synthetic import random_walk
+    from engine.data.synthetic import random_walk
 
     return random_walk(DAYS, SYMBOLS, seed=5)
 

@@ -17,7 +17,8 @@ import pytest
 
 import engine
 from bench.conftest import SWEEP_BASELINE, record_sweep
-from engine.sweeps import cpu_count, parameter_sets
+from engine.research.sweep import cpu_count
+from engine.research.sweep_plan import parameter_sets
 
 ROUNDS = 3
 GRID = {"fast": list(range(2, 22)), "slow": list(range(30, 130, 2))}  # 20 x 50, all valid
@@ -25,7 +26,7 @@ GRID = {"fast": list(range(2, 22)), "slow": list(range(30, 130, 2))}  # 20 x 50,
 
 @pytest.fixture(scope="module")
 def ten_years():
-    from engine.synthetic import random_walk
+    from engine.data.synthetic import random_walk
 
     return random_walk(2520, seed=7)
 

@@ -10,8 +10,8 @@ import pytest
 
 import engine
 from engine.errors import ParameterError
-from engine.plugins import load_strategy
-from engine.strategy import VectorData
+from engine.strategy.base import VectorData
+from engine.strategy.plugins import load_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 BreakoutFailure = load_strategy(ROOT / "strategies" / "breakout_failure.py")

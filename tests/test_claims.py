@@ -1,4 +1,4 @@
-"""The claims of the rule book (engine/claims.py): each measurement on a hand-built series
+"""The claims of the rule book (engine/research/claims/): each measurement on a hand-built series
 whose answer is known, the table on the bundled data pinned, and the command as run."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 import engine
-from engine import claims
-from engine.claims import FAILS, HOLDS, UNTESTABLE, Lab, Settings, claim
 from engine.errors import ParameterError
+from engine.report.claims import write_claims
+from engine.research import claims
+from engine.research.claims import FAILS, HOLDS, UNTESTABLE, Lab, Settings, claim, measure
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is missing \\(NaN\\)")
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,15 +75,15 @@ def test_a_success_rate_under_the_claim_by_more_than_the_tolerance_fails():
     overrides = {"fear_contrarian.py": {
         "data": data, "feeds": {"fear_greed": engine.Feed(fg, columns=["fear_greed"])}}}
     # 95% against 85%: holds even with a tighter tolerance
-    found = claims.measure_fg_band(Lab(Settings(horizon=5, rate_tolerance=0.02), overrides),
+    found = measure.measure_fg_band(Lab(Settings(horizon=5, rate_tolerance=0.02), overrides),
                                    label="extreme fear", sell=False, stated="")
     assert found.verdict == HOLDS
-    found = claims.measure_fg_band(Lab(Settings(horizon=10), overrides), label="extreme fear",
+    found = measure.measure_fg_band(Lab(Settings(horizon=10), overrides), label="extreme fear",
                                    sell=False, stated="")
     # 10-bar returns: positive up to bar 34 (1.01^5 * 0.99^5 < 1 from bar 35): 35 of 40
     assert found.measured_value == pytest.approx(35 / 40) and found.verdict == HOLDS
     # with no tolerance, 87.5% against the claimed 85% still holds; a sell claim would not
-    found = claims.measure_fg_band(Lab(Settings(horizon=10, rate_tolerance=0.0), overrides),
+    found = measure.measure_fg_band(Lab(Settings(horizon=10, rate_tolerance=0.0), overrides),
                                    label="extreme fear", sell=False, stated="")
     assert found.verdict == HOLDS
     # greed (a sell claim: at most 30% rising) on the rising bars: 38 of 40 rose
@@ -108,9 +109,9 @@ def test_vix_band_stances_against_the_base_rate():
     anxiety = claim("A1.vix.anxiety").evaluate(lab)    # never in 20-30: no case
     assert anxiety.cases == 0 and anxiety.verdict == FAILS
     # "wait and see" holds within the tolerance of the base rate, either side
-    assert claims._stance_verdict(0.62, 0.64, 0, 0.05)[0]
-    assert not claims._stance_verdict(0.55, 0.64, 0, 0.05)[0]
-    assert not claims._stance_verdict(0.64, 0.64, 1, 0.05)[0]   # a buy must beat it
+    assert measure._stance_verdict(0.62, 0.64, 0, 0.05)[0]
+    assert not measure._stance_verdict(0.55, 0.64, 0, 0.05)[0]
+    assert not measure._stance_verdict(0.64, 0.64, 1, 0.05)[0]   # a buy must beat it
 
 
 def btc_bars_and_fear(bottom_readings):
@@ -218,7 +219,7 @@ def two_streaks():
 
 
 def test_trend_streak_cases_on_a_built_series():
-    from engine.event_study import forward_returns
+    from engine.analysis.event_study import forward_returns
 
     data = two_streaks()
     lab = Lab(overrides={"trend_streak.py": {"data": data}})
@@ -274,7 +275,7 @@ def test_december_rank_and_average_on_a_built_series():
 
 
 def test_seasonality_trades_are_the_calendar_months_returns():
-    from engine.event_study import monthly_returns
+    from engine.analysis.event_study import monthly_returns
 
     data = month_story()
     result = engine.run(ROOT / "strategies" / "seasonality.py", data=data, fill="close",
@@ -478,7 +479,7 @@ def test_the_bundled_table_reads_the_engines_own_numbers(bundled_table):
 
 def test_markdown_and_html_hold_every_claim(bundled_table, tmp_path):
     settings = Settings()
-    claims.write_claims(bundled_table, tmp_path, settings)
+    write_claims(bundled_table, tmp_path, settings)
     markdown = (tmp_path / "claims.md").read_text(encoding="utf-8")
     page = (tmp_path / "claims.html").read_text(encoding="utf-8")
     for claim_id in PINNED:

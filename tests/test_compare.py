@@ -12,9 +12,9 @@ import pytest
 from conftest import make_bars
 
 import engine
-from engine.benchmark import BuyAndHold, benchmark_equity
-from engine.comparison import HEADLINE
+from engine.backtest.benchmark import BuyAndHold, benchmark_equity
 from engine.errors import ParameterError
+from engine.research.compare import HEADLINE
 
 ROOT = Path(__file__).resolve().parents[1]
 SMA = str(ROOT / "strategies" / "sma_cross.py")

@@ -12,9 +12,9 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 import engine  # noqa: E402
+from engine.data.synthetic import random_walk  # noqa: E402
 from engine.errors import ParameterError  # noqa: E402
-from engine.sweeps import SweepWarning  # noqa: E402
-from engine.synthetic import random_walk  # noqa: E402
+from engine.research.sweep import SweepWarning  # noqa: E402
 
 SMA = str(Path(__file__).resolve().parents[1] / "strategies" / "sma_cross.py")
 
@@ -57,7 +57,7 @@ def test_a_lost_worker_keeps_the_other_rows(cluster, bars, tmp_path):
         import os
 
         from engine import Signals, Strategy, param
-        from engine.indicators import crossover, crossunder, sma
+        from engine.strategy.indicators import crossover, crossunder, sma
 
         class Crash(Strategy):
             window: int = param(10, min=1)

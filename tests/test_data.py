@@ -1,4 +1,4 @@
-"""Tests for engine.data: reading, schema resolution, validation messages, pivot, save."""
+"""Tests for engine.data.bars: reading, schema resolution, validation messages, pivot, save."""
 
 import datetime as dt
 import gzip
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.data import DataWarning, load_bars, save_bars
+from engine.data.bars import DataWarning, load_bars, save_bars
+from engine.data.panel import Panel
 from engine.errors import DataError, ParameterError
-from engine.panel import Panel
 
 HEADER = "ts,open,high,low,close,volume\n"
 GOOD = HEADER + (

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from engine.data import save_bars
-from engine.synthetic import random_walk
+from engine.data.bars import save_bars
+from engine.data.synthetic import random_walk
 
 ROOT = Path(__file__).resolve().parents[1]
 # Feeds, entry labels, claims and an event study: the richest report of the bundled rules.

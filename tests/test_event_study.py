@@ -8,8 +8,8 @@ import pytest
 from conftest import make_bars
 
 import engine
+from engine.analysis.event_study import EVENT_COLUMNS, episodes, event_table, forward_returns
 from engine.errors import StrategyError
-from engine.event_study import EVENT_COLUMNS, episodes, event_table, forward_returns
 
 
 def test_forward_returns_of_a_geometric_series():
@@ -202,7 +202,7 @@ def test_strategy_without_hooks_has_base_rate_and_entries_only():
 
 
 def test_forward_extremes_are_the_worst_and_best_close_ahead():
-    from engine.event_study import forward_extremes
+    from engine.analysis.event_study import forward_extremes
 
     close = np.array([100.0, 90.0, 120.0, 80.0, 100.0])
     worst, best = forward_extremes(close, 2)
@@ -217,7 +217,7 @@ def test_forward_extremes_are_the_worst_and_best_close_ahead():
 
 
 def test_move_threshold_adds_the_shares_that_fell_and_rose():
-    from engine.event_study import MOVE_COLUMNS
+    from engine.analysis.event_study import MOVE_COLUMNS
 
     close = np.array([100.0, 95.0, 89.0, 100.0, 111.0, 100.0, 100.0])
     everything = np.ones(close.size, dtype=bool)
@@ -236,7 +236,7 @@ def test_move_threshold_adds_the_shares_that_fell_and_rose():
 
 
 def test_signals_from_drops_earlier_signals_but_keeps_their_episodes():
-    from engine.event_study import event_study
+    from engine.analysis.event_study import event_study
 
     class Rising(engine.Strategy):
         def on_bar(self, bar):
@@ -271,7 +271,7 @@ def weekday_bars(month_returns: dict, start="2020-01-01", end="2022-12-31"):
 
 
 def test_monthly_returns_and_the_calendar_table_by_hand():
-    from engine.event_study import MONTH_COLUMNS, calendar_month_table, monthly_returns
+    from engine.analysis.event_study import MONTH_COLUMNS, calendar_month_table, monthly_returns
 
     days, close = weekday_bars({12: 0.03, 4: 0.01, 9: -0.02})
     months = monthly_returns(close, days.values)

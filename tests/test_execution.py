@@ -12,7 +12,7 @@ import pytest
 from conftest import make_bars
 
 import engine
-from engine.data import DataWarning
+from engine.data.bars import DataWarning
 
 CASH = 10_000.0
 

@@ -12,7 +12,7 @@ from conftest import make_bars
 import engine
 from engine import Feed
 from engine.errors import ParameterError
-from engine.plugins import load_strategy
+from engine.strategy.plugins import load_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 FearContrarian = load_strategy(ROOT / "strategies" / "fear_contrarian.py")
@@ -61,7 +61,7 @@ def test_extreme_fear_enters_at_and_below_25_and_not_just_above():
     entry_orders = result.orders.filter(result.orders["tag"] == "extreme_fear")
     assert [int(np.searchsorted(DAYS, pd.Timestamp(t))) for t in entry_orders["placed_ts"]] \
         == [5, 12]
-    condition = strategy().entry_condition(engine.strategy.VectorData(result.panel))
+    condition = strategy().entry_condition(engine.strategy.base.VectorData(result.panel))
     assert np.flatnonzero(condition).tolist() == [5, 12]
 
 

@@ -12,8 +12,8 @@ import pytest
 
 import engine
 from engine import Feed
+from engine.data.feeds import FeedWarning, join_feeds
 from engine.errors import DataError, StrategyError
-from engine.feeds import FeedWarning, join_feeds
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "datasets"

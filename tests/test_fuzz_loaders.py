@@ -3,10 +3,10 @@
 Hypothesis writes random bytes, truncated and corrupted Parquet, Parquet files of
 random columns (names, types, values: inf, NaN, huge numbers, empty strings, nulls in
 ``ts`` and ``symbol``, nested and binary types) and CSV text of random cells, then
-hands each to :func:`engine.data.load_bars` and to a feed join. The only acceptable
+hands each to :func:`engine.data.bars.load_bars` and to a feed join. The only acceptable
 outcomes are a loaded panel or one of the engine's documented errors
 (:class:`~engine.errors.EngineError` and its subclasses), with at most
-:class:`~engine.data.DataWarning` warnings: never another exception type, never
+:class:`~engine.data.bars.DataWarning` warnings: never another exception type, never
 another warning, never a crash of the interpreter.
 """
 
@@ -25,10 +25,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.data import DataWarning, load_bars
+from engine.data.bars import DataWarning, load_bars
+from engine.data.feeds import Feed, join_feeds
+from engine.data.panel import Panel
 from engine.errors import EngineError
-from engine.feeds import Feed, join_feeds
-from engine.panel import Panel
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

@@ -1,4 +1,4 @@
-"""engine.indicators against independent computations: pandas where the definitions
+"""engine.strategy.indicators against independent computations: pandas where the definitions
 match, plain-Python loops and exact rationals where they do not, and values worked
 out by hand in the comments."""
 
@@ -12,9 +12,9 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from engine import indicators as ind
 from engine._core import kernels
 from engine.errors import ParameterError
+from engine.strategy import indicators as ind
 
 NAN = np.nan
 
@@ -625,7 +625,7 @@ def test_kernels_check_shapes():
 
 
 def test_crossings_are_crossover_and_crossunder_in_one_pass():
-    from engine.indicators import crossings, crossover, crossunder
+    from engine.strategy.indicators import crossings, crossover, crossunder
 
     rng = np.random.default_rng(3)
     a = np.round(rng.normal(0, 1, (500, 4)), 1)   # one decimal: many exact ties

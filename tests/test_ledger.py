@@ -14,7 +14,7 @@ import pytest
 from conftest import make_bars
 
 import engine
-from engine.data import DataWarning
+from engine.data.bars import DataWarning
 from engine.errors import LookAheadError
 
 N_BARS = 2000

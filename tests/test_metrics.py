@@ -1,4 +1,4 @@
-"""Tests of engine.metrics against values worked out by hand in each test."""
+"""Tests of engine.analysis.metrics against values worked out by hand in each test."""
 
 import math
 
@@ -7,7 +7,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from engine import metrics as m
+from engine.analysis import metrics as m
 from engine.errors import ParameterError
 
 # The reference curve: starting cash 100, then closes at 110, 99, 121.

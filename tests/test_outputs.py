@@ -6,7 +6,7 @@ import pytest
 from test_cli import HOLD, assert_user_error, cli
 
 from engine.errors import EngineError
-from engine.outputs import check_output, staged_output
+from engine.report.outputs import check_output, staged_output
 
 
 def test_existing_folder_is_refused_before_the_run(tmp_path):

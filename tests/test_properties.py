@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engine
-from engine.data import DataWarning
+from engine.data.bars import DataWarning
 
 SYMBOLS = ("AAA", "BBB")
 # Relative tolerance of the ledger identities: sums of a few hundred products.

@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 
 import engine
-from engine.event_study import EVENT_COLUMNS
-from engine.tables import DRAWDOWN_COLUMNS, HIT_RATE_COLUMNS, YEARLY_COLUMNS
+from engine.analysis.event_study import EVENT_COLUMNS
+from engine.analysis.tables import DRAWDOWN_COLUMNS, HIT_RATE_COLUMNS, YEARLY_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 SMA = str(ROOT / "strategies" / "sma_cross.py")

@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 
 import engine
+from engine.backtest.reference import sma_cross_reference
+from engine.data.synthetic import random_walk
 from engine.errors import ParameterError
-from engine.indicators import sma
-from engine.plugins import load_strategy
-from engine.reference import sma_cross_reference
-from engine.synthetic import random_walk
+from engine.strategy.indicators import sma
+from engine.strategy.plugins import load_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 SmaCross = load_strategy(ROOT / "strategies" / "sma_cross.py")

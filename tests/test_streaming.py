@@ -3,7 +3,7 @@
 Same trades, orders and equity (bit for bit), the same metrics to 1e-9, whatever the
 chunk size, including chunks of 1,000 bars and chunks that end right at a cross; the
 lookback of the SMA cross carries the sign of a crossover across a run of ties; the
-online metrics equal engine.metrics.compute_metrics; bad files and strategies that
+online metrics equal engine.analysis.metrics.compute_metrics; bad files and strategies that
 cannot stream are refused with messages that say why and what to do.
 """
 
@@ -21,13 +21,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import engine
-from engine.data import save_bars
+from engine.analysis.metrics import compute_metrics
+from engine.analysis.streaming_metrics import BenchmarkStream, StreamingMetrics
+from engine.data.bars import save_bars
+from engine.data.panel import Panel
+from engine.data.synthetic import random_walk
 from engine.errors import DataError, LookAheadError, ParameterError, StrategyError
-from engine.metrics import compute_metrics
-from engine.panel import Panel
-from engine.plugins import load_strategy
-from engine.streaming_metrics import BenchmarkStream, StreamingMetrics
-from engine.synthetic import random_walk
+from engine.strategy.plugins import load_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 SMA = ROOT / "strategies" / "sma_cross.py"
@@ -144,7 +144,7 @@ def test_lookback_carries_the_sign_across_a_run_of_ties(tmp_path):
     result = engine.run(SMA, path)
     flat_start = 6_000 + 60
     # the lookback asks for the ties and the bars behind the last non-zero sign
-    from engine.strategy import VectorData
+    from engine.strategy.base import VectorData
 
     inside = panel.view(0, flat_start + 150)
     assert load_strategy(SMA)().lookback(VectorData(inside)) > 100
@@ -219,8 +219,8 @@ def test_streaming_metrics_equal_compute_metrics(case):
 
 def by_formulas(equity, *, starting_cash, trade_pnl, trade_return, in_market,
                 benchmark_equity, benchmark_start, periods_per_year, risk_free):
-    """Every metric from the per-metric functions of engine.metrics (whole arrays)."""
-    from engine import metrics as m
+    """Every metric from the per-metric functions of engine.analysis.metrics (whole arrays)."""
+    from engine.analysis import metrics as m
 
     E = m.equity_curve(equity, starting_cash)
     r = m.bar_returns(equity, starting_cash)
@@ -244,7 +244,7 @@ def by_formulas(equity, *, starting_cash, trade_pnl, trade_return, in_market,
 def test_compute_metrics_in_slices_equals_the_formulas(monkeypatch):
     # compute_metrics feeds the accumulator in slices; the per-metric functions
     # compute each documented formula on the whole arrays: two implementations.
-    from engine import metrics as m
+    from engine.analysis import metrics as m
 
     monkeypatch.setattr(m, "METRIC_SLICE", 777)
     rng = np.random.default_rng(8)
@@ -259,7 +259,7 @@ def test_compute_metrics_in_slices_equals_the_formulas(monkeypatch):
 
 
 def test_benchmark_stream_equals_buy_and_hold():
-    from engine.benchmark import benchmark_equity
+    from engine.backtest.benchmark import benchmark_equity
 
     panel = random_walk(3_000, 4, seed=2)
     close = np.array(panel.fields["close"])
@@ -278,7 +278,7 @@ def test_benchmark_stream_equals_buy_and_hold():
 
 def test_a_strategy_without_lookback_is_refused(walk):
     path, _ = walk
-    from engine.benchmark import BuyAndHold
+    from engine.backtest.benchmark import BuyAndHold
 
     with pytest.raises(ParameterError, match=r"BuyAndHold does not define lookback\(\)"):
         engine.stream_run(BuyAndHold, path)

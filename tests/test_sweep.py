@@ -13,18 +13,20 @@ import polars as pl
 import pytest
 
 import engine
+from engine.cli import main as cli_main
+from engine.data.synthetic import random_walk
 from engine.errors import ParameterError
-from engine.sweeps import (
-    SweepWarning,
-    batches,
-    parameter_sets,
-    prepare,
-)
-from engine.synthetic import random_walk
+from engine.research.sweep import SweepWarning
+from engine.research.sweep_plan import batches, parameter_sets, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 SMA = str(ROOT / "strategies" / "sma_cross.py")
 FEAR = str(ROOT / "strategies" / "fear_contrarian.py")
+
+
+def main(argv: list[str]) -> int:
+    """``python -m engine sweep ...`` in this process."""
+    return cli_main(["sweep", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +118,7 @@ def test_a_raising_strategy_fails_its_sets_only(tmp_path, bars):
     path = tmp_path / "fragile.py"
     path.write_text(textwrap.dedent("""
         from engine import Signals, Strategy, param
-        from engine.indicators import crossover, crossunder, sma
+        from engine.strategy.indicators import crossover, crossunder, sma
 
         class Fragile(Strategy):
             window: int = param(10, min=1)
@@ -138,19 +140,19 @@ def test_a_raising_strategy_fails_its_sets_only(tmp_path, bars):
 
 
 def test_data_is_loaded_once_and_never_sent_with_the_tasks(tmp_path, bars, monkeypatch):
-    import engine.data
+    import engine.data.bars
 
     path = tmp_path / "bars.parquet"
     pl.DataFrame({"ts": bars.ts, **{k: v[:, 0] for k, v in bars.fields.items()}}) \
         .write_parquet(path)
     calls = []
-    original = engine.data.load_bars
+    original = engine.data.bars.load_bars
 
     def counting(*args, **kwargs):
         calls.append(args)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine.data, "load_bars", counting)
+    monkeypatch.setattr(engine.data.bars, "load_bars", counting)
     grid = {"fast": [3, 5, 8], "slow": [20, 30]}
     frame = engine.sweep(SMA, grid, data=str(path), n_jobs=2, progress=False)
     assert len(calls) == 1
@@ -176,7 +178,7 @@ def test_interrupted_sweep_keeps_the_finished_rows(tmp_path, bars):
     path = tmp_path / "stops.py"
     path.write_text(textwrap.dedent("""
         from engine import Signals, Strategy, param
-        from engine.indicators import crossover, crossunder, sma
+        from engine.strategy.indicators import crossover, crossunder, sma
 
         class Stops(Strategy):
             window: int = param(10, min=1)
@@ -200,7 +202,7 @@ def test_interrupted_sweep_keeps_the_finished_rows(tmp_path, bars):
 
 
 def test_grid_arguments_parse_lists_and_inclusive_ranges():
-    from engine.sweep_cli import parse_grid
+    from engine.cli.sweep import parse_grid
 
     assert parse_grid(["fast=5,10, 20", "slow=20:40:10", "x=0.5:1.0:0.25", "m=a,b"]) == {
         "fast": [5, 10, 20], "slow": [20, 30, 40], "x": [0.5, 0.75, 1.0], "m": ["a", "b"]}
@@ -219,7 +221,6 @@ def bars_file(tmp_path_factory, bars):
 
 
 def test_cli_prints_the_best_sets_and_writes_the_files(tmp_path, bars_file, capsys):
-    from engine.sweep_cli import main
 
     out = tmp_path / "out"
     code = main([SMA, "--grid", "fast=3,5,30", "--grid", "slow=10:40:15", "--data", bars_file,
@@ -240,7 +241,6 @@ def test_cli_prints_the_best_sets_and_writes_the_files(tmp_path, bars_file, caps
 def test_cli_json_is_ranked_and_errors_exit_2(bars_file, capsys):
     import json
 
-    from engine.sweep_cli import main
 
     assert main([SMA, "--grid", "fast=3,5", "--grid", "slow=20", "--data", bars_file,
                  "--jobs", "1", "--json", "--metric", "max_drawdown"]) == 0
@@ -256,12 +256,12 @@ def test_workers_that_cannot_read_the_strategy_file_load_the_copy_sent(tmp_path,
                                                                       monkeypatch):
     import tempfile
 
-    from engine.sweeps import resolve_ref, run_batch_from_ref, strategy_ref
+    from engine.research.sweep_plan import resolve_ref, run_batch_from_ref, strategy_ref
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
     source = Path(SMA).read_text()
-    ref = strategy_ref(SMA, engine.plugins.load_strategy(SMA))
+    ref = strategy_ref(SMA, engine.strategy.plugins.load_strategy(SMA))
     assert ref == ("file", SMA, source)
     moved = ("file", str(tmp_path / "gone" / "sma_cross.py"), source)
     cls = resolve_ref(moved)
@@ -276,7 +276,7 @@ def test_a_crashed_worker_keeps_the_finished_rows(tmp_path, bars):
         import os
 
         from engine import Signals, Strategy, param
-        from engine.indicators import crossover, crossunder, sma
+        from engine.strategy.indicators import crossover, crossunder, sma
 
         class Crash(Strategy):
             window: int = param(10, min=1)

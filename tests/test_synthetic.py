@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from engine.synthetic import random_walk
+from engine.data.synthetic import random_walk
 
 
 def test_same_seed_same_bars_and_valid_ranges():

@@ -1,4 +1,4 @@
-"""Report tables (engine.tables) on hand-computed curves and a hand-built run."""
+"""Report tables (engine.analysis.tables) on hand-computed curves and a hand-built run."""
 
 import datetime as dt
 import math
@@ -10,8 +10,8 @@ import pytest
 from conftest import make_bars
 
 import engine
-from engine import metrics as m
-from engine.tables import (
+from engine.analysis import metrics as m
+from engine.analysis.tables import (
     DRAWDOWN_COLUMNS,
     HIT_RATE_COLUMNS,
     YEARLY_COLUMNS,

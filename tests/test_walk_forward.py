@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 import engine
+from engine.data.synthetic import random_walk
 from engine.errors import ParameterError
-from engine.synthetic import random_walk
 
 SMA = str(Path(__file__).resolve().parents[1] / "strategies" / "sma_cross.py")
 GRID = {"fast": [3, 5, 10], "slow": [20, 40]}

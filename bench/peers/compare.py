@@ -12,7 +12,7 @@ flat when it crosses below. A cross is a change of the sign of ``fast - slow`` a
 its last non-zero sign (a tie neither crosses nor resets the sign). Market orders placed
 at bar t fill at bar t+1's open; no commission, no slippage; 100,000.005 of cash (half a
 cent over 100,000, so that sizes never hang on float rounding: see ``CASH``). Data: the
-engine's seeded random walk (``engine.synthetic.random_walk``, volatility 0.002).
+engine's seeded random walk (``engine.data.synthetic.random_walk``, volatility 0.002).
 
 Before any time is printed, each library's trades (entry bar, entry price, exit bar,
 exit price, size; the position still open at the end too) are compared with the
@@ -20,7 +20,7 @@ engine's. A library that differs has its first differing trade printed and no ti
 the script exits with status 1. Each peer first runs with its own moving average; when
 that breaks exact ties of the engine's SMA (a running-sum mean reads 1e-12 where the
 averages are equal, and so crosses falsely) it is fed the engine's SMA arrays
-(``engine.indicators.sma``) instead, and the table says so.
+(``engine.strategy.indicators.sma``) instead, and the table says so.
 
 The engine runs three ways: ``engine.run`` on the vectorised path, on the event path
 (a Python ``on_bar`` per bar), and its compiled loop alone on given signals (the job of
@@ -80,12 +80,12 @@ Trade = tuple
 @dataclass
 class Bars:
     n: int
-    panel: object            # engine.panel.Panel
+    panel: object            # engine.data.panel.Panel
     open: np.ndarray
     close: np.ndarray
     ts: np.ndarray           # datetime64[ns]
     frame: object            # pandas DataFrame, DatetimeIndex, Open/High/Low/Close/Volume
-    engine_fast: np.ndarray  # engine.indicators.sma(close, FAST)
+    engine_fast: np.ndarray  # engine.strategy.indicators.sma(close, FAST)
     engine_slow: np.ndarray
     _cache: dict = field(default_factory=dict)
 
@@ -95,8 +95,8 @@ def make_bars(n: int) -> Bars:
     end of nanosecond time, 2262, after about 95,000 bars)."""
     import pandas as pd
 
-    from engine.indicators import sma
-    from engine.synthetic import random_walk
+    from engine.data.synthetic import random_walk
+    from engine.strategy.indicators import sma
 
     panel = walk = random_walk(n, seed=SEED, volatility=VOLATILITY, freq="m")
     ts = walk.ts
@@ -149,7 +149,7 @@ def engine_runner(mode: str):
 
         global _STRATEGY_CLASS
         if _STRATEGY_CLASS is None:
-            from engine.plugins import load_strategy
+            from engine.strategy.plugins import load_strategy
 
             _STRATEGY_CLASS = load_strategy(STRATEGY_FILE)
         t0 = time.perf_counter()
@@ -717,7 +717,7 @@ def write_results(lines, rows, first_calls, vers, args, spread, own_checks) -> N
     ]
     if args.sma == "engine":
         out += ["SMA \"engine's arrays\": the peers' timed runs read the engine's "
-                "`engine.indicators.sma` arrays, so the comparison is of the backtest "
+                "`engine.strategy.indicators.sma` arrays, so the comparison is of the backtest "
                 "machinery (their own moving averages break exact ties: below).", ""]
     out += [f"First call on {WARMUP_BARS:,} bars (imports done; vectorbt's Numba compile, "
             "unless cached on disk by an earlier process):", ""]

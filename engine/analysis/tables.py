@@ -1,0 +1,290 @@
+"""Report tables of a backtest: drawdowns, years, hit rates.
+
+Pure functions of a :class:`~engine.backtest.result.Result` (its equity curve, trades and
+orders) returning polars DataFrames; the metrics they use are the ones of
+:mod:`engine.analysis.metrics`, with the same conventions. Timestamps are dates when every
+bar is at midnight (daily data), datetimes otherwise.
+
+Drawdowns (:func:`drawdown_table`)
+    On the equity curve ``E = [starting_cash, equity...]`` (as for
+    ``max_drawdown``), a drawdown is a run of points below the running peak.
+    ``peak_ts``: the last point at the peak before the fall (null when the peak
+    is the starting cash, before the first bar); ``trough_ts``: the lowest point
+    of the run (the first one on a tie); ``recovery_ts``: the first point back at
+    or above the peak, null if equity had not recovered by the end.
+    ``depth = 1 - E_trough / E_peak``; ``length``: bars from the peak to the
+    recovery, or to the last bar if unrecovered (so the longest ``length`` is
+    ``max_drawdown_duration``); ``bars_to_trough``: bars from the peak to the
+    trough. Sorted by depth, the deepest first (the first ``depth`` is
+    ``max_drawdown``); ties keep time order.
+Years (:func:`yearly_table`)
+    One row per calendar year with bars. The year's curve starts at the equity
+    of the previous year's last close (the starting cash for the first year) and
+    holds the year's closes. ``return``: its total return; ``volatility``,
+    ``sharpe``: of its per-bar returns, annualised with the run's
+    ``periods_per_year`` and ``risk_free`` exactly as in :mod:`engine.analysis.metrics`
+    (NaN with fewer than 2 bars); ``max_drawdown``: within that curve;
+    ``trades``: trades **closed** in the year (by exit date); ``hit_rate``: the
+    share of them with ``pnl > 0`` (NaN without trades).
+Hit rates (:func:`hit_rate_table`)
+    Closed trades only (an open position has no result yet). A hit is a trade
+    with ``pnl > 0`` (net of costs); a zero-P&L trade is not a hit but counts.
+    Groups: ``all`` (value ``all``); ``exit_reason`` (the exit order's tag, e.g.
+    ``signal``, ``stop_loss``); ``entry_label``: the strategy's
+    ``entry_labels(data)`` value on the trade's **signal bar** -- the bar its
+    entry order was placed on, not the fill bar -- (``(none)`` when missing);
+    ``entry_condition``: whether ``entry_condition(data)`` held on that bar
+    (``true``/``false``). The last two appear only when the strategy defines the
+    hook. Columns: ``trades, hits, hit_rate, avg_return`` (mean ``return_pct``),
+    ``total_pnl, avg_bars_held``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from engine.analysis import metrics as m
+from engine.analysis.event_study import entry_signal_bars, label_order, strategy_hooks
+
+DRAWDOWN_COLUMNS = ("rank", "peak_ts", "trough_ts", "recovery_ts", "depth", "length",
+                    "bars_to_trough", "peak_equity", "trough_equity")
+YEARLY_COLUMNS = ("year", "bars", "return", "volatility", "sharpe", "max_drawdown", "trades",
+                  "hit_rate")
+HIT_RATE_COLUMNS = ("group", "value", "trades", "hits", "hit_rate", "avg_return", "total_pnl",
+                    "avg_bars_held")
+
+
+def _daily(ts: np.ndarray) -> bool:
+    ts = np.asarray(ts, dtype="datetime64[ns]")
+    return bool(ts.size) and bool((ts == ts.astype("datetime64[D]")).all())
+
+
+def _ts_column(values, name: str, daily: bool) -> pl.Series:
+    series = pl.Series(name, np.asarray(values, dtype="datetime64[ns]"))
+    return series.cast(pl.Date) if daily else series
+
+
+# --------------------------------------------------------------------------- drawdowns
+
+
+def drawdown_periods(E) -> list[tuple[int, int, int | None]]:
+    """Every drawdown of the curve ``E`` as ``(peak, trough, recovery)`` indices.
+
+    ``recovery`` is None for a drawdown not recovered by the end. Indices are
+    positions in ``E`` (the starting cash is position 0).
+
+    >>> drawdown_periods([100, 120, 90, 110, 125, 100])
+    [(1, 2, 4), (4, 5, None)]
+    """
+    E = np.asarray(E, dtype=np.float64)
+    under = E < np.maximum.accumulate(E)
+    if not under.any():
+        return []
+    edges = np.diff(np.concatenate(([0], under.view(np.int8), [0])))
+    starts = np.flatnonzero(edges == 1)
+    stops = np.flatnonzero(edges == -1)  # one past the last point below the peak
+    out = []
+    for a, b in zip(starts, stops, strict=True):
+        trough = int(a + np.argmin(E[a:b]))
+        out.append((int(a - 1), trough, int(b) if b < E.size else None))
+    return out
+
+
+def drawdown_table(equity, ts, starting_cash: float, n: int = 5) -> pl.DataFrame:
+    """The ``n`` deepest drawdowns (see the module docstring).
+
+    Parameters
+    ----------
+    equity : array_like
+        Equity at each bar's close, shape ``(n_bars,)``.
+    ts : array_like of datetime64
+        The bars' timestamps, shape ``(n_bars,)``.
+    starting_cash : float
+        Equity before the first bar.
+    n : int
+        How many drawdowns to keep.
+    """
+    E = m.equity_curve(equity, starting_cash)
+    ts = np.asarray(ts, dtype="datetime64[ns]")
+    daily = _daily(ts)
+    nat = np.datetime64("NaT", "ns")
+
+    def when(i):
+        return nat if i is None or i == 0 else ts[i - 1]
+
+    periods = drawdown_periods(E)
+    depth = [1.0 - E[t] / E[p] for p, t, _ in periods]
+    order = sorted(range(len(periods)), key=lambda i: (-depth[i], i))[: max(int(n), 0)]
+    last = E.size - 1
+    rows = [periods[i] for i in order]
+    return pl.DataFrame([
+        pl.Series("rank", np.arange(1, len(rows) + 1), dtype=pl.Int64),
+        _ts_column([when(p) for p, _, _ in rows], "peak_ts", daily),
+        _ts_column([when(t) for _, t, _ in rows], "trough_ts", daily),
+        _ts_column([when(q) for _, _, q in rows], "recovery_ts", daily),
+        pl.Series("depth", [depth[i] for i in order], dtype=pl.Float64),
+        pl.Series("length", [(last if q is None else q) - p for p, _, q in rows],
+                  dtype=pl.Int64),
+        pl.Series("bars_to_trough", [t - p for p, t, _ in rows], dtype=pl.Int64),
+        pl.Series("peak_equity", [E[p] for p, _, _ in rows], dtype=pl.Float64),
+        pl.Series("trough_equity", [E[t] for _, t, _ in rows], dtype=pl.Float64),
+    ])
+
+
+def drawdowns(result, n: int = 5) -> pl.DataFrame:
+    """:func:`drawdown_table` of a result."""
+    return drawdown_table(result.equity["equity"].to_numpy(), result.equity["ts"].to_numpy(),
+                          result.starting_cash, n)
+
+
+# --------------------------------------------------------------------------- years
+
+
+def _curve_stats(Ey: np.ndarray, ppy: float, rf: float) -> dict:
+    nan = float("nan")
+    if Ey[0] <= 0:
+        return {"return": nan, "volatility": nan, "sharpe": nan, "max_drawdown": nan}
+    r = m.bar_returns(Ey[1:], Ey[0])
+    ok = np.isfinite(r).all()
+    return {
+        "return": m.total_return(Ey),
+        "volatility": m.volatility(r, ppy) if ok else nan,
+        "sharpe": m.sharpe(r, ppy, rf) if ok else nan,
+        "max_drawdown": m.max_drawdown(Ey),
+    }
+
+
+def yearly_table(equity, ts, starting_cash: float, trades: pl.DataFrame | None = None,
+                 periods_per_year=252, risk_free: float = 0.0) -> pl.DataFrame:
+    """One row per calendar year (see the module docstring)."""
+    ppy = m.resolve_periods_per_year(periods_per_year)
+    E = m.equity_curve(equity, starting_cash)
+    ts = np.asarray(ts, dtype="datetime64[ns]")
+    years = ts.astype("datetime64[Y]").astype(np.int64) + 1970
+    closed = _closed(trades)
+    exit_years = (closed["exit_ts"].dt.year().to_numpy() if closed.height
+                  else np.zeros(0, dtype=np.int64))
+    pnl = closed["pnl"].to_numpy() if closed.height else np.zeros(0)
+    rows = []
+    if years.size:
+        change = np.flatnonzero(np.diff(years)) + 1
+        starts = np.concatenate(([0], change))
+        stops = np.concatenate((change, [years.size]))
+        for a, b in zip(starts, stops, strict=True):
+            year = int(years[a])
+            in_year = exit_years == year
+            n_trades = int(in_year.sum())
+            row = {"year": year, "bars": int(b - a)}
+            row.update(_curve_stats(E[a:b + 1], ppy, risk_free))
+            row["trades"] = n_trades
+            row["hit_rate"] = float((pnl[in_year] > 0).mean()) if n_trades else float("nan")
+            rows.append(row)
+    schema = {"year": pl.Int64, "bars": pl.Int64, "return": pl.Float64,
+              "volatility": pl.Float64, "sharpe": pl.Float64, "max_drawdown": pl.Float64,
+              "trades": pl.Int64, "hit_rate": pl.Float64}
+    frame = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(
+        schema=schema)
+    return frame.fill_nan(None)
+
+
+def yearly(result) -> pl.DataFrame:
+    """:func:`yearly_table` of a result, with its annualisation settings."""
+    settings = result.settings
+    return yearly_table(result.equity["equity"].to_numpy(), result.equity["ts"].to_numpy(),
+                        result.starting_cash, result.trades,
+                        settings.get("periods_per_year", 252), settings.get("risk_free", 0.0))
+
+
+# --------------------------------------------------------------------------- hit rates
+
+
+def _closed(trades: pl.DataFrame | None) -> pl.DataFrame:
+    if trades is None or trades.height == 0:
+        return pl.DataFrame(schema={"exit_ts": pl.Datetime("ns"), "pnl": pl.Float64})
+    return trades.filter(pl.col("exit_ts").is_not_null())
+
+
+def hit_rate_table(trades: pl.DataFrame, groups: dict | None = None) -> pl.DataFrame:
+    """Hit rates of the closed trades, overall and by each grouping.
+
+    Parameters
+    ----------
+    trades : polars.DataFrame
+        The result's trades (open ones are ignored).
+    groups : dict, optional
+        Group name -> the trades' values (one per row of ``trades``; None
+        becomes ``(none)``), or ``(values, order)`` to list the values in that
+        order (values not in it follow, sorted). The groups ``all`` and
+        ``exit_reason`` always come first.
+    """
+    closed_mask = trades["exit_ts"].is_not_null().to_numpy() if trades.height else np.zeros(
+        0, dtype=bool)
+    frame = trades.select("pnl", "return_pct", "bars_held", "exit_reason")
+    keyed = [("all", ["all"] * trades.height, ["all"])]
+    reasons = trades["exit_reason"].to_list()
+    keyed.append(("exit_reason", reasons,
+                  sorted({r for r, c in zip(reasons, closed_mask, strict=True) if c},
+                         key=str)))
+    for name, spec in (groups or {}).items():
+        values, order = spec if isinstance(spec, tuple) else (spec, None)
+        values = ["(none)" if v is None else str(v) for v in values]
+        present = [v for v, c in zip(values, closed_mask, strict=True) if c]
+        if order is None:
+            order = sorted(set(present))
+        else:
+            order = [v for v in order if v in present] + sorted(
+                set(present) - set(order))
+        keyed.append((name, values, order))
+    rows = []
+    for name, values, order in keyed:
+        tagged = frame.with_columns(pl.Series("value", values, dtype=pl.String)).filter(
+            pl.Series(closed_mask))
+        stats = {
+            row["value"]: row
+            for row in tagged.group_by("value").agg(
+                pl.len().alias("trades"),
+                (pl.col("pnl") > 0).sum().alias("hits"),
+                pl.col("return_pct").mean().alias("avg_return"),
+                pl.col("pnl").sum().alias("total_pnl"),
+                pl.col("bars_held").mean().alias("avg_bars_held"),
+            ).iter_rows(named=True)
+        }
+        if name == "all" and "all" not in stats:
+            stats["all"] = {"trades": 0, "hits": 0, "avg_return": None, "total_pnl": 0.0,
+                            "avg_bars_held": None}
+        for value in order:
+            s = stats[value]
+            rows.append({
+                "group": name, "value": value, "trades": int(s["trades"]),
+                "hits": int(s["hits"]),
+                "hit_rate": s["hits"] / s["trades"] if s["trades"] else None,
+                "avg_return": s["avg_return"], "total_pnl": float(s["total_pnl"]),
+                "avg_bars_held": s["avg_bars_held"],
+            })
+    schema = {"group": pl.String, "value": pl.String, "trades": pl.Int64, "hits": pl.Int64,
+              "hit_rate": pl.Float64, "avg_return": pl.Float64, "total_pnl": pl.Float64,
+              "avg_bars_held": pl.Float64}
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def hit_rates(result) -> pl.DataFrame:
+    """:func:`hit_rate_table` of a result, with its entry labels and condition."""
+    trades = result.trades
+    groups = {}
+    if result.panel is not None and trades.height:
+        hooks = strategy_hooks(result)
+        if hooks["labels"] is not None or hooks["condition"] is not None:
+            panel = result.panel
+            bars = entry_signal_bars(trades, result.orders, panel.ts)
+            index = {name: i for i, name in enumerate(panel.symbols)}
+            cols = np.array([index[s] for s in trades["symbol"]], dtype=np.int64)
+            if hooks["labels"] is not None:
+                names = hooks["label_names"]
+                labels = [names[c] if c >= 0 else None for c in hooks["labels"][bars, cols]]
+                groups["entry_label"] = (labels, label_order(names, hooks["claims"]))
+            if hooks["condition"] is not None:
+                held = hooks["condition"][bars, cols]
+                groups["entry_condition"] = (["true" if h else "false" for h in held],
+                                             ["true", "false"])
+    return hit_rate_table(trades, groups)

@@ -1,0 +1,377 @@
+"""``engine.run``: one backtest from a strategy, data and account settings."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from engine._core.broker import Broker
+from engine._core.loop import Bar, Cursor, run_event, run_vector
+from engine.analysis.metrics import compute_metrics, resolve_periods_per_year
+from engine.backtest.result import Result, equity_frame, orders_frame, trades_frame
+from engine.data.panel import Panel
+from engine.errors import EngineError, LookAheadError, ParameterError, StrategyError
+from engine.strategy.base import Signals, Strategy, VectorData
+from engine.strategy.plugins import load_strategy
+
+FILL_MODES = ("open", "close")
+RUN_MODES = ("auto", "event", "vector")
+SIZE_TYPES = ("all_cash", "shares", "cash", "percent", "target_percent")
+
+
+def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0,
+        commission_per_share: float = 0.0, commission_fixed: float = 0.0,
+        commission_minimum: float = 0.0, slippage_bps: float = 0.0,
+        slippage_fixed: float = 0.0, fill: str = "open", mode: str = "auto",
+        fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
+        start=None, end=None, periods_per_year=252, risk_free: float = 0.0,
+        feeds=None, **params) -> Result:
+    """Run one backtest and return its :class:`~engine.backtest.result.Result`.
+
+    Parameters
+    ----------
+    strategy : str, pathlib.Path, module or Strategy subclass
+        The strategy: a plugin file path, a module, or the class.
+    data : str, pathlib.Path, pandas.DataFrame, polars.DataFrame or Panel, optional
+        Bars in the documented schema. Default: the strategy's ``default_data``.
+    cash : float
+        Starting cash.
+    commission : float
+        Commission as a fraction of the traded value (0.001 = 0.1%).
+    commission_per_share, commission_fixed, commission_minimum : float
+        Further commission terms: per share, per order, and the minimum per order.
+    slippage_bps, slippage_fixed : float
+        Adverse slippage on market and stop fills, in basis points and in price units.
+    fill : {"open", "close"}
+        Market orders fill at the next bar's open (default) or at the close of the
+        bar they were placed on.
+    mode : {"auto", "event", "vector"}
+        Which path runs: ``auto`` takes ``signals`` when the strategy defines it,
+        ``on_bar`` otherwise.
+    fractional : bool
+        Allow fractional quantities (whole shares otherwise).
+    shorting : bool
+        Allow short positions.
+    borrow_rate : float
+        Annual borrow rate charged on short positions, accrued per bar.
+    start, end : str or date, optional
+        Inclusive date range of bars to use.
+    periods_per_year : int or {"252", "365"}
+        Annualisation factor for the metrics and the borrow accrual.
+    risk_free : float
+        Annual risk-free rate for Sharpe and Sortino.
+    feeds : dict of str to engine.Feed, optional
+        Alternative data joined onto the bars point-in-time, replacing the
+        strategy's own feeds (``{}`` joins none); relative paths are taken from the
+        working directory. Default: the strategy's ``feed_specs()``.
+    **params
+        Strategy parameters, by name.
+    """
+    cls = load_strategy(strategy)
+    instance = cls(**params)
+    if fill not in FILL_MODES:
+        raise ParameterError(f"fill must be 'open' or 'close'; got {fill!r}")
+    if mode not in RUN_MODES:
+        raise ParameterError(f"mode must be one of {', '.join(RUN_MODES)}; got {mode!r}")
+    ppy = resolve_periods_per_year(periods_per_year)
+    panel = _panel_for(cls, data, start, end, instance=instance, feeds=feeds)
+    try:
+        broker = Broker(
+            panel.fields["open"], panel.fields["high"], panel.fields["low"],
+            panel.fields["close"], float(cash),
+            commission_percent=float(commission), commission_per_share=float(commission_per_share),
+            commission_fixed=float(commission_fixed),
+            commission_minimum=float(commission_minimum),
+            slippage_bps=float(slippage_bps), slippage_fixed=float(slippage_fixed),
+            borrow_rate=float(borrow_rate), periods_per_year=float(ppy),
+            fractional=bool(fractional), shorting=bool(shorting), fill_on_close=fill == "close",
+        )
+    except (ValueError, TypeError) as exc:
+        raise ParameterError(_account_message(str(exc))) from None
+    cursor = Cursor()
+    instance._bind(panel, broker, cursor)
+    path = _choose_path(cls, mode)
+    if path == "vector":
+        _run_vector(instance, panel, broker)
+    else:
+        _run_event(instance, panel, broker, cursor)
+    settings = {
+        "cash": float(cash), "commission": float(commission),
+        "commission_per_share": float(commission_per_share),
+        "commission_fixed": float(commission_fixed),
+        "commission_minimum": float(commission_minimum),
+        "slippage_bps": float(slippage_bps), "slippage_fixed": float(slippage_fixed),
+        "fill": fill, "mode": path, "fractional": bool(fractional), "shorting": bool(shorting),
+        "borrow_rate": float(borrow_rate), "periods_per_year": ppy,
+        "risk_free": float(risk_free), "data": panel.source,
+        "start": str(panel.ts[0])[:10] if panel.n_bars else None,
+        "end": str(panel.ts[-1])[:10] if panel.n_bars else None,
+    }
+    return _result(cls, instance, panel, broker, settings, ppy, risk_free)
+
+
+#: The broker's names for account settings that ``run`` calls differently.
+_RUN_NAMES = {"commission_percent": "commission"}
+
+
+def _account_message(text: str) -> str:
+    """The broker's refusal of a setting, named as ``run`` and the CLI name it."""
+    name, _, rest = text.partition(" ")
+    keyword = _RUN_NAMES.get(name, name)
+    if keyword not in inspect.signature(run).parameters:
+        return text
+    return f"{keyword} {rest} (CLI --{keyword.replace('_', '-')})"
+
+
+def _panel_for(cls, data, start, end, *, instance=None, feeds=None) -> Panel:
+    """The bars for a run, with the strategy's feeds (or ``feeds``) joined on."""
+    from engine.data.bars import load_bars
+
+    if data is None:
+        if cls.default_data is None:
+            raise ParameterError(
+                f"{cls.__name__} declares no default_data; pass data= (CLI --data PATH)"
+            )
+        data = _default_data_path(cls)
+        start = start if start is not None else cls.default_start
+        end = end if end is not None else cls.default_end
+    if isinstance(data, Panel):
+        panel = data.between(start, end) if (start or end) else data
+    else:
+        panel = load_bars(data, start=start, end=end)
+    if panel.n_bars == 0:
+        raise EngineError(f"no bars in {panel.source} between {start} and {end}")
+    return _join_strategy_feeds(cls, panel, instance, feeds)
+
+
+def _join_strategy_feeds(cls, panel: Panel, instance=None, feeds=None) -> Panel:
+    """Join ``feeds`` (paths from the working directory) or else the strategy's own
+    (``instance.feed_specs()``, or the class's ``feeds``; paths from its file)."""
+    from engine.data.feeds import join_feeds
+
+    if feeds is not None:
+        base = None
+    else:
+        feeds = instance.feed_specs() if instance is not None else dict(cls.feeds)
+        home = _strategy_file(cls)
+        base = home.parent if home is not None else None
+    if feeds and not isinstance(feeds, dict):
+        raise ParameterError(
+            f"feeds must be a dict of name -> engine.Feed; got {type(feeds).__name__}"
+        )
+    return join_feeds(panel, feeds, base) if feeds else panel
+
+
+def _default_data_path(cls) -> Path:
+    try:
+        home = Path(inspect.getfile(cls)).resolve().parent
+    except (TypeError, OSError):
+        home = Path.cwd()
+    path = (home / cls.default_data).resolve()
+    if not path.exists():
+        raise ParameterError(
+            f"{cls.__name__}.default_data points to {path}, which does not exist; "
+            f"pass data= (CLI --data PATH) or fix default_data (it is relative to the "
+            f"strategy's file)"
+        )
+    return path
+
+
+def _choose_path(cls, mode: str) -> str:
+    if mode == "vector" and not cls.has_vector_path():
+        raise ParameterError(f"mode='vector' but {cls.__name__} defines no signals() method")
+    if mode == "event" and not cls.has_event_path():
+        raise ParameterError(f"mode='event' but {cls.__name__} defines no on_bar() method")
+    if mode == "auto":
+        return "vector" if cls.has_vector_path() else "event"
+    return mode
+
+
+def _strategy_file(cls) -> Path | None:
+    try:
+        return Path(inspect.getfile(cls)).resolve()
+    except (TypeError, OSError):
+        return None
+
+
+def _failure(instance: Strategy, hook: str, exc: BaseException, panel: Panel, index: int):
+    """The error a strategy hook raised, named by strategy, bar, timestamp, file and line."""
+    cls = type(instance)
+    where = f"{cls.__name__}.{hook}"
+    if 0 <= index < panel.n_bars:
+        where += f" at bar {index} ({_fmt_bar_ts(panel.ts[index])})"
+    home = _strategy_file(cls)
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if home is not None and Path(f.filename).resolve() == home]
+    frame = mine[-1] if mine else (frames[-1] if frames else None)
+    if frame is not None:
+        where += f", {_shown_path(frame.filename)} line {frame.lineno}"
+        if frame.line:
+            where += f" (`{frame.line.strip()}`)"
+    if isinstance(exc, EngineError):
+        return type(exc)(f"{where}: {exc}")
+    # str(KeyError(...)) is the repr of its argument; show the text itself.
+    text = str(exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else exc)
+    return StrategyError(
+        f"{where} raised {type(exc).__name__}: {text.rstrip().rstrip('.')}. Fix: correct the "
+        f"strategy there (--debug shows the traceback)."
+    )
+
+
+def _fmt_bar_ts(value) -> str:
+    """A bar's timestamp as in the data's messages: the date alone for daily bars."""
+    text = np.datetime_as_string(np.datetime64(value, "ns"), unit="s")
+    return text[:10] if text.endswith("T00:00:00") else text.replace("T", " ")
+
+
+def _shown_path(filename: str) -> str:
+    """``filename`` relative to the working directory when it is inside it, else absolute."""
+    path = Path(filename).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _run_event(instance: Strategy, panel: Panel, broker: Broker, cursor: Cursor) -> None:
+    hook = "on_start"
+    try:
+        instance.on_start()
+        bar = Bar(panel.ts, panel.fields, cursor)
+        on_fill = None
+        if type(instance).on_fill is not Strategy.on_fill:
+            symbols = panel.symbols
+
+            def on_fill(order_id):
+                info = broker.order_info(order_id)
+                info["symbol"] = symbols[info["symbol"]]
+                info["ts"] = panel.ts[info["done_bar"]]
+                instance.on_fill(info)
+
+        hook = "on_bar"
+        run_event(broker, cursor, instance.on_bar, bar, on_fill)
+        hook = "on_stop"
+        instance.on_stop()
+    except Exception as exc:
+        index = cursor.index if hook == "on_bar" else -1
+        raise _failure(instance, hook, exc, panel, index) from exc
+
+
+def _signal_arrays(signals, panel: Panel, cls_name: str):
+    if not isinstance(signals, Signals):
+        raise StrategyError(
+            f"{cls_name}.signals must return engine.Signals(entries=..., exits=...); "
+            f"got {type(signals).__name__}"
+        )
+    shape = (panel.n_bars, panel.n_symbols)
+    out = []
+    for name in ("entries", "exits"):
+        arr = np.asarray(getattr(signals, name))
+        if arr.ndim == 1 and panel.n_symbols == 1:
+            arr = arr.reshape(-1, 1)
+        if arr.shape != shape:
+            raise StrategyError(
+                f"{cls_name}.signals: {name} has shape {arr.shape}; expected {shape} "
+                f"(one row per bar, one column per symbol)"
+            )
+        if arr.dtype == bool and arr.flags.c_contiguous:
+            # bool and uint8 share their bytes: a view, not a copy of the signals
+            out.append(arr.view(np.uint8))
+            continue
+        if arr.dtype != bool:
+            if not np.isin(arr[~np.isnan(arr.astype(float))], (0, 1)).all():
+                raise StrategyError(f"{cls_name}.signals: {name} must be booleans (or 0/1)")
+            arr = np.nan_to_num(arr.astype(float)).astype(bool)
+        out.append(np.ascontiguousarray(arr, dtype=np.uint8))
+    return out
+
+
+def _vector_signals(instance: Strategy, panel: Panel, audit: bool = True):
+    """``instance.signals`` on ``panel``, checked: ``(signals, entries, exits, size)``.
+
+    ``entries``/``exits`` are ``uint8`` arrays of shape ``(n_bars, n_symbols)`` and
+    ``size`` a float64 array of one row or ``n_bars`` rows. With ``audit``, the
+    signals are recomputed on the first half of the bars and must agree there.
+    Shared by :func:`run` and :func:`engine.stream_run` (one call per chunk).
+    """
+    cls = type(instance)
+    try:
+        signals = instance.signals(VectorData(panel))
+        entries, exits = _signal_arrays(signals, panel, cls.__name__)
+        if audit and panel.n_bars >= 4:
+            cut = panel.n_bars // 2
+            # A zero-copy view of the first half: the audit must not double the panel.
+            head = panel.view(0, cut)
+            early = _signal_arrays(instance.signals(VectorData(head)), head, cls.__name__)
+            for name, full, part in zip(("entries", "exits"), (entries, exits), early,
+                                        strict=True):
+                diff = np.argwhere(full[:cut] != part)
+                if len(diff):
+                    row = int(diff[0][0])
+                    raise LookAheadError(
+                        f"{cls.__name__}.signals reads the future: {name} at bar {row} "
+                        f"({str(panel.ts[row])[:10]}) is {bool(full[row, diff[0][1]])} with all "
+                        f"bars but {bool(part[row, diff[0][1]])} when the data stops at bar "
+                        f"{cut - 1}; a signal must depend only on bars up to its own"
+                    )
+            del early, head
+    except EngineError:
+        raise
+    except Exception as exc:
+        raise _failure(instance, "signals", exc, panel, -1) from exc
+    if signals.size_type not in SIZE_TYPES:
+        raise StrategyError(
+            f"{cls.__name__}.signals: size_type must be one of {', '.join(SIZE_TYPES)}; "
+            f"got {signals.size_type!r}"
+        )
+    if signals.direction not in ("long", "short"):
+        raise StrategyError(f"{cls.__name__}.signals: direction must be 'long' or 'short'; "
+                            f"got {signals.direction!r}")
+    size = signals.size if signals.size is not None else 0.0
+    size = np.asarray(size, dtype=np.float64)
+    if size.ndim == 0:
+        size = np.full((1, panel.n_symbols), float(size))
+    elif size.ndim == 1:
+        size = size.reshape(-1, 1) if panel.n_symbols == 1 else size.reshape(1, -1)
+    return signals, entries, exits, np.ascontiguousarray(size)
+
+
+def _run_vector(instance: Strategy, panel: Panel, broker: Broker) -> None:
+    signals, entries, exits, size = _vector_signals(instance, panel)
+    run_vector(broker, entries, exits, size, signals.size_type,
+               1 if signals.direction == "long" else -1)
+
+
+def _result(cls, instance, panel, broker, settings, ppy, risk_free) -> Result:
+    from engine.backtest.benchmark import benchmark_equity
+
+    trades = trades_frame(broker.trades_table(), panel)
+    orders = orders_frame(broker.orders_table(), panel)
+    equity = broker.equity_curve
+    closed = trades.filter(trades["exit_ts"].is_not_null())
+    benchmark = benchmark_equity(panel, broker.starting_cash)
+    metrics = compute_metrics(
+        equity, starting_cash=broker.starting_cash,
+        trade_pnl=closed["pnl"].to_numpy(), trade_return=closed["return_pct"].to_numpy(),
+        in_market=broker.exposure,
+        benchmark_equity=benchmark,
+        benchmark_start=broker.starting_cash if benchmark is not None else None,
+        periods_per_year=ppy, risk_free=risk_free,
+    )
+    metrics["open_trades"] = float(len(trades) - len(closed))
+    metrics["commissions"] = float(broker.commissions_paid)
+    metrics["borrow_costs"] = float(broker.borrow_paid)
+    metrics["same_bar_exits"] = float(broker.same_bar_exits)
+    metrics["bars"] = float(panel.n_bars)
+    for key, value in metrics.items():
+        if isinstance(value, float) and math.isnan(value):
+            metrics[key] = float("nan")
+    return Result(
+        strategy=cls.__name__, params=dict(instance.params), metrics=metrics, trades=trades,
+        equity=equity_frame(panel, equity, broker.cash_curve), orders=orders,
+        settings=settings, panel=panel, instance=instance, benchmark=benchmark,
+    )

@@ -1,0 +1,99 @@
+"""What the commands share: the run options, ``--param`` parsing, warnings and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.errors import ParameterError
+
+#: Exit status of a user mistake (bad data, parameters, strategy file, options).
+EXIT_USER_ERROR = 2
+#: Exit status of an interrupted command (Ctrl-C), as a shell reports SIGINT.
+EXIT_INTERRUPTED = 130
+
+
+def add_debug_option(command: argparse.ArgumentParser) -> None:
+    """``--debug`` on a subcommand too (``python -m engine run FILE --debug``).
+
+    ``SUPPRESS`` keeps a subcommand that was not given ``--debug`` from resetting
+    the value the main parser read before the subcommand's name.
+    """
+    command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks for errors")
+
+
+def add_output_options(command: argparse.ArgumentParser, writes: str) -> None:
+    """``--out DIR`` (writing ``writes``) and ``--force``."""
+    command.add_argument("--out", metavar="DIR", help=f"write {writes} to this folder")
+    command.add_argument("--force", action="store_true", help="replace an existing --out folder")
+
+
+def add_run_options(command: argparse.ArgumentParser, *, compare: bool = False) -> None:
+    """The options of one backtest, shared by ``run``, ``compare`` and ``sweep``."""
+    command.add_argument("--data", help="bars as Parquet or CSV (default: the "
+                         + ("first strategy's dataset, for every strategy)" if compare
+                            else "strategy's dataset)"))
+    command.add_argument("--param", action="append", default=[],
+                         metavar="FILE:NAME=VALUE" if compare else "NAME=VALUE",
+                         help="set a strategy parameter (repeatable)"
+                         + ("; FILE is the strategy's path, file name or stem" if compare
+                            else ""))
+    command.add_argument("--cash", type=float, default=100_000.0, help="starting cash (100000)")
+    command.add_argument("--commission", type=float, default=0.0,
+                         help="commission as a fraction of traded value, e.g. 0.001 = 0.1%%")
+    command.add_argument("--commission-per-share", type=float, default=0.0)
+    command.add_argument("--commission-fixed", type=float, default=0.0)
+    command.add_argument("--commission-minimum", type=float, default=0.0)
+    command.add_argument("--slippage-bps", type=float, default=0.0)
+    command.add_argument("--slippage-fixed", type=float, default=0.0)
+    command.add_argument("--fill", choices=("open", "close"), default="open",
+                         help="market orders fill at the next open (default) or this close")
+    command.add_argument("--mode", choices=("auto", "event", "vector"), default="auto",
+                         help="event path (on_bar), vectorised path (signals), or auto")
+    command.add_argument("--shorting", action="store_true", help="allow short positions")
+    command.add_argument("--borrow-rate", type=float, default=0.0,
+                         help="annual borrow rate on shorts, e.g. 0.03")
+    command.add_argument("--fractional", action="store_true",
+                         help="allow fractional quantities")
+    command.add_argument("--start", help="first date (inclusive)")
+    command.add_argument("--end", help="last date (inclusive)")
+    command.add_argument("--periods-per-year", default="252",
+                         help="annualisation factor: 252 (trading days) or 365")
+    command.add_argument("--risk-free", type=float, default=0.0, help="annual risk-free rate")
+    command.add_argument("--json", action="store_true", help="print one JSON object")
+    add_debug_option(command)
+
+
+def run_options(args) -> dict:
+    """The keyword arguments of :func:`engine.run` from parsed run options."""
+    return dict(
+        cash=args.cash, commission=args.commission,
+        commission_per_share=args.commission_per_share,
+        commission_fixed=args.commission_fixed, commission_minimum=args.commission_minimum,
+        slippage_bps=args.slippage_bps, slippage_fixed=args.slippage_fixed, fill=args.fill,
+        mode=args.mode, fractional=args.fractional, shorting=args.shorting,
+        borrow_rate=args.borrow_rate, start=args.start, end=args.end,
+        periods_per_year=args.periods_per_year, risk_free=args.risk_free,
+    )
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """``["fast=5", "slow=30"]`` → ``{"fast": "5", "slow": "30"}``."""
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ParameterError(
+                f"--param takes NAME=VALUE; got {pair!r}. Fix: write --param "
+                f"{name.strip() or 'NAME'}=VALUE (python -m engine params FILE lists the names)."
+            )
+        params[name.strip()] = value.strip()
+    return params
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` for the CLI: a data warning is a message for the user,
+    not a developer's source pointer."""
+    from engine.report.progress import emit
+
+    emit(f"warning: {message}")

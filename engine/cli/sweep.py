@@ -1,0 +1,183 @@
+"""``python -m engine sweep FILE --grid NAME=V1,V2,... [options]``.
+
+:func:`add_sweep_parser` adds the ``sweep`` command to the CLI's subparsers and
+:func:`run_sweep` runs it. The command takes the run options of ``run`` (``--data``,
+``--param`` for fixed parameters, ``--commission``, ``--start``, ``--json``, ...)
+and:
+
+``--grid NAME=V1,V2,...`` or ``--grid NAME=LO:HI[:STEP]`` (repeatable)
+    The values of one parameter (or run option); a range includes ``HI`` and steps
+    by 1 unless ``STEP`` is given.
+``--samples N`` / ``--seed N``
+    Run N combinations drawn at random (seeded) instead of all of them.
+``--jobs N``
+    Worker processes (default: every core); ``--dask ADDRESS`` runs on a Dask
+    cluster instead (``tcp://host:port``).
+``--metric NAME`` / ``--top K``
+    Rank the sets by this metric (default ``sharpe``) and show the best K (10).
+``--out DIR``
+    Write ``sweep.parquet`` and ``sweep.csv`` (every set, in grid order) and, for a
+    two-parameter grid, ``heatmap.png`` of the metric.
+
+An interrupted sweep (Ctrl-C) still prints and writes the sets that finished, says
+how many are missing, and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+from engine.cli.common import (
+    EXIT_INTERRUPTED,
+    add_output_options,
+    add_run_options,
+    parse_params,
+    run_options,
+)
+from engine.errors import ParameterError
+
+#: Rows of the ranking shown by default.
+TOP = 10
+
+
+def add_parser(commands) -> None:
+    """Add the ``sweep`` command to the CLI's subparsers."""
+    command = commands.add_parser(
+        "sweep", help="run a strategy over a grid of parameter sets, in parallel",
+        description="Run a strategy once per parameter set of a grid (every combination, "
+                    "or --samples of them) and rank the sets by a metric.")
+    command.add_argument("file", help="strategy file (one Strategy subclass)")
+    command.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                         help="values of one parameter: a list (fast=5,10,20) or an inclusive "
+                              "range LO:HI[:STEP] (slow=20:100:10); repeatable")
+    command.add_argument("--samples", type=int, metavar="N",
+                         help="run N combinations drawn at random instead of all of them")
+    command.add_argument("--seed", type=int, default=0, help="seed of --samples (0)")
+    command.add_argument("--jobs", type=int, default=-1, metavar="N",
+                         help="worker processes (default: every core)")
+    command.add_argument("--dask", metavar="ADDRESS",
+                         help="run on the Dask cluster whose scheduler is at tcp://host:port")
+    command.add_argument("--metric", default="sharpe",
+                         help="rank by this metric, best first (sharpe); also the heatmap's")
+    command.add_argument("--top", type=int, default=TOP, metavar="K",
+                         help=f"show the best K sets ({TOP})")
+    add_run_options(command)
+    add_output_options(command, "sweep.parquet, sweep.csv and heatmap.png")
+
+
+# --------------------------------------------------------------------------- grid
+
+
+def _value(text: str):
+    text = text.strip()
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _range(name: str, spec: str) -> list:
+    parts = [p.strip() for p in spec.split(":")]
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ParameterError(f"--grid {name}={spec}: a range is LO:HI or LO:HI:STEP")
+    numbers = [_value(p) for p in parts] + ([] if len(parts) == 3 else [1])
+    if not all(isinstance(n, (int, float)) for n in numbers):
+        raise ParameterError(f"--grid {name}={spec}: LO, HI and STEP must be numbers")
+    lo, hi, step = numbers
+    if step == 0 or (hi - lo) * step < 0:
+        raise ParameterError(f"--grid {name}={spec}: STEP must move from LO towards HI")
+    if all(isinstance(n, int) for n in numbers):
+        return list(range(lo, hi + (1 if step > 0 else -1), step))
+    count = int((hi - lo) / step + 1e-9) + 1
+    return [round(lo + i * step, 12) for i in range(count)]
+
+
+def parse_grid(pairs: list[str]) -> dict[str, list]:
+    """``["fast=5,10", "slow=20:40:10"]`` → ``{"fast": [5, 10], "slow": [20, 30, 40]}``.
+
+    Values that read as integers or numbers become them; others stay text (the
+    strategy's parameter types convert them).
+    """
+    grid: dict[str, list] = {}
+    for pair in pairs:
+        name, sep, spec = pair.partition("=")
+        name = name.strip()
+        if not sep or not name or not spec.strip():
+            raise ParameterError(f"--grid takes NAME=V1,V2,... or NAME=LO:HI:STEP; got {pair!r}")
+        if name in grid:
+            raise ParameterError(f"--grid {name} is given twice; list its values once")
+        if ":" in spec and "," not in spec:
+            grid[name] = _range(name, spec)
+        else:
+            values = [v for v in spec.split(",") if v.strip()]
+            if not values:
+                raise ParameterError(f"--grid {name}: no values in {spec!r}")
+            grid[name] = [_value(v) for v in values]
+    return grid
+
+
+# --------------------------------------------------------------------------- command
+
+
+def _sweep_frame(args, grid: dict):
+    """Run the sweep; return the frame and the SweepWarning messages (other warnings
+    pass through)."""
+    from engine.research.sweep import SweepWarning, sweep
+
+    fixed = parse_params(args.param)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SweepWarning)
+        frame = sweep(args.file, grid, samples=args.samples, seed=args.seed, data=args.data,
+                      n_jobs=args.jobs, backend="dask" if args.dask else "local",
+                      address=args.dask, progress=not args.json, **run_options(args),
+                      **fixed)
+    notes = []
+    for item in caught:
+        if issubclass(item.category, SweepWarning):
+            notes.append(str(item.message))
+        else:
+            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+    return frame, notes
+
+
+def command(args) -> int:
+    """Run ``python -m engine sweep`` for parsed ``args``; return the exit status."""
+    from engine.research.sweep import check_metric, sort_rows
+
+    grid = parse_grid(args.grid)
+    if not grid:
+        raise ParameterError("sweep needs at least one --grid NAME=V1,V2,... "
+                             "(see python -m engine params FILE for the names)")
+    check_metric(args.metric, "--metric")
+    if args.top < 1:
+        raise ParameterError(f"--top must be at least 1; got {args.top}")
+    from engine.report.outputs import check_output, staged_output
+
+    if args.out:
+        check_output(args.out, args.force)
+    frame, notes = _sweep_frame(args, grid)
+    ranked = sort_rows(frame, args.metric)
+    if args.out:
+        with staged_output(args.out, args.force) as out:
+            frame.write_parquet(out / "sweep.parquet")
+            frame.write_csv(out / "sweep.csv")
+            if len(grid) == 2 and frame.height:
+                from engine.report.plots import heatmap_png
+
+                (out / "heatmap.png").write_bytes(heatmap_png(frame, grid, args.metric))
+    if args.json:
+        from engine.backtest.result import jsonable
+
+        print(json.dumps({"metric": args.metric, "missing": notes,
+                          "sweep": jsonable(ranked.fill_nan(None).to_dicts())}))
+    else:
+        from engine.report.terminal import print_sweep_ranking
+
+        print_sweep_ranking(args.file, grid, frame, ranked, args.metric, args.top, args.out)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return EXIT_INTERRUPTED if any("interrupted" in n for n in notes) else 0

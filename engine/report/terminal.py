@@ -1,0 +1,236 @@
+"""Rich tables on the terminal: a run's metrics and report tables, a comparison, a
+sweep's ranking, a strategy's parameters.
+
+Every number goes through :func:`engine.report.format.fmt`, so the terminal,
+the JSON and the files agree on units. rich is imported when something is
+printed, not before.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.report.format import fmt as _fmt
+
+#: Years of the per-year table shown in the terminal (all of them are in the files).
+YEARS_SHOWN = 10
+#: Open positions listed in the terminal.
+OPEN_SHOWN = 5
+#: Metrics shown beside a sweep's ranking metric, as the width allows.
+SWEEP_METRICS = ("sharpe", "total_return", "cagr", "max_drawdown", "trades", "hit_rate",
+                 "exposure", "sortino", "calmar", "volatility", "profit_factor", "final_equity")
+
+
+#: Columns of the comparison kept first when the terminal is narrow.
+COMPARE_PRIORITY = ("strategy", "total_return", "cagr", "sharpe", "max_drawdown", "volatility",
+                    "trades", "hit_rate", "exposure", "beta", "sortino", "calmar",
+                    "max_drawdown_duration", "profit_factor", "final_equity", "params")
+SHORT_HEADERS = {"total_return": "return", "volatility": "vol", "max_drawdown": "max dd",
+                 "max_drawdown_duration": "dd bars", "hit_rate": "hit rate",
+                 "profit_factor": "pf", "final_equity": "final equity"}
+
+
+def fit_columns(frame, priority, width: int) -> list[str]:
+    """The columns of ``frame`` that fit in ``width`` characters, taken by ``priority``,
+    in the frame's own order."""
+    def size(column):
+        cells = [_fmt(column, v) for v in frame[column].to_list()]
+        return max([len(SHORT_HEADERS.get(column, column)), *map(len, cells)]) + 3
+
+    chosen, used = set(), 1
+    for column in [c for c in priority if c in frame.columns]:
+        if not chosen or used + size(column) <= width:
+            chosen.add(column)
+            used += size(column)
+    return [c for c in frame.columns if c in chosen]
+
+
+def frame_table(frame, title: str, caption: str | None = None, headers: dict | None = None,
+                formats: dict | None = None):
+    """A polars frame as a rich table, numbers formatted and right-aligned.
+
+    ``headers`` renames columns for display; ``formats`` maps a column to a
+    function of its value that replaces :func:`engine.report.format.fmt`.
+    """
+    from rich.table import Table
+
+    headers, formats = headers or {}, formats or {}
+    table = Table(title=title, caption=caption, header_style="bold", caption_justify="left")
+    for column, dtype in zip(frame.columns, frame.dtypes, strict=True):
+        table.add_column(headers.get(column, column),
+                         justify="right" if dtype.is_numeric() else "left")
+    for row in frame.iter_rows():
+        table.add_row(*(formats[c](v) if c in formats else _fmt(c, v)
+                        for c, v in zip(frame.columns, row, strict=True)))
+    return table
+
+
+def _whole_money(value) -> str:
+    return _fmt("total_pnl", value) if value is None else f"{value:,.0f}"
+
+
+#: Short names of the hit-rate groups in the terminal.
+GROUP_NAMES = {"exit_reason": "exit", "entry_label": "label", "entry_condition": "condition"}
+
+
+def print_run_metrics(console, result, how: str) -> None:
+    """The run's heading (strategy, parameters, data, ``how`` it ran) and its metrics."""
+    from rich.table import Table
+
+    settings = result.settings
+    params = ", ".join(f"{k}={v}" for k, v in result.params.items()) or "no parameters"
+    console.print(
+        f"[bold]{result.strategy}[/bold] ({params}) on {settings['data']} "
+        f"{settings['start']} → {settings['end']}, {how}, fills at {settings['fill']}"
+    )
+    metrics = Table(title="Metrics", show_header=True, header_style="bold")
+    metrics.add_column("metric")
+    metrics.add_column("value", justify="right")
+    for name, value in result.metrics.items():
+        metrics.add_row(name, _fmt(name, value))
+    console.print(metrics)
+
+
+def print_stream_result(result) -> None:
+    """The metrics of a streamed run (``run --stream``)."""
+    from rich.console import Console
+
+    console = Console()
+    s = result.settings
+    print_run_metrics(console, result, f"streamed in {s['chunks']:,} chunk(s) of "
+                                        f"{s['chunk_bars']:,} bars, vectorised path")
+    if result.out is not None:
+        console.print(f"Wrote metrics.json, trades.parquet, equity.parquet, orders.parquet to "
+                      f"{result.out} (no report tables or plot: they need the whole curve; "
+                      f"run without --stream for them)")
+
+
+def print_result(result, tables=None, out_dir=None) -> None:
+    import polars as pl
+    from rich.console import Console
+
+    tables = tables if tables is not None else result.tables()
+    console = Console()
+    print_run_metrics(console, result, f"{result.settings['mode']} path")
+
+    drawdowns = tables["drawdowns"].select(
+        "rank", "peak_ts", "trough_ts", "recovery_ts", "depth", "length", "bars_to_trough")
+    console.print(frame_table(
+        drawdowns, "Worst drawdowns",
+        caption="length and to trough in bars from the peak; no recovery date: not recovered",
+        headers={"peak_ts": "peak", "trough_ts": "trough", "recovery_ts": "recovery",
+                 "bars_to_trough": "to trough"}))
+
+    yearly = tables["yearly"]
+    note = "trades and hit rate: trades closed in the year"
+    if yearly.height > YEARS_SHOWN:
+        note = (f"the last {YEARS_SHOWN} of {yearly.height} years (all of them in yearly.csv "
+                f"with --out, or --json); " + note)
+        yearly = yearly.tail(YEARS_SHOWN)
+    console.print(frame_table(yearly, "Per year", caption=note,
+                              headers={"max_drawdown": "max dd", "hit_rate": "hit rate"}))
+
+    console.print(frame_table(
+        tables["hit_rates"].drop("hits"),
+        "Hit rates: overall, by exit reason and by entry condition",
+        caption="closed trades; a hit is pnl > 0 after costs (zero is not a hit); label and "
+                "condition are read on the bar the entry order was placed",
+        headers={"hit_rate": "hit rate", "avg_return": "avg return", "total_pnl": "total pnl",
+                 "avg_bars_held": "bars held"},
+        formats={"group": lambda g: GROUP_NAMES.get(g, g), "total_pnl": _whole_money}))
+    still_open = result.trades.filter(pl.col("exit_ts").is_null())
+    for row in still_open.head(OPEN_SHOWN).iter_rows(named=True):
+        console.print(f"Open at the end: {row['symbol']} {row['size']:,g} since "
+                      f"{_fmt('entry_ts', row['entry_ts'])} (not in the hit rates)",
+                      highlight=False)
+    if still_open.height > OPEN_SHOWN:
+        console.print(f"... and {still_open.height - OPEN_SHOWN} more open positions "
+                      f"(trades.parquet with --out)")
+
+    console.print(frame_table(
+        tables["event_study"], "Event study: forward returns after each signal",
+        caption="from the signal bar's close over horizon bars; share > 0 is the measured "
+                "success rate (forward return > 0), claimed the rate the source notes claim; "
+                "all_bars is the base rate",
+        headers={"share_positive": "share > 0", "mean_return": "mean", "median_return":
+                 "median", "claimed_rate": "claimed"}))
+    if result.metrics.get("same_bar_exits"):
+        console.print(f"[yellow]{result.metrics['same_bar_exits']:.0f} bars touched both a "
+                      f"stop-loss and a take-profit; the stop was assumed to fill first.[/yellow]")
+    if out_dir:
+        console.print(f"Wrote metrics.json, trades.parquet, equity.parquet, orders.parquet, "
+                      f"drawdowns.csv, yearly.csv, hit_rates.csv, event_study.csv, equity.png, "
+                      f"report.html to {out_dir}")
+
+
+def print_compare(table, meta: str, out_dir=None) -> None:
+    """A comparison table (``python -m engine compare``) fitted to the terminal's width."""
+    from rich.console import Console
+
+    console = Console()
+    console.print(meta)
+    shown = fit_columns(table, COMPARE_PRIORITY, console.width)
+    caption = "BuyAndHold is the benchmark; definitions in engine/analysis/metrics.py"
+    hidden = [c for c in table.columns if c not in shown]
+    if hidden:
+        caption += (f". Not shown for lack of width: {', '.join(hidden)} (in compare.csv "
+                    f"with --out, --json, or a wider terminal)")
+    console.print(frame_table(table.select(shown), "Comparison on the same data",
+                              caption=caption, headers=SHORT_HEADERS))
+    if "params" not in shown:
+        for name, values in zip(table["strategy"], table["params"], strict=True):
+            if values:
+                console.print(f"{name}: {values}", highlight=False)
+    if out_dir:
+        console.print(f"Wrote compare.csv, equity.png, report.html to {out_dir}")
+
+
+def _plain(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def print_sweep_ranking(file, grid, frame, ranked, metric: str, top: int, out_dir=None) -> None:
+    """The best ``top`` parameter sets of a sweep by ``metric``, and its failures."""
+    import polars as pl
+    from rich.console import Console
+
+    console = Console()
+    failed = frame.filter(pl.col("error").is_not_null())
+    params = frame.columns[:len(grid)]
+    metrics = [metric] + [m for m in SWEEP_METRICS if m != metric]
+    best = ranked.head(top)
+    columns = params + metrics + (["error"] if best["error"].null_count() < best.height else [])
+    shown = fit_columns(best.select(columns), [*params, *metrics, "error"], console.width)
+    console.print(f"{Path(file).name}: {frame.height} parameter sets, "
+                  f"{frame.height - failed.height} ran, {failed.height} failed", highlight=False)
+    if not best.height:
+        return
+    console.print(frame_table(
+        best.select(shown), f"Best {best.height} by {metric}", headers=SHORT_HEADERS,
+        formats={p: _plain for p in params},
+        caption="best first; failed sets last" + (
+            f". Not shown for lack of width: {', '.join(c for c in columns if c not in shown)}"
+            if len(shown) < len(columns) else "")))
+    if failed.height:
+        first = failed.row(0, named=True)
+        where = ", ".join(f"{p}={first[p]}" for p in params)
+        console.print(f"{failed.height} sets failed; the first ({where}): {first['error']}",
+                      highlight=False, markup=False)
+    if out_dir:
+        files = "sweep.parquet, sweep.csv" + (", heatmap.png" if len(grid) == 2 else "")
+        console.print(f"Wrote {files} to {out_dir}", highlight=False)
+
+
+def print_params(strategy: str, rows: list[dict]) -> None:
+    """A strategy's parameters: name, type, default, bounds and help."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{strategy} parameters", header_style="bold")
+    for column in ("name", "type", "default", "bounds", "help"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["type"], repr(row["default"]), row["bounds"], row["help"])
+    Console().print(table)

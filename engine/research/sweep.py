@@ -1,0 +1,374 @@
+"""``engine.sweep``: one strategy over many parameter sets, in parallel.
+
+A sweep expands a grid (every combination of the listed values, the last name
+varying fastest, like :func:`itertools.product`) or draws ``samples`` random
+combinations from it, runs :func:`engine.run` once per set, and returns one row
+per set: the parameter columns, every metric, and ``error`` (null on success,
+the message when that set failed).
+
+The data is loaded, validated and joined with the strategy's feeds **once**, in
+the calling process. The local backend then writes each field of that panel to
+a ``.npy`` file in a temporary folder, and every worker of the process pool maps
+those files read-only (``numpy.load(mmap_mode="r")``): the pages are shared
+through the operating system's page cache, and no task carries a copy of the
+data. Tasks are batches of parameter dicts; results come back per batch as
+lists of metric dicts. The pool uses the ``spawn`` start method: ``fork`` after
+polars has started its threads (it does on import) can deadlock the children.
+
+The same sweep gives the same rows whatever the number of workers or the
+backend: rows are put back in grid order (or sorted by ``sort_by``, ties in grid
+order), and the random draw of ``samples`` depends on ``seed`` only.
+
+The grid expansion, the plan and the tasks both backends share are in
+:mod:`engine.research.sweep_plan`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import EngineError, ParameterError, did_you_mean
+from engine.research.sweep_plan import (
+    Plan,
+    _Interrupted,
+    batches,
+    error_message,
+    parameter_sets,
+    prepare,
+    resolve_ref,
+    run_batch,
+)
+
+#: Metrics added by :func:`engine.run` beyond :data:`engine.analysis.metrics.METRIC_KEYS`.
+EXTRA_METRICS = ("open_trades", "commissions", "borrow_costs", "same_bar_exits", "bars")
+#: Metrics where a smaller value is better (``sort_by`` puts them in ascending order).
+LOWER_IS_BETTER = frozenset({"volatility", "max_drawdown", "max_drawdown_duration",
+                             "commissions", "borrow_costs", "same_bar_exits"})
+
+
+class SweepWarning(UserWarning):
+    """A sweep that did not finish: some parameter sets are missing from the rows."""
+
+
+# --------------------------------------------------------------------------- local pool
+
+_WORKER: dict = {}  # per local-pool worker: ref, panels, options (or the set-up error)
+
+
+def share_panel(panel, folder: Path) -> dict:
+    """Write ``panel``'s arrays as ``.npy`` files for workers to map read-only."""
+    folder.mkdir(parents=True)
+    # allow_pickle=False here and in open_panel: plain arrays only, never a pickle
+    np.save(folder / "ts.npy", panel.ts, allow_pickle=False)
+    names = list(panel.fields)
+    for k, name in enumerate(names):
+        np.save(folder / f"field{k}.npy", panel.fields[name], allow_pickle=False)
+    return {"dir": str(folder), "fields": names, "symbols": panel.symbols,
+            "source": panel.source, "meta": panel.meta}
+
+
+def open_panel(spec: dict):
+    """The panel of :func:`share_panel`, its arrays memory-mapped (no copy)."""
+    from engine.data.panel import Panel
+
+    folder = Path(spec["dir"])
+    fields = {name: np.load(folder / f"field{k}.npy", mmap_mode="r", allow_pickle=False)
+              for k, name in enumerate(spec["fields"])}
+    return Panel(ts=np.load(folder / "ts.npy", allow_pickle=False),
+                 symbols=tuple(spec["symbols"]), fields=fields,
+                 source=spec["source"], meta=dict(spec["meta"]))
+
+
+def _init_worker(ref, specs, options) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _WORKER.clear()
+    try:
+        _WORKER.update(cls=resolve_ref(ref), panels=[open_panel(s) for s in specs],
+                       options=options)
+    except Exception as exc:  # reported per set: a raising initializer respawns forever
+        _WORKER["error"] = error_message(exc)
+
+
+def _pool_batch(batch) -> list[tuple]:
+    if "error" in _WORKER:
+        return [(row, None, _WORKER["error"]) for row, _, _ in batch]
+    return run_batch(_WORKER["cls"], _WORKER["panels"], _WORKER["options"], batch)
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def workers_for(n_jobs, n_tasks: int) -> int:
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+        raise ParameterError(f"n_jobs must be a positive integer, or -1 for every core (-2 "
+                             f"for all but one, ...); got {n_jobs!r}")
+    wanted = n_jobs if n_jobs > 0 else max(1, cpu_count() + 1 + n_jobs)
+    return max(1, min(wanted, n_tasks))
+
+
+def run_local(plan: Plan, n_jobs, advance: Callable[[int], None]) -> dict:
+    """Run the plan on a local process pool (in this process for one worker).
+
+    Returns row → ``(metrics, error)``. On Ctrl-C the pool is terminated and
+    ``_Interrupted`` carries the rows that finished.
+    """
+    done: dict = {}
+    workers = workers_for(n_jobs, len(plan.tasks))
+    if workers == 1:
+        try:
+            for batch in batches(plan.tasks, 1):
+                for row, metrics, error in run_batch(plan.cls, plan.panels, plan.options, batch):
+                    done[row] = (metrics, error)
+                advance(len(batch))
+        except KeyboardInterrupt:
+            raise _Interrupted(done, "interrupted") from None
+        return done
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    folder = Path(tempfile.mkdtemp(prefix="engine-sweep-"))
+    try:
+        specs = [share_panel(p, folder / f"panel{i}") for i, p in enumerate(plan.panels)]
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker,
+                                   initargs=(plan.ref, specs, plan.options))
+        try:
+            pending = {pool.submit(_pool_batch, part) for part in batches(plan.tasks, workers)}
+            broken = None
+            while pending and broken is None:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    try:
+                        rows = future.result()
+                    except BrokenProcessPool as exc:
+                        broken = exc
+                        continue
+                    for row, metrics, error in rows:
+                        done[row] = (metrics, error)
+                    advance(len(rows))
+            if broken is not None:
+                if not done:
+                    raise EngineError(
+                        "a worker process of the sweep died before any parameter set "
+                        "finished: the strategy crashed the interpreter, or engine.sweep was "
+                        "called from a script without `if __name__ == \"__main__\":` (the "
+                        "workers import the script, which must not start a sweep again)"
+                    ) from broken
+                raise _Interrupted(done, "a worker process died")
+        except KeyboardInterrupt:
+            _stop(pool)
+            raise _Interrupted(done, "interrupted") from None
+        except BaseException:
+            _stop(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return done
+
+
+def _stop(pool) -> None:
+    """Terminate the pool's workers now (the executor has no public way before 3.14)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            process.terminate()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class _Bar:
+    """A rich progress bar over the parameter sets, on stderr, when it is a terminal."""
+
+    def __init__(self, total: int, enabled: bool, label: str):
+        from engine.report.progress import wanted
+
+        self.total, self.label = total, label
+        self.enabled = enabled and wanted()
+        self._bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True),
+                                 transient=True)
+            self._task = self._bar.add_task(self.label, total=self.total)
+            self._bar.start()
+        return self
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def execute(plan: Plan, *, n_jobs=-1, backend="local", address=None, progress=True,
+            label="sweep") -> tuple[dict, str | None]:
+    """Run every task of ``plan``; return row → ``(metrics, error)`` and, when some
+    sets did not finish, the reason (else None)."""
+    if backend not in ("local", "dask"):
+        raise ParameterError(f"backend must be 'local' or 'dask'; got {backend!r}")
+    if backend == "local" and address is not None:
+        raise ParameterError("address= is for backend='dask'")
+    with _Bar(len(plan.tasks), progress, label) as bar:
+        try:
+            if backend == "dask":
+                from engine.research.dask_backend import run_dask
+
+                return run_dask(plan, address, bar.advance), None
+            return run_local(plan, n_jobs, bar.advance), None
+        except _Interrupted as stop:
+            return stop.done, stop.reason
+
+
+def warn_missing(missing: int, total: int, reason: str | None) -> None:
+    if missing:
+        why = f" ({reason})" if reason and reason != "interrupted" else ""
+        word = "interrupted" if reason == "interrupted" else "incomplete"
+        warnings.warn(f"sweep {word}: {missing} of {total} parameter sets missing{why}",
+                      SweepWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------- frame
+
+
+def known_metrics() -> tuple[str, ...]:
+    from engine.analysis.metrics import BENCHMARK_KEYS, METRIC_KEYS
+
+    return (*METRIC_KEYS, *BENCHMARK_KEYS, *EXTRA_METRICS)
+
+
+def check_metric(name: str, what: str = "sort_by") -> None:
+    known = known_metrics()
+    if name not in known:
+        raise ParameterError(f"{what} {name!r} is not a metric; metrics: {', '.join(known)}."
+                             + did_you_mean(name, known))
+
+
+def sort_rows(frame, metric: str):
+    """Best first by ``metric`` (ascending for :data:`LOWER_IS_BETTER`); NaN and failed
+    sets last; ties keep their order."""
+    import polars as pl
+
+    if metric not in frame.columns:
+        return frame
+    return frame.sort(pl.col(metric).fill_nan(None), descending=metric not in LOWER_IS_BETTER,
+                      nulls_last=True, maintain_order=True)
+
+
+def frame_of(plan: Plan, done: dict):
+    """One row per finished task, in grid order: parameters, metrics, ``error``."""
+    import polars as pl
+
+    rows = [task for task in plan.tasks if task[0] in done]
+    metric_names: list[str] = list(known_metrics())
+    for row, _, _ in rows:
+        metrics = done[row][0]
+        if metrics:
+            metric_names += [m for m in metrics if m not in metric_names]
+    columns = {}
+    for name in plan.names:
+        column = name if name not in metric_names and name != "error" else f"param_{name}"
+        columns[column] = pl.Series(column, [params[name] for _, _, params in rows],
+                                    strict=False)
+    for name in metric_names:  # every known metric, even all null: one schema per sweep
+        values = [(done[row][0] or {}).get(name) for row, _, _ in rows]
+        columns[name] = pl.Series(name, values, dtype=pl.Float64)
+    columns["error"] = pl.Series("error", [done[row][1] for row, _, _ in rows], dtype=pl.String)
+    return pl.DataFrame(columns)
+
+
+# --------------------------------------------------------------------------- API
+
+
+def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, data=None,
+          n_jobs: int = -1, backend: str = "local", address=None, progress: bool = True,
+          sort_by: str | None = None, **run_options):
+    """Run ``strategy`` once per parameter set of ``grid``; one row per set.
+
+    Parameters
+    ----------
+    strategy : str, pathlib.Path, module or Strategy subclass
+        As for :func:`engine.run`. A file path is best: workers load the file
+        themselves (a class must be importable by its module name).
+    grid : dict of str to list
+        Parameter name → values; every combination is run (the last name varies
+        fastest). A name may also be a run option such as ``commission``. A single
+        value stands for a one-value list. ``None``: one set, the defaults.
+    samples : int, optional
+        Run this many combinations drawn at random (without replacement) instead of
+        all of them; all of them when the grid has no more.
+    seed : int
+        Seed of the draw (``numpy.random.default_rng``).
+    data : path, DataFrame or Panel, optional
+        The bars, loaded once for the whole sweep; default the strategy's data.
+    n_jobs : int
+        Worker processes: ``-1`` every core, ``-2`` all but one, ``1`` in this
+        process.
+    backend : {"local", "dask"}
+        A local process pool, or an existing Dask cluster at ``address``.
+    address : str or distributed.Client, optional
+        The Dask scheduler (``"tcp://host:port"``) or a client, for ``backend="dask"``.
+    progress : bool
+        Show a progress bar on stderr when stderr is a terminal.
+    sort_by : str, optional
+        A metric to sort by, best first (ascending for ``volatility``,
+        ``max_drawdown`` and ``max_drawdown_duration``); failed sets last.
+        Default: grid order.
+    **run_options
+        Options of :func:`engine.run` (``cash``, ``commission``, ``start``, ``feeds``,
+        ...) and fixed strategy parameters, the same for every set.
+
+    Returns
+    -------
+    polars.DataFrame
+        The grid's parameter columns, every metric of :func:`engine.run`, and
+        ``error``: null on success, else the message of that set's failure (its
+        metrics are then null).
+
+    Warns
+    -----
+    SweepWarning
+        When the sweep was interrupted (Ctrl-C) or a Dask worker was lost: the rows
+        that finished are returned and the warning says how many are missing.
+    """
+    if sort_by is not None:
+        check_metric(sort_by)
+    sets = parameter_sets(grid, samples, seed)
+    plan = prepare(strategy, sets, data, run_options)
+    done, reason = execute(plan, n_jobs=n_jobs, backend=backend, address=address,
+                           progress=progress)
+    warn_missing(len(plan.tasks) - len(done), len(plan.tasks), reason)
+    frame = frame_of(plan, done)
+    return sort_rows(frame, sort_by) if sort_by else frame

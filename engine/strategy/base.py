@@ -1,0 +1,499 @@
+"""The strategy API: one ``Strategy`` subclass per plugin file.
+
+Two paths drive the same simulator:
+
+* **Event path** — override ``on_bar(self, bar)`` (and optionally ``on_start``,
+  ``on_fill``, ``on_stop``). The compiled loop calls it after each bar closes;
+  ``self.data`` and indicators declared with ``self.I`` show bars up to the
+  current one only, and orders placed now are matched from the next bar.
+* **Vectorised path** — override ``signals(self, data)`` and return
+  :class:`Signals` computed once over the whole data; the compiled loop turns them
+  into orders with no Python call per bar. The engine recomputes the signals on the
+  first half of the data and refuses them if the prefix changes (look-ahead).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engine._core.broker import Broker
+from engine._core.loop import Bar, Cursor, Series
+from engine.data.panel import Panel
+from engine.errors import LookAheadError, OrderError, did_you_mean, known_names
+from engine.strategy.params import collect_params, resolve_params
+
+# codes shared with engine/_core/broker.pxd
+MARKET, LIMIT, STOP, STOP_LIMIT = 0, 1, 2, 3
+SHARES, CASH, PERCENT_EQUITY, TARGET_PERCENT, TARGET_SHARES, ALL_CASH = 0, 1, 2, 3, 4, 5
+TIF_CODES = {"gtc": 0, "day": 1}
+
+
+@dataclass
+class Signals:
+    """Entry and exit signals for the vectorised path.
+
+    Parameters
+    ----------
+    entries, exits : array-like of bool
+        Shape ``(n_bars,)`` for one symbol or ``(n_bars, n_symbols)``. A signal on
+        bar ``t`` becomes a market order matched on bar ``t + 1`` (or at ``t``'s
+        close with ``fill="close"``). An exit while a position is held closes it;
+        an entry while flat opens one. Exits are handled before entries.
+    size : float or array-like, optional
+        Entry size, interpreted by ``size_type``; ignored for ``"all_cash"``.
+    size_type : {"all_cash", "shares", "cash", "percent", "target_percent"}
+        How ``size`` is read: all available cash (whole shares, floor(cash/price)),
+        a share count, an amount of money, a fraction of equity, or a target
+        fraction of equity.
+    direction : {"long", "short"}
+        Whether entries buy or sell short.
+    """
+
+    entries: Any
+    exits: Any
+    size: Any = None
+    size_type: str = "all_cash"
+    direction: str = "long"
+
+
+class DataView:
+    """What a strategy reads: fields and features as bounded :class:`Series`.
+
+    ``self.data.close`` is the close of the only symbol (or a row per bar over all
+    symbols); ``self.data["GME"].close`` the close of one symbol;
+    ``self.data.ts`` the visible timestamps.
+    """
+
+    def __init__(self, panel: Panel, cursor: Cursor, column: int | None = None):
+        self._panel = panel
+        self._cursor = cursor
+        self._column = column if column is not None else (0 if panel.n_symbols == 1 else -1)
+        self._series: dict[str, Series] = {}
+        self._symbols = {name: i for i, name in enumerate(panel.symbols)}
+
+    def __getattr__(self, name: str) -> Series:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        series = self._series.get(name)
+        if series is None:
+            if name not in self._panel.fields:
+                raise AttributeError(
+                    f"the data has no field {name!r}; fields: {', '.join(self._panel.fields)}."
+                    + did_you_mean(name, self._panel.fields)
+                )
+            series = Series(self._panel.fields[name], self._cursor, self._column, name)
+            self._series[name] = series
+        return series
+
+    def __getitem__(self, symbol: str) -> DataView:
+        if symbol not in self._symbols:
+            raise KeyError(
+                f"unknown symbol {symbol!r}." + did_you_mean(symbol, self._symbols)
+                + known_names("symbol", self._symbols)
+            )
+        return DataView(self._panel, self._cursor, self._symbols[symbol])
+
+    def __len__(self) -> int:
+        return self._cursor.index + 1
+
+    @property
+    def ts(self) -> np.ndarray:
+        """Timestamps of the visible bars."""
+        return self._panel.ts[: self._cursor.index + 1]
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self._panel.symbols
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(self._panel.fields)
+
+
+class VectorData:
+    """The whole data, for ``signals()``: plain read-only numpy arrays.
+
+    Fields are 1-D for one symbol and ``(n_bars, n_symbols)`` otherwise.
+    """
+
+    def __init__(self, panel: Panel):
+        self.panel = panel
+        self.ts = panel.ts
+        self.symbols = panel.symbols
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name.startswith("_") or name == "panel":
+            raise AttributeError(name)
+        fields = self.panel.fields
+        if name not in fields:
+            raise AttributeError(
+                f"the data has no field {name!r}; fields: {', '.join(fields)}."
+                + did_you_mean(name, fields)
+            )
+        arr = fields[name]
+        return arr[:, 0] if self.panel.n_symbols == 1 else arr
+
+    def __len__(self) -> int:
+        return self.panel.n_bars
+
+
+class Strategy:
+    """Base class of every strategy.
+
+    Parameters are annotated class attributes (``fast: int = 10``) or
+    :func:`engine.param` declarations. Class-level settings:
+
+    ``default_data``
+        Path of the dataset used when none is given, relative to the strategy's
+        file (e.g. ``"../datasets/sp500_daily.parquet"``).
+    ``default_start``, ``default_end``
+        Date range used with the default data.
+    ``feeds``
+        Alternative data joined onto the bars point-in-time, as feature fields:
+        name → :class:`engine.Feed` (paths relative to the strategy's file). They
+        are joined onto any data the strategy runs on; override :meth:`feed_specs`
+        when a feed setting (a lag, which feeds) is a parameter.
+    """
+
+    default_data: ClassVar[str | None] = None
+    default_start: ClassVar[str | None] = None
+    default_end: ClassVar[str | None] = None
+    feeds: ClassVar[dict[str, Any]] = {}
+    #: Success rates the source notes claim, by entry label (see ``entry_labels``)
+    #: or ``"entry_condition"``: label → claimed share of positive forward returns.
+    claims: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, **params):
+        self.params = resolve_params(type(self), params)
+        for name, value in self.params.items():
+            setattr(self, name, value)
+        self.validate()
+
+    def validate(self) -> None:
+        """Check parameters against each other; raise ``ParameterError`` to refuse them."""
+
+    @classmethod
+    def parameters(cls):
+        """The declared parameters: name → :class:`engine.strategy.params.Param`."""
+        return collect_params(cls)
+
+    def feed_specs(self) -> dict[str, Any]:
+        """The feeds this run joins (default: the class's ``feeds``).
+
+        Override to derive them from parameters, e.g.
+        ``{"fear_greed": self.feeds["fear_greed"].replace(lag=self.fg_lag)}``.
+        """
+        return dict(type(self).feeds)
+
+    # -- lifecycle hooks (override what you need) -------------------------------
+
+    def on_start(self) -> None:
+        """Called once before the first bar: declare indicators with ``self.I``."""
+
+    def on_bar(self, bar: Bar) -> None:
+        """Called after each bar closes (event path)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} defines neither on_bar (event path) nor signals "
+            f"(vectorised path); define one of them"
+        )
+
+    def on_fill(self, fill: dict) -> None:
+        """Called for each fill, before ``on_bar`` of the bar it happened on."""
+
+    def on_stop(self) -> None:
+        """Called once after the last bar."""
+
+    def signals(self, data: VectorData) -> Signals:
+        """Vectorised path: return :class:`Signals` for the whole data."""
+        raise NotImplementedError
+
+    def lookback(self, data: VectorData) -> int | None:
+        """Streaming: how many of the last bars of ``data`` the next bars' signals need.
+
+        :func:`engine.stream_run` reads a file too large for memory in chunks. For
+        each chunk it calls :meth:`signals` on the bars this hook asked to keep from
+        before the chunk, followed by the chunk, and trades the chunk's rows only.
+        After a chunk it calls ``lookback(data)`` with that same data (kept bars +
+        chunk): return how many of its last bars the signals of the following bars
+        depend on, so that they come out exactly as in one run over the whole file.
+
+        For signals built on fixed windows that is the longest window plus what the
+        rule compares with (``slow`` for a crossover of two moving averages, whose
+        first value needs ``slow - 1`` earlier bars and whose cross compares with
+        the bar before). A rule that carries state further back (the last non-zero
+        sign of a crossover across a run of ties, a position held since an old
+        signal) must count those bars too, which is why ``data`` is given:
+        :class:`strategies.sma_cross.SmaCross` is the worked example. Returning more
+        bars is always safe; the value is clipped to ``len(data)``.
+
+        Returns
+        -------
+        int or None
+            The number of bars; ``None`` (the default) means the strategy does not
+            say, and ``stream_run`` refuses to stream it.
+        """
+        return None
+
+    def entry_condition(self, data: VectorData):
+        """Bars on which the rule's entry condition holds (bool array), or None.
+
+        Used by reports (event studies, hit rate by condition), not by trading.
+        Must be causal like ``signals``.
+        """
+        return None
+
+    def entry_labels(self, data: VectorData):
+        """A label per bar describing the entry context (e.g. the fear band), or None."""
+        return None
+
+    @classmethod
+    def has_event_path(cls) -> bool:
+        return cls.on_bar is not Strategy.on_bar
+
+    @classmethod
+    def has_vector_path(cls) -> bool:
+        return cls.signals is not Strategy.signals
+
+    # -- binding to a run --------------------------------------------------------
+
+    def _bind(self, panel: Panel, broker: Broker, cursor: Cursor) -> None:
+        self._panel = panel
+        self._broker = broker
+        self._cursor = cursor
+        self._symbol_index = {name: i for i, name in enumerate(panel.symbols)}
+        self.data = DataView(panel, cursor)
+
+    # -- indicators ----------------------------------------------------------------
+
+    def I(self, func, *args, name: str | None = None, audit: bool = True, **kwargs):  # noqa: E743
+        """Compute an indicator once over all bars and return bounded views of it.
+
+        ``Series`` arguments (``self.data.close``) are passed to ``func`` as whole
+        numpy arrays; the result (an array or a tuple of arrays of ``n_bars`` rows)
+        comes back as :class:`Series` that show only bars up to the current one.
+
+        With ``audit=True`` the indicator is recomputed on the first half of the
+        bars and must give the same values there: an indicator that reads later
+        bars (a ``shift(-1)``, a centred window) raises ``LookAheadError``.
+        """
+        label = name or getattr(func, "__name__", "indicator")
+        n = self._panel.n_bars
+        full = _call_indicator(func, args, kwargs, n)
+        if audit and n >= 4:
+            cut = n // 2
+            prefix = _call_indicator(func, args, kwargs, cut)
+            for part, (whole_arr, prefix_arr) in enumerate(zip(full, prefix, strict=True)):
+                _check_prefix(whole_arr, prefix_arr, cut, f"indicator {label!r}"
+                              + (f" (output {part})" if len(full) > 1 else ""), self._panel)
+        views = tuple(
+            Series(arr, self._cursor, 0 if arr.ndim == 1 or arr.shape[1] == 1 else -1, label)
+            for arr in full
+        )
+        return views[0] if len(views) == 1 else views
+
+    # -- account -----------------------------------------------------------------------
+
+    def _symbol(self, symbol) -> int:
+        if symbol is None:
+            if self._panel.n_symbols == 1:
+                return 0
+            raise OrderError(
+                f"the data holds {self._panel.n_symbols} symbols; name one with symbol=..."
+            )
+        if isinstance(symbol, (int, np.integer)) and 0 <= symbol < self._panel.n_symbols:
+            return int(symbol)
+        index = self._symbol_index.get(symbol)
+        if index is None:
+            raise OrderError(
+                f"unknown symbol {symbol!r}." + did_you_mean(symbol, self._symbol_index)
+                + known_names("symbol", self._symbol_index)
+            )
+        return index
+
+    def position_of(self, symbol=None) -> float:
+        """Signed quantity held in ``symbol`` (the only symbol when omitted)."""
+        return self._broker.get_position(self._symbol(symbol))
+
+    @property
+    def position(self) -> float:
+        """Signed quantity held in the only symbol."""
+        return self._broker.get_position(self._symbol(None))
+
+    @property
+    def cash(self) -> float:
+        return self._broker.cash
+
+    @property
+    def equity(self) -> float:
+        """Cash plus positions marked at their last close."""
+        return self._broker.equity
+
+    def open_orders(self, symbol=None) -> list[int]:
+        """Ids of the orders not yet filled, cancelled or expired."""
+        return self._broker.open_order_ids(-1 if symbol is None else self._symbol(symbol))
+
+    def order(self, order_id: int) -> dict:
+        """An order's state: status, fill price and quantity, reason."""
+        return self._broker.order_info(order_id)
+
+    # -- orders ------------------------------------------------------------------------
+
+    def buy(self, size=None, *, cash=None, percent=None, limit=None, stop=None,
+            sl=None, tp=None, sl_pct=None, tp_pct=None, tif="gtc", symbol=None,
+            tag=None, oco=None) -> int:
+        """Place a buy order; returns its id.
+
+        Size: ``size`` shares, or ``cash`` money, or ``percent`` of equity
+        (a fraction, 0.5 = half); none of them buys with all available cash.
+        Type: market by default; ``limit=`` a limit, ``stop=`` a stop, both a
+        stop-limit. ``sl``/``tp`` (prices) or ``sl_pct``/``tp_pct`` (fractions of
+        the fill price) attach a bracket: a stop-loss and a take-profit, one
+        cancelling the other. ``tif`` is ``"gtc"`` or ``"day"``. ``oco`` links to
+        another order id: when one fills the other is cancelled.
+        """
+        return self._place(1, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
+                           tif, symbol, tag, oco)
+
+    def sell(self, size=None, *, cash=None, percent=None, limit=None, stop=None,
+             sl=None, tp=None, sl_pct=None, tp_pct=None, tif="gtc", symbol=None,
+             tag=None, oco=None) -> int:
+        """Place a sell order; returns its id. Arguments as for :meth:`buy`.
+
+        With no size, sells the whole long position held now. Selling more than
+        is held opens a short, which is rejected unless shorting is enabled.
+        """
+        return self._place(-1, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
+                           tif, symbol, tag, oco)
+
+    def close(self, symbol=None, *, tag=None) -> int | None:
+        """Close the position in ``symbol`` at market; None when already flat."""
+        index = self._symbol(symbol)
+        if self._broker.get_position(index) == 0:
+            return None
+        return self._broker.submit(index, 0, MARKET, TARGET_SHARES, 0.0, tag=tag)
+
+    def order_target_percent(self, percent: float, *, symbol=None, tag=None) -> int:
+        """Trade to hold ``percent`` of equity (signed; -0.5 is a half-equity short)."""
+        _check_number("percent", percent, allow_negative=True)
+        return self._broker.submit(self._symbol(symbol), 0, MARKET, TARGET_PERCENT,
+                                   float(percent), tag=tag)
+
+    def order_target_shares(self, shares: float, *, symbol=None, tag=None) -> int:
+        """Trade to hold ``shares`` (signed)."""
+        _check_number("shares", shares, allow_negative=True)
+        self._check_whole("shares", shares)
+        return self._broker.submit(self._symbol(symbol), 0, MARKET, TARGET_SHARES,
+                                   float(shares), tag=tag)
+
+    def cancel(self, order_id: int) -> bool:
+        """Cancel an open order; False when it had already filled or ended."""
+        return self._broker.cancel(order_id)
+
+    def _check_whole(self, name, value):
+        if not self._broker.fractional and not float(value).is_integer():
+            raise OrderError(
+                f"{name} must be a whole number of shares; got {value!r}. Round it, or "
+                f"run with fractional=True (CLI --fractional) to trade fractions"
+            )
+
+    def _place(self, side, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
+               tif, symbol, tag, oco) -> int:
+        index = self._symbol(symbol)
+        given = [n for n, v in (("size", size), ("cash", cash), ("percent", percent))
+                 if v is not None]
+        if len(given) > 1:
+            raise OrderError(f"give one of size, cash or percent; got {', '.join(given)}")
+        if size is not None:
+            _check_number("size", size)
+            self._check_whole("size", size)
+            mode, amount = SHARES, float(size)
+        elif cash is not None:
+            _check_number("cash", cash)
+            mode, amount = CASH, float(cash)
+        elif percent is not None:
+            _check_number("percent", percent)
+            mode, amount = PERCENT_EQUITY, float(percent)
+        elif side > 0:
+            mode, amount = ALL_CASH, 0.0
+        else:
+            held = self._broker.get_position(index)
+            if held <= 0:
+                raise OrderError(
+                    "sell() without a size sells the long position, but none is held; "
+                    "give size=, cash= or percent= to open a short"
+                )
+            mode, amount = SHARES, held
+        for name, value in (("limit", limit), ("stop", stop), ("sl", sl), ("tp", tp)):
+            if value is not None:
+                _check_number(name, value)
+        for name, value in (("sl_pct", sl_pct), ("tp_pct", tp_pct)):
+            if value is not None:
+                _check_number(name, value)
+                if value >= 1:
+                    raise OrderError(f"{name} is a fraction of the fill price (0.05 = 5%); "
+                                     f"got {value!r}")
+        if (sl is not None or tp is not None) and (sl_pct is not None or tp_pct is not None):
+            raise OrderError("give bracket prices (sl, tp) or fractions (sl_pct, tp_pct), "
+                             "not both")
+        relative = sl_pct is not None or tp_pct is not None
+        if tif not in TIF_CODES:
+            raise OrderError(f"tif must be 'gtc' or 'day'; got {tif!r}."
+                             + did_you_mean(tif, TIF_CODES))
+        kind = (STOP_LIMIT if limit is not None and stop is not None else
+                LIMIT if limit is not None else STOP if stop is not None else MARKET)
+        nan = math.nan
+        stop_loss = sl_pct if relative else sl
+        take_profit = tp_pct if relative else tp
+        return self._broker.submit(
+            index, side, kind, mode, amount,
+            nan if limit is None else float(limit), nan if stop is None else float(stop),
+            TIF_CODES[tif],
+            nan if stop_loss is None else float(stop_loss),
+            nan if take_profit is None else float(take_profit),
+            relative, tag, -1 if oco is None else int(oco),
+        )
+
+
+def _check_number(name, value, allow_negative=False):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise OrderError(f"{name} must be a number; got {value!r}") from None
+    if not math.isfinite(number) or (not allow_negative and number <= 0):
+        bound = "finite" if allow_negative else "finite and > 0"
+        raise OrderError(f"{name} must be {bound}; got {value!r}")
+
+
+def _call_indicator(func, args, kwargs, stop):
+    call_args = [a._full()[:stop] if isinstance(a, Series) else a for a in args]
+    call_kwargs = {k: (v._full()[:stop] if isinstance(v, Series) else v) for k, v in kwargs.items()}
+    out = func(*call_args, **call_kwargs)
+    parts = out if isinstance(out, tuple) else (out,)
+    arrays = []
+    for part in parts:
+        arr = np.asarray(part, dtype=np.float64)
+        if arr.shape[0] != stop:
+            raise LookAheadError(
+                f"indicator {getattr(func, '__name__', func)!r} returned {arr.shape[0]} rows "
+                f"for {stop} bars; an indicator must return one value per bar"
+            )
+        arrays.append(arr)
+    return tuple(arrays)
+
+
+def _check_prefix(whole: np.ndarray, prefix: np.ndarray, cut: int, label: str, panel: Panel):
+    head = whole[:cut]
+    bad = ~np.isclose(head, prefix, rtol=1e-9, atol=0.0, equal_nan=True)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise LookAheadError(
+            f"{label} reads the future: its value at bar {row} ({panel.ts[row]}) is "
+            f"{float(np.ravel(head[row])[0])!r} with all bars but "
+            f"{float(np.ravel(prefix[row])[0])!r} when the data stops at bar {cut - 1}. "
+            f"A value must depend only on bars up to its own (no shift(-1), no centred "
+            f"windows); pass audit=False to self.I only if you are sure"
+        )

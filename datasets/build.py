@@ -21,6 +21,7 @@ every file.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -137,7 +138,7 @@ def _f64(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.fill_null(arr, NAN)
 
 
-def _write(table: pa.Table, name: str) -> Path:
+def _write(table: pa.Table, name: str, metadata: dict[bytes, bytes] | None = None) -> Path:
     """Write a table to ``datasets/<name>`` reproducibly.
 
     Parameters
@@ -146,6 +147,9 @@ def _write(table: pa.Table, name: str) -> Path:
         The final table: sorted, columns in their final order.
     name : str
         Output file name.
+    metadata : dict of bytes to bytes, optional
+        Key-value metadata the engine reads (``engine.documented_gaps``: missing
+        values this README documents, which the loader then does not warn about).
 
     Returns
     -------
@@ -155,10 +159,11 @@ def _write(table: pa.Table, name: str) -> Path:
     Notes
     -----
     zstd level 19, dictionary encoding for string columns only, one row group per
-    2**20 rows, no key-value metadata besides the Arrow schema. The file is
-    written to a temporary name and renamed, so readers never see a partial file.
+    2**20 rows, no key-value metadata besides the Arrow schema and ``metadata``.
+    The file is written to a temporary name and renamed, so readers never see a
+    partial file.
     """
-    table = table.replace_schema_metadata(None).combine_chunks()
+    table = table.replace_schema_metadata(metadata).combine_chunks()
     strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
     path = OUT_DIR / name
     tmp = path.with_name(path.name + ".tmp")
@@ -376,7 +381,9 @@ def build_sp500(source_dir: Path) -> pa.Table:
     )
     table, changed = _clamp_open(table)
     _check_bars(table, "sp500_daily")
-    _write(table, "sp500_daily.parquet")
+    _write(table, "sp500_daily.parquet", {b"engine.documented_gaps": json.dumps(
+        {"open": ["1962-01-02", "1982-04-19", "datasets/README.md, sp500_daily.parquet: "
+                  "Yahoo has Open = 0 on those days; kept missing"]}).encode()})
     _log_bars("sp500_daily.parquet", table, changed)
     return table
 

@@ -3,6 +3,7 @@
 import datetime as dt
 import gzip
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 from engine.data.bars import DataWarning, load_bars, save_bars
 from engine.data.panel import Panel
 from engine.errors import DataError, ParameterError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HEADER = "ts,open,high,low,close,volume\n"
 GOOD = HEADER + (
@@ -680,3 +683,34 @@ def test_pivot_matches_pandas(cells, seed):
     np.testing.assert_array_equal(panel.ts, expected.index.to_numpy().astype("datetime64[ns]"))
     np.testing.assert_array_equal(panel.close, expected[list(panel.symbols)].to_numpy())
     assert panel.source == "<pandas DataFrame>"
+
+
+def test_the_bundled_sp500_documents_its_missing_opens_and_does_not_warn(tmp_path):
+    bundled = ROOT / "datasets" / "sp500_daily.parquet"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        panel = load_bars(bundled)
+    assert panel.meta["missing"]["open"] == 5075
+    assert "datasets/README.md" in panel.meta["documented_gaps"]["open"]
+    # The same bars without the file's own note: the user is told.
+    table = pq.read_table(bundled)
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(table.replace_schema_metadata(None), plain)
+    with pytest.warns(DataWarning, match="'open' is missing .NaN. in 5075 of 24777 rows"):
+        load_bars(plain)
+    # A missing open outside the documented years is still reported.
+    opens = table.column("open").to_numpy(zero_copy_only=False).copy()
+    opens[-1] = np.nan
+    later = tmp_path / "later.parquet"
+    pq.write_table(table.set_column(2, "open", pa.array(opens)), later)
+    with pytest.warns(DataWarning, match="5076 of 24777 rows, from 1962-01-02 to 2026"):
+        load_bars(later)
+
+
+def test_documented_gaps_metadata_that_is_not_json_is_named(tmp_path):
+    table = pq.read_table(ROOT / "datasets" / "sp500_daily.parquet")
+    broken = tmp_path / "broken.parquet"
+    pq.write_table(table.replace_schema_metadata({b"engine.documented_gaps": b"{open"}), broken)
+    with pytest.raises(DataError, match="broken.parquet: the Parquet metadata "
+                                        "'engine.documented_gaps' must be JSON"):
+        load_bars(broken)

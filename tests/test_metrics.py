@@ -366,7 +366,7 @@ def test_ruined_account_returns_are_nan():
 # --------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("bad", ["daily", "250", 0, -252, float("nan"), None, True])
+@pytest.mark.parametrize("bad", ["daily", "0", "-5", 0, -252, float("nan"), None, True])
 def test_periods_per_year_error_names_parameter_value_and_choices(bad):
     with pytest.raises(ParameterError) as info:
         m.compute_metrics(EQUITY, starting_cash=CASH, periods_per_year=bad)
@@ -374,6 +374,15 @@ def test_periods_per_year_error_names_parameter_value_and_choices(bad):
     assert "periods_per_year" in msg
     assert repr(bad) in msg
     assert "'252'" in msg and "'365'" in msg
+
+
+@pytest.mark.parametrize(("given", "bars"), [("250", 250.0), (" 98280 ", 98280.0),
+                                             (52, 52.0), ("365", 365.0)])
+def test_periods_per_year_takes_any_positive_number_as_number_or_text(given, bars):
+    assert m.resolve_periods_per_year(given) == bars
+    r = m.bar_returns(EQUITY, CASH)
+    assert m.compute_metrics(EQUITY, starting_cash=CASH, periods_per_year=given)["volatility"] \
+        == approx(np.std(r, ddof=1) * math.sqrt(bars))
 
 
 def test_non_finite_equity_error():
@@ -400,3 +409,44 @@ def test_other_parameter_errors():
         m.trade_metrics([1.0, 2.0], [0.1])
     with pytest.raises(ParameterError, match="trade_pnl must be finite"):
         m.trade_metrics([1.0, float("nan")])
+
+
+# --------------------------------------------------------------------------- periods from data
+
+
+def _weekdays(start: str, n: int) -> np.ndarray:
+    days = np.arange(np.datetime64(start), np.datetime64(start) + 3 * n)
+    return days[(days.astype(np.int64) + 3) % 7 < 5][:n].astype("datetime64[ns]")
+
+
+def test_periods_per_year_read_off_the_data():
+    from engine.analysis.conventions import infer_periods_per_year
+
+    every_day = np.arange(np.datetime64("2021-01-01"), np.datetime64("2022-01-01"))
+    minutes = np.concatenate([d + np.timedelta64(870, "m") + np.arange(390).astype(
+        "timedelta64[m]") for d in _weekdays("2024-01-01", 10).astype("datetime64[m]")])
+    weekly = np.arange(0, 700, 7).astype("timedelta64[D]") + np.datetime64("2020-01-06")
+    monthly = np.arange("2000-01", "2010-01", dtype="datetime64[M]").astype("datetime64[D]")
+    cases = [(_weekdays("2024-01-01", 300), 252.0, "daily bars, weekdays only"),
+             (every_day, 365.0, "daily bars, weekends included"),
+             (minutes, 98280.0, "intraday: 390 bars a day × 252 days"),
+             (weekly, 52.0, "weekly bars"), (monthly, 12.0, "monthly bars"),
+             (every_day[:1], 252.0, "fewer than two bars")]
+    for ts, bars, reason in cases:
+        got, why = infer_periods_per_year(ts)
+        assert got == bars and why.startswith(reason), (reason, got, why)
+
+
+def test_a_run_annualises_by_its_data_unless_told(tmp_path):
+    import engine
+
+    btc = engine.run("strategies/buy_and_hold.py", "datasets/btc_daily.parquet",
+                     start="2020-01-01", end="2021-12-31")
+    assert btc.settings["periods_per_year"] == 365.0
+    assert btc.settings["periods_per_year_from"] == "daily bars, weekends included"
+    spx = engine.run("strategies/buy_and_hold.py", start="2020-01-01", end="2021-12-31")
+    assert spx.settings["periods_per_year"] == 252.0
+    told = engine.run("strategies/buy_and_hold.py", start="2020-01-01", end="2021-12-31",
+                      periods_per_year=250)
+    assert told.settings["periods_per_year_from"] == "given"
+    assert told.metrics["volatility"] == approx(spx.metrics["volatility"] * math.sqrt(250 / 252))

@@ -241,7 +241,7 @@ def replay(res, fills, account):
     close = panel.fields["close"]
     n, k = close.shape
     symbols = list(panel.symbols)
-    rate = account.get("borrow_rate", 0.0) / 252
+    rate = account.get("borrow_rate", 0.0) / res.settings["periods_per_year"]
     cash = account["cash"]
     realised = 0.0
     pos, avg, last = np.zeros(k), np.zeros(k), np.full(k, np.nan)

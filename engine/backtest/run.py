@@ -11,7 +11,8 @@ import numpy as np
 
 from engine._core.broker import Broker
 from engine._core.loop import Bar, Cursor, run_event, run_vector
-from engine.analysis.metrics import compute_metrics, resolve_periods_per_year
+from engine.analysis.conventions import choose_periods_per_year, resolve_periods_per_year
+from engine.analysis.metrics import compute_metrics
 from engine.backtest.result import Result, equity_frame, orders_frame, trades_frame
 from engine.data.panel import Panel
 from engine.errors import EngineError, LookAheadError, ParameterError, StrategyError
@@ -28,7 +29,7 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         commission_minimum: float = 0.0, slippage_bps: float = 0.0,
         slippage_fixed: float = 0.0, fill: str = "open", mode: str = "auto",
         fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
-        start=None, end=None, periods_per_year=252, risk_free: float = 0.0,
+        start=None, end=None, periods_per_year=None, risk_free: float = 0.0,
         feeds=None, **params) -> Result:
     """Run one backtest and return its :class:`~engine.backtest.result.Result`.
 
@@ -60,8 +61,12 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         Annual borrow rate charged on short positions, accrued per bar.
     start, end : str or date, optional
         Inclusive date range of bars to use.
-    periods_per_year : int or {"252", "365"}
-        Annualisation factor for the metrics and the borrow accrual.
+    periods_per_year : float, str or None
+        Annualisation factor for the metrics and the borrow accrual: any positive
+        number of bars per year. None (the default) or ``"auto"`` reads it off
+        the data (:func:`~engine.analysis.conventions.infer_periods_per_year`:
+        252 for exchange days, 365 when weekends trade, bars per day times that
+        for intraday bars); ``settings["periods_per_year_from"]`` says how.
     risk_free : float
         Annual risk-free rate for Sharpe and Sortino.
     feeds : dict of str to engine.Feed, optional
@@ -77,8 +82,10 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         raise ParameterError(f"fill must be 'open' or 'close'; got {fill!r}")
     if mode not in RUN_MODES:
         raise ParameterError(f"mode must be one of {', '.join(RUN_MODES)}; got {mode!r}")
-    ppy = resolve_periods_per_year(periods_per_year)
+    if periods_per_year is not None:
+        resolve_periods_per_year(periods_per_year)  # a bad value fails before the data loads
     panel = _panel_for(cls, data, start, end, instance=instance, feeds=feeds)
+    ppy, ppy_from = choose_periods_per_year(periods_per_year, panel.ts)
     try:
         broker = Broker(
             panel.fields["open"], panel.fields["high"], panel.fields["low"],
@@ -107,7 +114,7 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         "slippage_bps": float(slippage_bps), "slippage_fixed": float(slippage_fixed),
         "fill": fill, "mode": path, "fractional": bool(fractional), "shorting": bool(shorting),
         "borrow_rate": float(borrow_rate), "periods_per_year": ppy,
-        "risk_free": float(risk_free), "data": panel.source,
+        "periods_per_year_from": ppy_from, "risk_free": float(risk_free), "data": panel.source,
         "start": str(panel.ts[0])[:10] if panel.n_bars else None,
         "end": str(panel.ts[-1])[:10] if panel.n_bars else None,
     }

@@ -101,7 +101,7 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
                commission_minimum: float = 0.0, slippage_bps: float = 0.0,
                slippage_fixed: float = 0.0, fill: str = "open", mode: str = "vector",
                fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
-               start=None, end=None, periods_per_year=252, risk_free: float = 0.0,
+               start=None, end=None, periods_per_year=None, risk_free: float = 0.0,
                feeds=None, **params) -> StreamResult:
     """Run the vectorised path over a Parquet file read in chunks, in bounded memory.
 
@@ -152,7 +152,11 @@ periods_per_year, risk_free
     """
     from engine._core.broker import Broker
     from engine._core.loop import Cursor, run_vector
-    from engine.analysis.metrics import resolve_periods_per_year
+    from engine.analysis.conventions import (
+        choose_periods_per_year,
+        periods_from_days,
+        resolve_periods_per_year,
+    )
     from engine.analysis.streaming_metrics import BenchmarkStream, StreamingMetrics
     from engine.backtest.run import (
         FILL_MODES,
@@ -203,20 +207,22 @@ periods_per_year, risk_free
         data = _default_data_path(cls)
         start = start if start is not None else cls.default_start
         end = end if end is not None else cls.default_end
-    ppy = resolve_periods_per_year(periods_per_year)
+    if periods_per_year is not None:
+        resolve_periods_per_year(periods_per_year)  # a bad value fails before the data loads
     account = dict(
         commission_percent=float(commission), commission_per_share=float(commission_per_share),
         commission_fixed=float(commission_fixed), commission_minimum=float(commission_minimum),
         slippage_bps=float(slippage_bps), slippage_fixed=float(slippage_fixed),
-        borrow_rate=float(borrow_rate), periods_per_year=float(ppy),
-        fractional=bool(fractional), shorting=bool(shorting), fill_on_close=fill == "close",
+        borrow_rate=float(borrow_rate), fractional=bool(fractional), shorting=bool(shorting),
+        fill_on_close=fill == "close",
     )
     if isinstance(cash, bool) or not isinstance(cash, numbers.Real) or not (
             math.isfinite(cash) and cash > 0):
         raise ParameterError(f"cash must be a positive number; got {cash!r} (CLI --cash)")
-    metrics_acc = StreamingMetrics(cash, periods_per_year=ppy, risk_free=risk_free,
-                                   benchmark_start=cash)
     reader = _BarStream(data, chunk_bars, start, end)
+    # Read off the whole file (one pass over its ts column), as engine.run reads it.
+    periods = (choose_periods_per_year(periods_per_year, None) if periods_per_year is not None
+               else periods_from_days(*reader.scan_days()))
     bench = BenchmarkStream(cash, len(reader.symbols))
     symbols = reader.symbols
     clock = _Clock()
@@ -226,7 +232,7 @@ periods_per_year, risk_free
         if stage is not None:
             for key in ("equity", "trades", "orders"):
                 sinks[key] = _ParquetSink(stage / f"{key}.parquet")
-        broker = None
+        broker = metrics_acc = ppy = ppy_from = None
         kept: Panel | None = None
         first_ts = last_ts = None
         chunks = 0
@@ -241,8 +247,12 @@ periods_per_year, risk_free
             fields = panel.fields
             prices = [fields[f][rows] for f in ("open", "high", "low", "close")]
             if broker is None:
+                ppy, ppy_from = periods
+                metrics_acc = StreamingMetrics(cash, periods_per_year=ppy, risk_free=risk_free,
+                                               benchmark_start=cash)
                 try:
-                    broker = Broker(*prices, float(cash), **account)
+                    broker = Broker(*prices, float(cash), periods_per_year=float(ppy),
+                                    **account)
                 except (ValueError, TypeError) as exc:
                     raise ParameterError(_account_message(str(exc))) from None
             else:
@@ -299,7 +309,8 @@ periods_per_year, risk_free
             "slippage_bps": float(slippage_bps), "slippage_fixed": float(slippage_fixed),
             "fill": fill, "mode": "vector", "fractional": bool(fractional),
             "shorting": bool(shorting), "borrow_rate": float(borrow_rate),
-            "periods_per_year": ppy, "risk_free": float(risk_free), "data": reader.src,
+            "periods_per_year": ppy, "periods_per_year_from": ppy_from,
+            "risk_free": float(risk_free), "data": reader.src,
             "start": _fmt(first_ts)[:10], "end": _fmt(last_ts)[:10],
             "stream": True, "chunk_bars": chunk_bars, "chunks": chunks,
         }
@@ -500,7 +511,35 @@ class _BarStream:
         self.rows = 0
         self.symbols = self._scan_symbols() if self.schema.symbol else (Panel.DEFAULT_SYMBOL,)
 
-    # -- a first pass over the symbol column (only), to fix the panel's columns
+    # -- first passes over one column: the days (to annualise) and the symbols
+
+    def scan_days(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct days with bars in range and the bars on each, for
+        :func:`~engine.analysis.conventions.periods_from_days` (memory: one entry
+        per day, not per bar)."""
+        days, counts = [], []
+        offset = 0
+        last = None
+        for batch in self._iter_batches([self.schema.ts]):
+            ts = self._timestamps(batch.column(0), offset)
+            offset += batch.num_rows
+            if self.lo is not None or self.hi is not None:
+                ts = ts[self._in_range(ts)]
+            # Bars are timestamps, not rows: several symbols share one. The file is
+            # sorted by ts, so a timestamp split across batches meets its first half.
+            ts = np.unique(ts)
+            if last is not None and ts.size and ts[0] == last:
+                ts = ts[1:]
+            if ts.size:
+                last = ts[-1]
+            d, c = np.unique(ts.astype("datetime64[D]"), return_counts=True)
+            days.append(d)
+            counts.append(c)
+        if not days:
+            return np.array([], dtype="datetime64[D]"), np.array([], dtype=np.int64)
+        unique, inverse = np.unique(np.concatenate(days), return_inverse=True)
+        return unique, np.bincount(inverse, weights=np.concatenate(counts)).astype(np.int64)
+
 
     def _scan_symbols(self) -> tuple[str, ...]:
         import pyarrow.compute as pc
@@ -703,10 +742,14 @@ class _BarStream:
         )
 
     def warn_missing(self) -> None:
-        from engine.data.bars import DataWarning
+        from engine.data.bars import DataWarning, documented_gaps
 
+        documented = documented_gaps(self.file.schema_arrow.empty_table(), self.src)
         for col, (n, first, last) in self.missing.items():
             if col == "volume" and self.volume_absent:
+                continue
+            gap = documented.get(col)
+            if gap is not None and gap[0] <= first and last <= gap[1]:
                 continue
             warnings.warn(
                 f"{self.src}: column {col!r} is missing (NaN) in {n} of {self.rows} rows, "

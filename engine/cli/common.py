@@ -57,8 +57,10 @@ def add_run_options(command: argparse.ArgumentParser, *, compare: bool = False) 
                          help="allow fractional quantities")
     command.add_argument("--start", help="first date (inclusive)")
     command.add_argument("--end", help="last date (inclusive)")
-    command.add_argument("--periods-per-year", default="252",
-                         help="annualisation factor: 252 (trading days) or 365")
+    command.add_argument("--periods-per-year", default=None, metavar="N",
+                         help="bars per year, to annualise: any positive number (default: "
+                              "read off the data: 252 for exchange days, 365 when weekends "
+                              "trade, bars per day times that for intraday bars)")
     command.add_argument("--risk-free", type=float, default=0.0, help="annual risk-free rate")
     command.add_argument("--json", action="store_true", help="print one JSON object")
     add_debug_option(command)

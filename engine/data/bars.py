@@ -606,7 +606,37 @@ def _fail(b: _Bars, bad: np.ndarray, message: str, fix: str) -> None:
     raise DataError(f"{b.src}: {text}; {_count(len(idx))} this check. Fix: {fix}")
 
 
-def _validate_values(b: _Bars, notes: list) -> dict:
+#: Parquet key-value metadata through which a file documents its own missing values:
+#: JSON ``{column: [first, last, where it is documented]}``. NaNs of that column
+#: that all fall between ``first`` and ``last`` (inclusive dates or timestamps) are
+#: recorded in ``meta["missing"]`` as always but not warned about: the file's
+#: provenance already says so. The bundled S&P 500 uses it for its 1962–82 opens.
+DOCUMENTED_GAPS_KEY = b"engine.documented_gaps"
+
+
+def documented_gaps(table: pa.Table, src: str) -> dict[str, tuple]:
+    """The missing values ``table``'s metadata documents: ``{column: (lo, hi, where)}``."""
+    import json
+
+    raw = (table.schema.metadata or {}).get(DOCUMENTED_GAPS_KEY)
+    if raw is None:
+        return {}
+    try:
+        gaps = {str(col): (np.datetime64(lo, "ns"), np.datetime64(hi, "ns")
+                           + (np.timedelta64(1, "D") - np.timedelta64(1, "ns")
+                              if len(str(hi)) == 10 else np.timedelta64(0, "ns")),
+                           str(where))
+                for col, (lo, hi, where) in json.loads(raw).items()}
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"{src}: the Parquet metadata {DOCUMENTED_GAPS_KEY.decode()!r} must be JSON "
+            f"{{column: [first, last, where documented]}} ({_short(exc)}). Fix: correct or "
+            f"remove that metadata."
+        ) from None
+    return gaps
+
+
+def _validate_values(b: _Bars, notes: list, documented: dict | None = None) -> dict:
     f = b.fields
     close = f["close"]
     bad = ~(close > 0) | np.isinf(close)
@@ -646,6 +676,9 @@ def _validate_values(b: _Bars, notes: list) -> dict:
         if n and not (col == "volume" and nan.all() and b.volume_absent):
             missing[col] = n
             idx = np.flatnonzero(nan)
+            gap = (documented or {}).get(col)
+            if gap is not None and gap[0] <= b.ts[idx].min() and b.ts[idx].max() <= gap[1]:
+                continue
             notes.append(
                 f"{b.src}: column {col!r} is missing (NaN) in {n} of {len(nan)} rows, "
                 f"from {_fmt_ts(b.ts[idx[0]])} to {_fmt_ts(b.ts[idx[-1]])}; they are kept "
@@ -839,6 +872,7 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
     for name, orig in schema.features.items():
         fields[name] = _to_float(table.column(orig), src, orig, ts)
     fields = {k: fields[k] for k in (*BAR_FIELDS, *schema.features)}
+    documented = documented_gaps(table, src)
     del table
     release_arrow_memory()      # the columns not kept (symbol text, ignored columns)
 
@@ -865,7 +899,7 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
         _drop_absent_symbols(b)
 
     notes: list[str] = []
-    missing = _validate_values(b, notes)
+    missing = _validate_values(b, notes, documented)
     resorted = _check_order(b, notes)
     uts, matrices = _pivot(b, copy=not isinstance(source, str | Path))
 
@@ -876,6 +910,8 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
         "resorted": resorted,
         "rows": len(b.ts),
         "tz": tz,
+        "documented_gaps": {col: gap[2] for col, gap in documented.items()
+                            if col in missing},
     }
     symbols = tuple(b.symbols)
     del b, fields, ts, codes

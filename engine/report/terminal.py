@@ -73,6 +73,15 @@ def _whole_money(value) -> str:
 GROUP_NAMES = {"exit_reason": "exit", "entry_label": "label", "entry_condition": "condition"}
 
 
+def periods_text(settings: dict) -> str:
+    """``"annualised at 252 bars a year (daily bars, weekdays only)"``."""
+    ppy = settings.get("periods_per_year")
+    if ppy is None:
+        return "annualisation unknown"
+    how = settings.get("periods_per_year_from", "given")
+    return f"annualised at {ppy:,.6g} bars a year ({how})"
+
+
 def print_run_metrics(console, result, how: str) -> None:
     """The run's heading (strategy, parameters, data, ``how`` it ran) and its metrics."""
     from rich.table import Table
@@ -81,7 +90,8 @@ def print_run_metrics(console, result, how: str) -> None:
     params = ", ".join(f"{k}={v}" for k, v in result.params.items()) or "no parameters"
     console.print(
         f"[bold]{result.strategy}[/bold] ({params}) on {settings['data']} "
-        f"{settings['start']} → {settings['end']}, {how}, fills at {settings['fill']}"
+        f"{settings['start']} → {settings['end']}, {how}, fills at {settings['fill']}, "
+        f"{periods_text(settings)}"
     )
     metrics = Table(title="Metrics", show_header=True, header_style="bold")
     metrics.add_column("metric")

@@ -132,7 +132,8 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
         Per-window choices, the stitched out-of-sample equity and its metrics, and
         the in-sample metrics beside them (:meth:`WalkForward.summary`).
     """
-    from engine.analysis.metrics import compute_metrics, resolve_periods_per_year
+    from engine.analysis.conventions import choose_periods_per_year
+    from engine.analysis.metrics import compute_metrics
     from engine.backtest.run import run
     from engine.research.sweep import check_metric, execute, warn_missing
     from engine.research.sweep_plan import Plan, parameter_sets, prepare
@@ -141,6 +142,9 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
     sets = parameter_sets(grid, samples, seed)
     base = prepare(strategy, sets, data, run_options)
     windows = _windows(base.panels[0].n_bars, train, test)
+    # One factor for every window and the stitched curve, read off the whole data.
+    ppy, _ = choose_periods_per_year(run_options.get("periods_per_year"), base.panels[0].ts)
+    base.options["periods_per_year"] = ppy
     panels, tasks = [], []
     for w, (start, cut, _) in enumerate(windows):
         offset = len(panels)
@@ -153,7 +157,6 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
     warn_missing(len(tasks) - len(done), len(tasks), reason)
 
     cash = float(run_options.get("cash", 100_000.0))
-    ppy = resolve_periods_per_year(run_options.get("periods_per_year", 252))
     records, curve, times, labels, in_market = [], [], [], [], []
     pnl, returns, chosen_metrics = [], [], []
     level = cash

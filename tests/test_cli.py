@@ -181,3 +181,54 @@ def test_params_lists_names_types_defaults_and_bounds():
                             "help": "fast moving-average window, in bars"}
     assert rows["slow"]["default"] == 20 and rows["slow"]["bounds"] == ">= 2"
     assert "fast" in cli("params", SMA).stdout
+
+
+# --------------------------------------------------------------------------- a newcomer's stumbles
+
+
+def test_debug_is_accepted_after_the_command_too(tmp_path):
+    missing = str(tmp_path / "nope.py")
+    for args in (("--debug", "run", missing), ("run", missing, "--debug")):
+        proc = cli(*args)
+        assert proc.returncode != 0 and "Traceback" in proc.stderr, args
+        assert "StrategyError: strategy file not found" in proc.stderr
+    assert_user_error(cli("run", missing), "strategy file not found")
+
+
+@pytest.mark.parametrize(("args", "hint"), [
+    (("run", SMA, "--comission", "0.1"), "Did you mean '--commission'?"),
+    (("run", SMA, "--perods-per-year", "250"), "Did you mean '--periods-per-year'?"),
+    (("run", SMA, "--fast", "20"), "write --param fast=20"),
+    (("sweep", SMA, "--grid", "fast=5", "--slow=30"), "write --param slow=30"),
+    (("claims", "--horizn", "21"), "Did you mean '--horizon'?"),
+])
+def test_a_misspelled_option_suggests_the_right_one(args, hint):
+    proc = cli(*args)
+    assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr
+    assert hint in proc.stderr, proc.stderr
+
+
+def test_periods_per_year_takes_any_positive_number_and_is_printed():
+    proc = cli("run", SMA, "--start", "2019-01-01", "--periods-per-year", "250", "--json")
+    assert proc.returncode == 0, proc.stderr
+    settings = json.loads(proc.stdout)["settings"]
+    assert settings["periods_per_year"] == 250 and settings["periods_per_year_from"] == "given"
+    shown = cli("run", str(ROOT / "strategies" / "level_reclaim.py"), "--start", "2020-01-01")
+    assert "annualised at 365 bars a year (daily bars, weekends included)" in \
+        " ".join(shown.stdout.split())
+    assert_user_error(cli("run", SMA, "--periods-per-year", "0"),
+                      "periods_per_year='0' is not a positive number of bars per year")
+
+
+def test_the_default_run_prints_no_data_warning():
+    proc = cli("run", SMA)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr, proc.stderr
+
+
+def test_counts_print_as_integers():
+    from engine.report.format import fmt
+
+    assert fmt("cases", 617) == "617" and fmt("cases", 617.0) == "617"
+    assert fmt("anything", np.int64(1234)) == "1,234" and fmt("year", 2024) == "2024"
+    assert fmt("total_return", 1) == "100.00%" and fmt("sharpe", 0.5) == "0.500"

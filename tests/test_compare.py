@@ -14,7 +14,7 @@ from conftest import make_bars
 import engine
 from engine.backtest.benchmark import BuyAndHold, benchmark_equity
 from engine.errors import ParameterError
-from engine.research.compare import HEADLINE
+from engine.research.compare import HEADLINE, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 SMA = str(ROOT / "strategies" / "sma_cross.py")
@@ -38,7 +38,8 @@ def test_compare_two_strategies_and_buy_and_hold_on_the_same_data():
     data = ROOT / "datasets" / "sp500_daily.parquet"
     table = engine.compare([SMA, Flat], data=data, params={"sma_cross": {"fast": 5}},
                            commission=0.001, **WINDOW)
-    assert table.columns == ["strategy", "params", *HEADLINE]
+    assert table.columns == ["strategy", "data", "period", "params", *HEADLINE]
+    assert set(table["data"]) == {"sp500_daily.parquet"}
     assert table["strategy"].to_list() == ["SmaCross", "Flat", "BuyAndHold"]
     assert table["params"].to_list() == ["fast=5, slow=20", "", ""]
     # Each row is the metrics of the same run made alone.
@@ -59,6 +60,34 @@ def test_default_data_is_the_first_strategys_and_params_by_position():
     assert table["strategy"].to_list() == ["SmaCross(fast=5, slow=20)",
                                            "SmaCross(fast=8, slow=20)", "BuyAndHold"]
     assert table["total_return"][0] != table["total_return"][1]
+
+
+def test_strategies_with_different_default_data_each_run_on_their_own():
+    btc = str(ROOT / "strategies" / "level_reclaim.py")
+    table, results, _ = run_all([SMA, btc, HOLD], start="2020-01-01")
+    assert table["strategy"].to_list() == [
+        "SmaCross", "BuyAndHold (sp500_daily from 2020-01-02)", "LevelReclaim",
+        "BuyAndHold (btc_daily from 2020-01-01)"]
+    assert table["data"].to_list() == ["sp500_daily.parquet"] * 2 + ["btc_daily.parquet"] * 2
+    assert table["period"][2].startswith("2020-01-01 → ")
+    # Never a silent run of a strategy on another's data: each row is the run alone.
+    for row, result, alone in zip(table.iter_rows(named=True), results,
+                                  (engine.run(SMA, start="2020-01-01"),
+                                   engine.run(HOLD, start="2020-01-01"),
+                                   engine.run(btc, start="2020-01-01")), strict=False):
+        assert result.settings["data"] == alone.settings["data"]
+        assert row["final_equity"] == pytest.approx(alone.metrics["final_equity"], rel=1e-12)
+
+
+def test_cli_compare_of_strategies_on_different_data_says_so():
+    proc = cli("compare", SMA, str(ROOT / "strategies" / "level_reclaim.py"), "--start",
+               "2020-01-01", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["compare"]
+    assert [r["data"] for r in rows] == ["sp500_daily.parquet"] * 2 + ["btc_daily.parquet"] * 2
+    text = cli("compare", SMA, str(ROOT / "strategies" / "level_reclaim.py"), "--start",
+               "2020-01-01").stdout
+    assert "each strategy on its own default data and period" in text
 
 
 def test_buy_and_hold_is_not_added_twice():

@@ -22,32 +22,20 @@ from engine.errors import EngineError
 COMMANDS = ("run", "compare", "sweep", "params", "claims")
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose unknown options get a hint.
+def _unknown_hint(command: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """A hint for the first unknown option: the option meant (``--comission``), or
+    ``--param`` for a strategy parameter given as an option (``--fast 20``)."""
+    import difflib
 
-    A misspelled option (``--comission``) suggests the option meant; an option
-    that names no option of the command (``--fast 20``) suggests ``--param``.
-    """
-
-    def error(self, message: str):
-        prefix = "unrecognized arguments: "
-        if message.startswith(prefix):
-            message += _unknown_hint(self, message[len(prefix):].split())
-        super().error(message)
-
-
-def _unknown_hint(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
-    from engine.errors import did_you_mean
-
-    command = getattr(parser, "_engine_command", None) or parser
     options = [s for action in command._actions for s in action.option_strings]
     for word in unknown:
         if not word.startswith("--"):
             continue
         name, _, value = word.partition("=")
-        hint = did_you_mean(name, options)
-        if hint:
-            return f".{hint}"
+        close = difflib.get_close_matches(name[2:], [o[2:] for o in options if o[:2] == "--"],
+                                          n=1, cutoff=0.75)
+        if close:
+            return f". Did you mean '--{close[0]}'?"
         if "--param" in options:
             after = unknown[unknown.index(word) + 1:]
             value = value or (after[0] if after and not after[0].startswith("-") else "VALUE")
@@ -60,23 +48,22 @@ def _unknown_hint(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m engine`` with every command."""
-    parser = _Parser(
+    parser = argparse.ArgumentParser(
         prog="python -m engine",
         description="Backtest trading rules on real data with a compiled event loop.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND",
-                                     parser_class=argparse.ArgumentParser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    for name in COMMANDS:
-        importlib.import_module(f"engine.cli.{name}").add_parser(commands)
+    parser.command_parsers = {name: importlib.import_module(f"engine.cli.{name}")
+                              .add_parser(commands) for name in COMMANDS}
     return parser
 
 
 def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        command = parser._subparsers._group_actions[0].choices[args.command]
+        command = parser.command_parsers[args.command]
         command.error("unrecognized arguments: " + " ".join(unknown)
                       + _unknown_hint(command, unknown))
     return args

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from engine.cli.common import add_debug_option, add_output_options
 from engine.errors import ParameterError
 
 
-def add_parser(commands) -> None:
+def add_parser(commands) -> argparse.ArgumentParser:
     """Add the ``claims`` command to the CLI's subparsers."""
     command = commands.add_parser(
         "claims", help="measure every checkable claim of the rule book on the bundled data")
@@ -17,6 +18,7 @@ def add_parser(commands) -> None:
     command.add_argument("--json", action="store_true", help="print one JSON object")
     add_output_options(command, "claims.csv, claims.md and claims.html")
     add_debug_option(command)
+    return command
 
 
 def command(args) -> int:

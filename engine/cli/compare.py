@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,13 +10,14 @@ from engine.cli.common import add_output_options, add_run_options, run_options
 from engine.errors import ParameterError
 
 
-def add_parser(commands) -> None:
+def add_parser(commands) -> argparse.ArgumentParser:
     """Add the ``compare`` command to the CLI's subparsers."""
     command = commands.add_parser(
         "compare", help="run several strategies and buy-and-hold on the same data")
     command.add_argument("files", nargs="+", metavar="FILE", help="strategy files")
     add_run_options(command, compare=True)
     add_output_options(command, "compare.csv, equity.png and report.html")
+    return command
 
 
 def parse_compare_params(pairs: list[str], files: list[str]) -> dict[str, dict[str, str]]:
@@ -48,10 +50,13 @@ def parse_compare_params(pairs: list[str], files: list[str]) -> dict[str, dict[s
     return params
 
 
-def _meta(result) -> str:
+def _meta(table, result) -> str:
+    from engine.research.compare import groups_of
+
     s = result.settings
-    return (f"{s['data']} {s['start']} → {s['end']}, cash {s['cash']:,.0f}, "
-            f"fills at {s['fill']}")
+    bars = (f"{s['data']} {s['start']} → {s['end']}" if groups_of(table) == 1 else
+            "each strategy on its own default data and period (the data and period columns)")
+    return f"{bars}, cash {s['cash']:,.0f}, fills at {s['fill']}"
 
 
 def command(args) -> int:
@@ -74,7 +79,7 @@ def command(args) -> int:
         table, results, names = run_all(
             args.files, args.data, [params.get(f, {}) for f in args.files],
             progress=progress, **run_options(args))
-        meta = _meta(results[0])
+        meta = _meta(table, results[0])
         if args.out:
             from engine.report.html import write_compare
 

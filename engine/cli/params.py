@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from engine.cli.common import add_debug_option
 
 
-def add_parser(commands) -> None:
+def add_parser(commands) -> argparse.ArgumentParser:
     """Add the ``params`` command to the CLI's subparsers."""
     command = commands.add_parser("params", help="list a strategy's parameters")
     command.add_argument("file", help="strategy file (one Strategy subclass)")
     command.add_argument("--json", action="store_true", help="print one JSON object")
     add_debug_option(command)
+    return command
 
 
 def parameter_rows(cls) -> list[dict]:

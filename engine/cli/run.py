@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from engine.cli.common import add_output_options, add_run_options, parse_params,
 from engine.errors import ParameterError
 
 
-def add_parser(commands) -> None:
+def add_parser(commands) -> argparse.ArgumentParser:
     """Add the ``run`` command to the CLI's subparsers."""
     command = commands.add_parser(
         "run", help="run one backtest and print its metrics and tables")
@@ -21,6 +22,7 @@ def add_parser(commands) -> None:
                               "path, metrics and --out files (equity, trades, orders) only")
     command.add_argument("--chunk-bars", type=int, default=None, metavar="N",
                          help="timestamps per chunk with --stream (100000)")
+    return command
 
 
 def command(args) -> int:

@@ -25,6 +25,7 @@ how many are missing, and exits with status 130.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import warnings
@@ -42,7 +43,7 @@ from engine.errors import ParameterError
 TOP = 10
 
 
-def add_parser(commands) -> None:
+def add_parser(commands) -> argparse.ArgumentParser:
     """Add the ``sweep`` command to the CLI's subparsers."""
     command = commands.add_parser(
         "sweep", help="run a strategy over a grid of parameter sets, in parallel",
@@ -68,6 +69,7 @@ def add_parser(commands) -> None:
 
 
 # --------------------------------------------------------------------------- grid
+    return command
 
 
 def _value(text: str):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import numbers
 
 PERCENT = frozenset({
     "total_return", "cagr", "volatility", "max_drawdown", "hit_rate", "exposure", "best_trade",
@@ -15,7 +16,7 @@ PERCENT = frozenset({
 })
 COUNTS = frozenset({
     "trades", "open_trades", "max_drawdown_duration", "same_bar_exits", "bars", "rank",
-    "length", "bars_to_trough", "count", "hits",
+    "length", "bars_to_trough", "count", "hits", "cases", "window", "sets", "episodes",
 })
 PLAIN = frozenset({"year", "horizon"})
 MONEY = frozenset({
@@ -29,7 +30,11 @@ MISSING = "—"
 
 
 def fmt(name: str, value) -> str:
-    """``value`` of the column/metric ``name`` as text: 12.34%, 1,234, 1,234.56, 0.123."""
+    """``value`` of the column/metric ``name`` as text: 12.34%, 1,234, 1,234.56, 0.123.
+
+    Integers (Python or NumPy) always show as integers, and so do the counts of
+    :data:`COUNTS` whatever their type; other numbers show three decimals.
+    """
     if value is None:
         return MISSING
     if isinstance(value, (datetime.date, datetime.datetime)):
@@ -40,6 +45,8 @@ def fmt(name: str, value) -> str:
         return "yes" if value else "no"
     if isinstance(value, str):
         return value
+    if isinstance(value, numbers.Integral) and name not in PERCENT and name not in MONEY:
+        return f"{int(value):,}" if name not in PLAIN else str(int(value))
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -110,7 +110,8 @@ def equity_png(result) -> bytes:
 
 
 def compare_png(results, names) -> bytes:
-    """Overlaid equity curves and drawdowns of several runs on the same data.
+    """Overlaid equity curves and drawdowns of several runs (on the same data, or
+    each on its own: the title says which).
 
     ``names`` label the curves (the comparison table's names: parameters appear
     only where one strategy is compared with several parameter sets).
@@ -127,7 +128,10 @@ def compare_png(results, names) -> bytes:
                  else 2)
         bottom.plot(ts, -drawdown_series(curve), color=colour, linewidth=0.7,
                     zorder=1 if benchmark else 2)
-    top.set_title("Equity on the same data")
+    same = len({(r.settings["data"], r.settings["start"], r.settings["end"])
+                for r in results}) == 1
+    top.set_title("Equity on the same data" if same else
+                  "Equity, each strategy on its own data and period")
     _style(top, bottom, curves)
     return _png(fig)
 

@@ -22,8 +22,9 @@ SWEEP_METRICS = ("sharpe", "total_return", "cagr", "max_drawdown", "trades", "hi
 
 
 #: Columns of the comparison kept first when the terminal is narrow.
-COMPARE_PRIORITY = ("strategy", "total_return", "cagr", "sharpe", "max_drawdown", "volatility",
-                    "trades", "hit_rate", "exposure", "beta", "sortino", "calmar",
+COMPARE_PRIORITY = ("strategy", "data", "period", "total_return", "cagr", "sharpe",
+                    "max_drawdown", "volatility", "trades", "hit_rate", "exposure", "beta",
+                    "sortino", "calmar",
                     "max_drawdown_duration", "profit_factor", "final_equity", "params")
 SHORT_HEADERS = {"total_return": "return", "volatility": "vol", "max_drawdown": "max dd",
                  "max_drawdown_duration": "dd bars", "hit_rate": "hit rate",
@@ -177,15 +178,21 @@ def print_compare(table, meta: str, out_dir=None) -> None:
     """A comparison table (``python -m engine compare``) fitted to the terminal's width."""
     from rich.console import Console
 
+    from engine.research.compare import groups_of
+
     console = Console()
     console.print(meta)
+    same = groups_of(table) == 1
+    if same:  # the heading names the one data and period
+        table = table.drop("data", "period")
     shown = fit_columns(table, COMPARE_PRIORITY, console.width)
     caption = "BuyAndHold is the benchmark; definitions in engine/analysis/metrics.py"
     hidden = [c for c in table.columns if c not in shown]
     if hidden:
         caption += (f". Not shown for lack of width: {', '.join(hidden)} (in compare.csv "
                     f"with --out, --json, or a wider terminal)")
-    console.print(frame_table(table.select(shown), "Comparison on the same data",
+    console.print(frame_table(table.select(shown), "Comparison on the same data" if same
+                              else "Comparison, each strategy on its own data",
                               caption=caption, headers=SHORT_HEADERS))
     if "params" not in shown:
         for name, values in zip(table["strategy"], table["params"], strict=True):

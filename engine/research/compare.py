@@ -6,10 +6,13 @@ added last unless a strategy named ``BuyAndHold`` is already in the list. The
 result is one table, a row per strategy, the headline metrics as columns (see
 :mod:`engine.analysis.metrics` for their definitions).
 
-Same data: with ``data=None`` the bars are the first strategy's default data
-(and its default date range); each strategy then runs on that file, never on its
-own default. (The module is ``engine.research.compare``, not ``engine.compare``, so
-that the package attribute ``engine.compare`` stays the function.)
+Which data: with ``data`` given, every strategy runs on it (and ``start``,
+``end``). With ``data=None`` each strategy runs on its own default data and
+date range (``default_data``, ``default_start``, ``default_end``), never on
+another's: strategies that share them form one group, with one buy-and-hold row
+for the group, and the table's ``data`` and ``period`` columns say what each row
+ran on. A strategy with no default data needs ``data``. ``start`` and ``end``
+given with ``data=None`` apply to every group.
 """
 
 from __future__ import annotations
@@ -52,18 +55,37 @@ def _params_for(i: int, target, cls, params, used: set) -> dict:
                          "name) or a list of dicts, one per strategy")
 
 
-def _resolve_data(first_cls, data, start, end):
-    """The bars every strategy runs on: ``data`` or the first strategy's default data."""
-    if data is not None:
-        return data, start, end
+def _default_bars(cls, start, end) -> tuple:
+    """``(data, start, end)`` of ``cls``'s own default data; ``start``/``end`` override."""
     from engine.backtest.run import _default_data_path
 
-    if first_cls.default_data is None:
-        raise ParameterError(f"{first_cls.__name__} declares no default_data; pass data= "
-                             f"(CLI --data PATH) so that every strategy runs on the same bars")
-    return (_default_data_path(first_cls),
-            start if start is not None else first_cls.default_start,
-            end if end is not None else first_cls.default_end)
+    if cls.default_data is None:
+        raise ParameterError(f"{cls.__name__} declares no default_data, so it has no data of "
+                             f"its own to run on; pass data= (CLI --data PATH) to run every "
+                             f"strategy on the same bars")
+    return (str(_default_data_path(cls)),
+            start if start is not None else cls.default_start,
+            end if end is not None else cls.default_end)
+
+
+def _group_key(bars: tuple) -> tuple:
+    data, start, end = bars
+    return (id(data) if not isinstance(data, (str, Path)) else str(Path(data).resolve()),
+            str(start), str(end))
+
+
+def _data_name(result) -> str:
+    source = str(result.settings["data"])
+    return Path(source).name if not source.startswith("<") else source
+
+
+def _period(result) -> str:
+    return f"{result.settings['start']} → {result.settings['end']}"
+
+
+def groups_of(table: pl.DataFrame) -> int:
+    """How many distinct (data, period) a comparison table's rows ran on."""
+    return table.select("data", "period").unique().height
 
 
 def _label(result) -> str:
@@ -73,7 +95,7 @@ def _label(result) -> str:
 
 def run_all(strategies, data=None, params=None, *,
             progress: Callable[[int, int, str], None] | None = None, **run_options):
-    """Run every strategy and buy-and-hold on the same data.
+    """Run every strategy and buy-and-hold, each group on its bars (see :func:`compare`).
 
     ``progress(index, total, name)`` is called before each run, if given.
 
@@ -101,23 +123,35 @@ def run_all(strategies, data=None, params=None, *,
             names = ", ".join(str(s) for s in strategies)
             raise ParameterError(f"params given for {', '.join(map(str, unknown))}, which is not "
                                  f"one of the strategies compared ({names})")
-    if not any(c.__name__ == "BuyAndHold" for c in classes):
-        strategies.append(BuyAndHold)
-        classes.append(BuyAndHold)
-        chosen.append({})
     start, end = run_options.pop("start", None), run_options.pop("end", None)
-    bars, start, end = _resolve_data(classes[0], data, start, end)
+    # Runs grouped by the bars they use, in order of first appearance; each group
+    # ends with buy-and-hold of its bars unless it holds BuyAndHold already.
+    groups: dict[tuple, list[int]] = {}
+    for i, cls in enumerate(classes):
+        key = (data, start, end) if data is not None else _default_bars(cls, start, end)
+        groups.setdefault(_group_key(key), []).append(i)
+    plan = []
+    for indices in groups.values():
+        bars = (data, start, end) if data is not None else _default_bars(
+            classes[indices[0]], start, end)
+        plan += [(classes[i], chosen[i], bars) for i in indices]
+        if not any(classes[i].__name__ == "BuyAndHold" for i in indices):
+            plan.append((BuyAndHold, {}, bars))
     results = []
-    for index, (cls, values) in enumerate(zip(classes, chosen, strict=True)):
+    for index, (cls, values, (bars, first, last)) in enumerate(plan):
         if progress is not None:
-            progress(index, len(classes), cls.__name__)
-        results.append(run(cls, bars, start=start, end=end,
-                           **run_options, **values))
+            progress(index, len(plan), cls.__name__)
+        results.append(run(cls, bars, start=first, end=last, **run_options, **values))
     names = [r.strategy for r in results]
     duplicated = {n for n in names if names.count(n) > 1}
     names = [_label(r) if r.strategy in duplicated else r.strategy for r in results]
+    if len(groups) > 1:  # several benchmarks: say whose bars each one holds
+        names = [f"{n} ({Path(_data_name(r)).stem} from {r.settings['start']})"
+                 if r.strategy == "BuyAndHold" else n for n, r in zip(names, results, strict=True)]
     table = pl.DataFrame({
         "strategy": names,
+        "data": [_data_name(r) for r in results],
+        "period": [_period(r) for r in results],
         "params": [", ".join(f"{k}={v}" for k, v in r.params.items()) for r in results],
         **{key: pl.Series([r.metrics.get(key) for r in results], dtype=pl.Float64)
            for key in HEADLINE},
@@ -133,8 +167,8 @@ def compare(strategies, data=None, params=None, **run_options) -> pl.DataFrame:
     strategies : sequence of (str, pathlib.Path, module or Strategy subclass)
         The strategies, as for :func:`engine.run`.
     data : path, DataFrame or Panel, optional
-        The bars for every strategy. Default: the first strategy's default data
-        and date range.
+        The bars for every strategy. Default: each strategy's own default data
+        and date range, one buy-and-hold row per distinct data and range.
     params : dict or list of dict, optional
         Parameters per strategy: a dict keyed by the strategy as given (path or
         class), its file name or stem (``"sma_cross"``) or its class name, each
@@ -147,9 +181,11 @@ def compare(strategies, data=None, params=None, **run_options) -> pl.DataFrame:
     Returns
     -------
     polars.DataFrame
-        ``strategy, params`` then the :data:`HEADLINE` metrics; the last row is
-        buy-and-hold (``BuyAndHold``). Names repeated with different
-        parameters get them appended, e.g. ``SmaCross(fast=5, slow=20)``.
+        ``strategy, data, period, params`` then the :data:`HEADLINE` metrics;
+        each group of rows on the same bars ends with buy-and-hold
+        (``BuyAndHold``, its data's name and first day appended to the name when
+        there are several groups). Names repeated with different parameters get them
+        appended, e.g. ``SmaCross(fast=5, slow=20)``.
     """
     table, _, _ = run_all(strategies, data, params, **run_options)
     return table

@@ -45,6 +45,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -206,13 +207,27 @@ def run_shell(block: Block, cwd: Path) -> None:
     for line in command_lines(block):
         commands, _ = runnable(line)
         for command in commands:
-            done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, text=True,
-                                  capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
-            if done.returncode != block.exit:
+            status, stdout, stderr = run_command(command, cwd, env)
+            if status != block.exit:
                 raise AssertionError(
-                    f"{block.id}: `{line}` exited with status {done.returncode}, expected "
-                    f"{block.exit}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n"
-                    f"{done.stderr[-3000:]}")
+                    f"{block.id}: `{line}` exited with status {status}, expected "
+                    f"{block.exit}\n--- stdout\n{stdout[-3000:]}\n--- stderr\n{stderr[-3000:]}")
+
+
+def run_command(command: str, cwd: Path, env: dict) -> tuple[int, str, str]:
+    """Run ``command`` in bash in its own process group, killed whole on a timeout."""
+    process = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, text=True,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"`{command}` ran for more than {TIMEOUT} s: stopped\n"
+                             f"--- stdout\n{stdout[-3000:]}\n--- stderr\n{stderr[-3000:]}"
+                             ) from None
+    return process.returncode, stdout, stderr
 
 
 # --------------------------------------------------------------------------- pages

@@ -288,7 +288,7 @@ def test_example(block: Block, pages, monkeypatch):
     if os.environ.get(NESTED):
         pytest.skip(f"run by the example {os.environ[NESTED]}, not again inside it")
     if block.skip is not None and not block.problems:
-        pytest.skip(block.skip)
+        pytest.skip(f"{block.id}: {block.skip}")
     page = pages(block.page)
     monkeypatch.chdir(page.folder)
     monkeypatch.setenv("MPLBACKEND", "Agg")

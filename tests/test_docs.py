@@ -162,15 +162,14 @@ def command_lines(block: Block) -> list[str]:
     out, pending = [], ""
     for raw in block.code.splitlines():
         line = raw.rstrip()
-        if block.lang == "console":
-            if pending:
-                line = line.strip()
-            elif line.startswith("$ "):
-                line = line[2:]
-            else:
-                continue
+        if block.lang == "console" and not pending:
+            if not line.startswith("$ "):
+                continue  # output
+            line = line[2:]
+        if pending:
+            line = line.strip()
         if line.endswith("\\"):
-            pending += line[:-1] + " "
+            pending += line[:-1].rstrip() + " "
             continue
         line, pending = (pending + line).strip(), ""
         if line and not line.startswith("#"):

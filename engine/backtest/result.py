@@ -24,6 +24,10 @@ TRADE_COLUMNS = ("symbol", "entry_ts", "entry_price", "exit_ts", "exit_price", "
 class Result:
     """The outcome of one backtest.
 
+    The report tables are methods: :meth:`drawdowns`, :meth:`yearly`,
+    :meth:`hit_rates`, :meth:`event_study` (see :mod:`engine.analysis.tables` and
+    :mod:`engine.analysis.event_study` for the definitions).
+
     Attributes
     ----------
     metrics : dict
@@ -39,8 +43,8 @@ class Result:
     orders : polars.DataFrame
         Every order with its status and, when not filled, the reason.
     settings : dict
-        The account and run settings (cash, costs, fill, mode, periods_per_year,
-        risk_free, data, start, end).
+        The account and run settings (cash, costs, fill, mode, periods_per_year
+        and how it was chosen, risk_free, data, start, end).
     panel : Panel or None
         The bars the run used.
     instance : Strategy or None
@@ -50,10 +54,6 @@ class Result:
         Buy-and-hold of the same data at each bar's close
         (:func:`engine.backtest.benchmark.benchmark_equity`), what ``benchmark_return``
         and ``beta`` measure against.
-
-    The report tables are methods: :meth:`drawdowns`, :meth:`yearly`,
-    :meth:`hit_rates`, :meth:`event_study` (see :mod:`engine.analysis.tables` and
-    :mod:`engine.analysis.event_study` for the definitions).
     """
 
     strategy: str

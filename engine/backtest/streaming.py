@@ -105,6 +105,13 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
                feeds=None, **params) -> StreamResult:
     """Run the vectorised path over a Parquet file read in chunks, in bounded memory.
 
+    The account and run options (``cash``, ``commission``,
+    ``commission_per_share``, ``commission_fixed``, ``commission_minimum``,
+    ``slippage_bps``, ``slippage_fixed``, ``fill``, ``fractional``, ``shorting``,
+    ``borrow_rate``, ``start``, ``end``, ``periods_per_year``, ``risk_free``) are
+    those of :func:`engine.run`; ``periods_per_year`` left out is read off the
+    whole file's days, as :func:`engine.run` reads it off its data.
+
     Parameters
     ----------
     strategy : str, pathlib.Path, module or Strategy subclass
@@ -126,10 +133,6 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
         becomes ``out`` only when the run completes (:mod:`engine.report.outputs`).
     force : bool
         Replace an existing ``out`` folder.
-    cash, commission, commission_per_share, commission_fixed, commission_minimum, \
-slippage_bps, slippage_fixed, fill, fractional, shorting, borrow_rate, start, end, \
-periods_per_year, risk_free
-        As for :func:`engine.run`.
     mode : {"vector", "auto"}
         Only the vectorised path streams; ``"event"`` is refused.
     feeds : dict, optional

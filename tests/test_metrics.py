@@ -54,6 +54,23 @@ def test_total_return_final_equity_and_cagr():
     assert out["cagr"] == approx(1.21**84 - 1)
 
 
+def test_probabilistic_sharpe_by_hand():
+    # r = 0.1, -0.1, 2/9 (deviations 7, -47, 40 in 270ths): population moments
+    d = [7 / 270, -47 / 270, 40 / 270]
+    m2, m3, m4 = (sum(x ** k for x in d) / 3 for k in (2, 3, 4))
+    g3, g4 = m3 / m2 ** 1.5, m4 / m2 ** 2
+    sr = MEAN / SD
+    z = sr * math.sqrt(2) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr ** 2)
+    out = m.compute_metrics(EQUITY, starting_cash=CASH)
+    assert out["psr"] == approx(0.5 * (1 + math.erf(z / math.sqrt(2))))
+    # against a benchmark: the same formula with the benchmark's per-bar Sharpe ratio as
+    # the threshold; a curve against itself sits at one half
+    same = m.compute_metrics(EQUITY, starting_cash=CASH, benchmark_equity=EQUITY,
+                             benchmark_start=CASH)
+    assert same["psr_benchmark"] == approx(0.5)
+    assert is_nan(m.compute_metrics([100.0, 101.0], starting_cash=100.0)["psr"])
+
+
 def test_cagr_edge_cases():
     assert is_nan(m.cagr([100.0]))  # n = 0
     assert m.cagr([100.0, 50.0, 0.0]) == -1.0
@@ -315,6 +332,7 @@ def test_keys_order_and_types():
         "cagr",
         "volatility",
         "sharpe",
+        "psr",
         "sortino",
         "calmar",
         "max_drawdown",
@@ -334,7 +352,7 @@ def test_keys_order_and_types():
     with_b = m.compute_metrics(
         EQUITY, starting_cash=CASH, benchmark_equity=EQUITY, benchmark_start=CASH
     )
-    assert list(with_b) == [*m.METRIC_KEYS, "benchmark_return", "beta"]
+    assert list(with_b) == [*m.METRIC_KEYS, "benchmark_return", "beta", "psr_benchmark"]
     assert all(type(v) is float for v in with_b.values())
 
 

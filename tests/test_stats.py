@@ -211,3 +211,37 @@ def test_pbo_with_a_planted_winner_and_with_pure_noise():
     assert found["splits"] == math.comb(16, 8) == len(found["logits"])
     with pytest.raises(ParameterError, match="n_blocks must be an even number"):
         stats.probability_of_overfitting(planted, n_blocks=7)
+
+
+# --------------------------------------------------------------------------- a run's confidence
+
+
+def test_a_runs_confidence_table_and_the_cli_option():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import engine
+
+    root = Path(__file__).resolve().parents[1]
+    result = engine.run(root / "strategies" / "sma_cross.py", start="2010-01-01",
+                        risk_free=0.02)
+    table = result.confidence(reps=300)
+    rows = {r["metric"]: r for r in table.iter_rows(named=True)}
+    assert list(rows) == ["sharpe", "cagr", "max_drawdown", "hit_rate", "psr",
+                          "psr_benchmark"]
+    for name in ("sharpe", "cagr", "max_drawdown", "hit_rate"):
+        assert rows[name]["low"] < rows[name]["value"] < rows[name]["high"], name
+    closed = result.trades.filter(result.trades["exit_ts"].is_not_null())
+    hits = int((closed["pnl"] > 0).sum())
+    assert (rows["hit_rate"]["low"], rows["hit_rate"]["high"]) == pytest.approx(
+        stats.hit_rate_interval(hits, closed.height))
+    assert rows["psr"]["value"] == result.metrics["psr"]
+    assert result.confidence(reps=300).equals(table)          # seeded
+    proc = subprocess.run([sys.executable, "-m", "engine", "run", "strategies/sma_cross.py",
+                           "--start", "2015-01-01", "--confidence", "--json"], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    metrics = [row["metric"] for row in json.loads(proc.stdout)["confidence"]]
+    assert metrics[:4] == ["sharpe", "cagr", "max_drawdown", "hit_rate"]

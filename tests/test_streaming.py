@@ -229,6 +229,7 @@ def by_formulas(equity, *, starting_cash, trade_pnl, trade_return, in_market,
         "total_return": m.total_return(E), "cagr": growth,
         "volatility": m.volatility(r, periods_per_year),
         "sharpe": m.sharpe(r, periods_per_year, risk_free),
+        "psr": m.psr(r, periods_per_year, risk_free),
         "sortino": m.sortino(r, periods_per_year, risk_free),
         "calmar": m.calmar(growth, mdd), "max_drawdown": mdd,
         "max_drawdown_duration": float(m.max_drawdown_duration(E)),
@@ -237,7 +238,9 @@ def by_formulas(equity, *, starting_cash, trade_pnl, trade_return, in_market,
     }
     B = m.equity_curve(benchmark_equity, benchmark_start)
     out["benchmark_return"] = m.total_return(B)
-    out["beta"] = m.beta(r, m.bar_returns(benchmark_equity, benchmark_start))
+    r_b = m.bar_returns(benchmark_equity, benchmark_start)
+    out["beta"] = m.beta(r, r_b)
+    out["psr_benchmark"] = m.psr(r, periods_per_year, risk_free, r_b)
     return out
 
 

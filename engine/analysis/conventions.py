@@ -24,6 +24,7 @@ METRIC_KEYS: tuple[str, ...] = (
     "cagr",
     "volatility",
     "sharpe",
+    "psr",
     "sortino",
     "calmar",
     "max_drawdown",
@@ -41,7 +42,7 @@ METRIC_KEYS: tuple[str, ...] = (
 )
 
 #: Keys appended by :func:`~engine.analysis.metrics.compute_metrics` when a benchmark is given.
-BENCHMARK_KEYS: tuple[str, ...] = ("benchmark_return", "beta")
+BENCHMARK_KEYS: tuple[str, ...] = ("benchmark_return", "beta", "psr_benchmark")
 
 _NAN = float("nan")
 

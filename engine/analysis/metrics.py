@@ -55,6 +55,17 @@ sharpe
     standard deviation is zero. "Zero" allows for floating-point rounding: a
     standard deviation below ``1e-12 * max|r|`` (the noise left by a constant
     return series) counts as zero.
+psr
+    The probabilistic Sharpe ratio (Bailey & López de Prado 2012): the
+    probability that the true Sharpe ratio of ``x`` is above 0, given the
+    per-bar estimate ``SR = mean(x) / std(r, ddof=1)`` over ``n`` bars and the
+    skewness ``g3 = m3 / m2 ** 1.5`` and kurtosis ``g4 = m4 / m2 ** 2`` of ``r``
+    (``mk = mean((r - mean(r)) ** k)``, population moments; ``g4 = 3`` for a normal
+    distribution): ``Phi(SR * sqrt(n - 1) / sqrt(1 - g3 * SR + (g4 - 1) / 4 * SR ** 2))``,
+    ``Phi`` the standard normal distribution function. NaN when ``sharpe`` is NaN
+    or ``n < 3``. 0.95 or more reads "the edge is unlikely to be luck", for one
+    strategy tried once (after many trials, see the deflated Sharpe ratio of
+    :mod:`engine.analysis.stats`).
 sortino
     ``mean(x) / sqrt(mean(min(x, 0) ** 2)) * sqrt(ppy)``. The denominator (the
     downside deviation) averages the squared shortfalls over **every** bar,
@@ -129,6 +140,10 @@ beta
     per-bar returns. NaN if ``n < 2`` or the benchmark's variance is zero (same
     rounding allowance as for ``sharpe``). A curve against itself has beta 1;
     one whose returns are exactly twice the benchmark's has beta 2.
+psr_benchmark
+    ``psr`` against the benchmark's per-bar Sharpe ratio ``mean(r_b - rf_bar) /
+    std(r_b, ddof=1)`` instead of 0: the probability that the strategy's true
+    Sharpe ratio beats buy-and-hold's measured one.
 
 Types
 -----
@@ -169,6 +184,7 @@ __all__ = [
     "cagr",
     "volatility",
     "sharpe",
+    "psr",
     "sortino",
     "drawdown_series",
     "max_drawdown",
@@ -353,6 +369,22 @@ def sharpe(r, periods_per_year=252, risk_free: float = 0.0) -> float:
     if _zero_spread(sd, r):
         return _NAN
     return float(np.mean(r - rf) / sd * math.sqrt(ppy))
+
+
+def psr(r, periods_per_year=252, risk_free: float = 0.0, r_b=None) -> float:
+    """Probabilistic Sharpe ratio of the excess returns of ``r`` (see the module docstring).
+
+    Against 0, or with ``r_b`` against the benchmark's per-bar Sharpe ratio
+    (``psr_benchmark``); computed on the whole arrays by
+    :func:`engine.analysis.stats.probabilistic_sharpe`.
+    """
+    from engine.analysis.stats import per_bar_sharpe, probabilistic_sharpe
+
+    rf_bar = per_bar_rate(risk_free, periods_per_year)
+    x = np.asarray(r, dtype=np.float64) - rf_bar
+    threshold = 0.0 if r_b is None else per_bar_sharpe(np.asarray(r_b, dtype=np.float64)
+                                                      - rf_bar)
+    return probabilistic_sharpe(x, threshold)
 
 
 def sortino(r, periods_per_year=252, risk_free: float = 0.0) -> float:

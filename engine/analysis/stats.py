@@ -294,15 +294,18 @@ def _moments(returns: np.ndarray) -> tuple[float, float, float]:
 
 def psr_from_moments(sharpe: float, n: int, skew: float, kurtosis: float,
                      benchmark: float = 0.0) -> float:
-    """The probabilistic Sharpe ratio from its inputs (per-bar Sharpe ratios)."""
-    from scipy.stats import norm
+    """The probabilistic Sharpe ratio from its inputs (per-bar Sharpe ratios).
 
+    The normal distribution function is ``(1 + erf(z / sqrt(2))) / 2``, from the
+    standard library, so a run's ``psr`` metric needs no SciPy.
+    """
     if not all(math.isfinite(x) for x in (sharpe, skew, kurtosis, benchmark)) or n < 2:
         return math.nan
     spread = 1 - skew * sharpe + (kurtosis - 1) / 4 * sharpe ** 2
     if not spread > 0:
         return math.nan
-    return float(norm.cdf((sharpe - benchmark) * math.sqrt(n - 1) / math.sqrt(spread)))
+    z = (sharpe - benchmark) * math.sqrt(n - 1) / math.sqrt(spread)
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 
 def probabilistic_sharpe(returns, benchmark: float = 0.0) -> float:
@@ -332,12 +335,12 @@ def hit_rate_interval(hits: int, trials: int, level: float = 0.95) -> tuple[floa
     return float(interval.low), float(interval.high)
 
 
-def _path_statistics(r: np.ndarray, ppy: float) -> np.ndarray:
+def _path_statistics(r: np.ndarray, ppy: float, rf_bar: float) -> np.ndarray:
     """Per row of resampled returns: annualised Sharpe, CAGR and maximum drawdown."""
     n = r.shape[1]
     sd = r.std(axis=1, ddof=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sharpe = np.where(sd > 0, r.mean(axis=1) / sd * math.sqrt(ppy), np.nan)
+        sharpe = np.where(sd > 0, (r.mean(axis=1) - rf_bar) / sd * math.sqrt(ppy), np.nan)
         growth = np.log1p(r).sum(axis=1)
         cagr = np.expm1(growth * ppy / n)
         curve = np.exp(np.cumsum(np.log1p(r), axis=1))
@@ -346,8 +349,9 @@ def _path_statistics(r: np.ndarray, ppy: float) -> np.ndarray:
     return np.column_stack([sharpe, cagr, drawdown])
 
 
-def run_intervals(returns, periods_per_year: float, *, level: float = 0.95,
-                  reps: int = DEFAULT_REPS, seed: int = 0) -> dict[str, tuple[float, float]]:
+def run_intervals(returns, periods_per_year: float, *, risk_free: float = 0.0,
+                  level: float = 0.95, reps: int = DEFAULT_REPS,
+                  seed: int = 0) -> dict[str, tuple[float, float]]:
     """Bootstrap intervals of a run's Sharpe ratio (annualised), CAGR and maximum drawdown.
 
     Parameters
@@ -356,6 +360,9 @@ def run_intervals(returns, periods_per_year: float, *, level: float = 0.95,
         Per-bar returns of the equity curve (NaN bars are dropped).
     periods_per_year : float
         Bars per year, as in the metrics.
+    risk_free : float, default 0.0
+        Annual risk-free rate: the Sharpe ratio is of the excess returns, as in
+        the metrics.
     level, reps, seed
         As for :func:`rate_evidence`.
 
@@ -374,14 +381,15 @@ def run_intervals(returns, periods_per_year: float, *, level: float = 0.95,
         nan = (math.nan, math.nan)
         return {"sharpe": nan, "cagr": nan, "max_drawdown": nan, "block": nan}
     block = float(max(1.0, optimal_block_length(r)["stationary"].iloc[0]))
+    rf_bar = float(np.expm1(np.log1p(risk_free) / periods_per_year))
     rows, out = [], []
     for positions in _bootstrap(r.size, block, reps, seed):
         rows.append(r[positions])
         if len(rows) == _BATCH:
-            out.append(_path_statistics(np.stack(rows), periods_per_year))
+            out.append(_path_statistics(np.stack(rows), periods_per_year, rf_bar))
             rows = []
     if rows:
-        out.append(_path_statistics(np.stack(rows), periods_per_year))
+        out.append(_path_statistics(np.stack(rows), periods_per_year, rf_bar))
     draws = np.concatenate(out)
     names = ("sharpe", "cagr", "max_drawdown")
     result = {name: _percentile_interval(draws[:, i], level) for i, name in enumerate(names)}

@@ -37,6 +37,7 @@ from engine.analysis.conventions import (
     per_bar_rate,
     resolve_periods_per_year,
 )
+from engine.analysis.stats import psr_from_moments
 from engine.errors import ParameterError
 
 __all__ = ["BenchmarkStream", "StreamingMetrics"]
@@ -69,19 +70,20 @@ class _Sum:
 
 
 class _Moments:
-    """Count, mean and centred second moments of one or two series, merged by chunk.
+    """Count, mean and centred moments of one or two series, merged by chunk.
 
-    Each chunk's mean and sum of squared deviations are computed two-pass over the
-    chunk, then merged with the running ones (Chan et al.): no cancellation of
-    large sums, so the variance is as accurate as NumPy's over the whole array.
+    Each chunk's mean and sums of powered deviations are computed two-pass over the
+    chunk, then merged with the running ones (Chan et al. for the second moments,
+    Pébay 2008 for the third and fourth of ``x``): no cancellation of large sums,
+    so the moments are as accurate as NumPy's over the whole array.
     """
 
-    __slots__ = ("n", "mean_x", "mean_y", "m2_x", "m2_y", "c_xy")
+    __slots__ = ("n", "mean_x", "mean_y", "m2_x", "m3_x", "m4_x", "m2_y", "c_xy")
 
     def __init__(self) -> None:
         self.n = 0
         self.mean_x = self.mean_y = 0.0
-        self.m2_x = self.m2_y = self.c_xy = 0.0
+        self.m2_x = self.m3_x = self.m4_x = self.m2_y = self.c_xy = 0.0
 
     def add(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
         m = x.size
@@ -91,16 +93,23 @@ class _Moments:
         # its threads for a dot product, which costs milliseconds on a busy machine.
         mx = float(x.mean())
         dx = x - mx
-        m2x = float(np.sum(dx * dx))
+        dx2 = dx * dx
+        m2x, m3x, m4x = float(np.sum(dx2)), float(np.sum(dx2 * dx)), float(np.sum(dx2 * dx2))
         if y is not None:
             my = float(y.mean())
             dy = y - my
             m2y, cxy = float(np.sum(dy * dy)), float(np.sum(dx * dy))
         else:
             my = m2y = cxy = 0.0
-        n = self.n + m
+        a, n = self.n, self.n + m
         delta_x, delta_y = mx - self.mean_x, my - self.mean_y
-        weight = self.n * m / n
+        weight = a * m / n
+        # Pébay's pairwise update, written with the old moments before they change.
+        self.m4_x += (m4x + delta_x ** 4 * a * m * (a * a - a * m + m * m) / n ** 3
+                      + 6 * delta_x ** 2 * (a * a * m2x + m * m * self.m2_x) / n ** 2
+                      + 4 * delta_x * (a * m3x - m * self.m3_x) / n)
+        self.m3_x += (m3x + delta_x ** 3 * a * m * (a - m) / n ** 2
+                      + 3 * delta_x * (a * m2x - m * self.m2_x) / n)
         self.m2_x += m2x + delta_x * delta_x * weight
         self.m2_y += m2y + delta_y * delta_y * weight
         self.c_xy += cxy + delta_x * delta_y * weight
@@ -312,6 +321,7 @@ class StreamingMetrics:
             sortino = _NAN if downside == 0 else mean_x / downside * math.sqrt(ppy)
         out["volatility"] = vol
         out["sharpe"] = sharpe
+        out["psr"] = self._psr(sharpe, 0.0)
         out["sortino"] = sortino
         out["calmar"] = _NAN if self.max_dd == 0 else growth / self.max_dd
         out["max_drawdown"] = self.max_dd
@@ -343,8 +353,29 @@ class StreamingMetrics:
         if self.bench:
             out["benchmark_return"] = self.b_last / self.b_start - 1.0
             out["beta"] = self._beta()
+            out["psr_benchmark"] = self._psr(sharpe, self._benchmark_sharpe())
         keys = METRIC_KEYS + (BENCHMARK_KEYS if self.bench else ())
         return {k: float(out[k]) for k in keys}
+
+    def _psr(self, sharpe: float, benchmark: float) -> float:
+        """The probabilistic Sharpe ratio of the excess returns against a per-bar
+        ``benchmark`` Sharpe ratio (:func:`engine.analysis.stats.psr_from_moments`)."""
+        mom, n = self.returns, self.n
+        if not math.isfinite(sharpe) or n < 3 or mom.m2_x <= 0:
+            return _NAN
+        skew = math.sqrt(n) * mom.m3_x / mom.m2_x ** 1.5
+        kurtosis = n * mom.m4_x / mom.m2_x ** 2
+        return psr_from_moments(sharpe / math.sqrt(self.ppy), n, skew, kurtosis, benchmark)
+
+    def _benchmark_sharpe(self) -> float:
+        """The benchmark's per-bar Sharpe ratio of its excess returns (NaN if undefined)."""
+        mom, n = self.returns, self.n
+        if self.returns_nan or self.b_nan or n < 2:
+            return _NAN
+        sd = math.sqrt(mom.m2_y / (n - 1))
+        if sd <= _ZERO_SPREAD * self.max_abs_rb:
+            return _NAN
+        return (mom.mean_y - self.rf_bar) / sd
 
     def _beta(self) -> float:
         mom, n = self.returns, self.n

@@ -37,6 +37,13 @@ Hit rates (:func:`hit_rate_table`)
     (``true``/``false``). The last two appear only when the strategy defines the
     hook. Columns: ``trades, hits, hit_rate, avg_return`` (mean ``return_pct``),
     ``total_pnl, avg_bars_held``.
+Confidence (:func:`confidence`)
+    The run's headline figures with an interval each, at ``level`` (0.95):
+    ``sharpe``, ``cagr`` and ``max_drawdown`` from a stationary block bootstrap of
+    the per-bar returns, ``hit_rate`` from the exact binomial interval of the
+    closed trades, and ``psr``/``psr_benchmark`` as probabilities (no interval).
+    Definitions and references: :mod:`engine.analysis.stats`. Columns
+    ``metric, value, low, high, method``.
 """
 
 from __future__ import annotations
@@ -288,3 +295,56 @@ def hit_rates(result) -> pl.DataFrame:
                 groups["entry_condition"] = (["true" if h else "false" for h in held],
                                              ["true", "false"])
     return hit_rate_table(trades, groups)
+
+
+CONFIDENCE_COLUMNS = ("metric", "value", "low", "high", "method")
+
+
+def confidence(result, level: float = 0.95, reps: int = 1000, seed: int = 0) -> pl.DataFrame:
+    """Intervals of a run's Sharpe ratio, CAGR, maximum drawdown and hit rate.
+
+    Parameters
+    ----------
+    result : engine.backtest.result.Result
+        The run.
+    level : float, default 0.95
+        Coverage of the intervals.
+    reps : int, default 1000
+        Bootstrap resamples.
+    seed : int, default 0
+        Seed of the bootstrap: the same run gives the same table.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns :data:`CONFIDENCE_COLUMNS`, one row per figure (see the module
+        docstring).
+    """
+    from engine.analysis import stats
+
+    equity = result.equity["equity"].to_numpy()
+    r = m.bar_returns(equity, result.starting_cash)
+    ppy = float(result.settings.get("periods_per_year", 252))
+    bands = stats.run_intervals(r, ppy, risk_free=float(result.settings.get("risk_free", 0.0)),
+                                level=level, reps=reps, seed=seed)
+    block = bands["block"][0]
+    closed = _closed(result.trades)
+    hits = int((closed["pnl"] > 0).sum()) if closed.height else 0
+    metrics = result.metrics
+    boot = f"stationary block bootstrap, mean block {block:.0f} bars, {reps} resamples"
+    rows = [
+        ("sharpe", metrics.get("sharpe"), *bands["sharpe"], boot),
+        ("cagr", metrics.get("cagr"), *bands["cagr"], boot),
+        ("max_drawdown", metrics.get("max_drawdown"), *bands["max_drawdown"], boot),
+        ("hit_rate", metrics.get("hit_rate"), *stats.hit_rate_interval(hits, closed.height,
+                                                                        level),
+         f"exact binomial (Clopper-Pearson), {closed.height} closed trades"),
+        ("psr", metrics.get("psr"), None, None, "P(true Sharpe > 0)"),
+    ]
+    if "psr_benchmark" in metrics:
+        rows.append(("psr_benchmark", metrics["psr_benchmark"], None, None,
+                     "P(true Sharpe > buy-and-hold's)"))
+    frame = pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.Float64,
+                                       "low": pl.Float64, "high": pl.Float64,
+                                       "method": pl.String}, orient="row")
+    return frame.fill_nan(None)

@@ -111,6 +111,13 @@ class Result:
 
         return event_study(self, horizons)
 
+    def confidence(self, level: float = 0.95, reps: int = 1000, seed: int = 0) -> pl.DataFrame:
+        """Intervals of Sharpe, CAGR, max drawdown and hit rate, and the PSR figures
+        (see :func:`engine.analysis.tables.confidence`)."""
+        from engine.analysis.tables import confidence
+
+        return confidence(self, level, reps, seed)
+
     def tables(self) -> dict[str, pl.DataFrame]:
         """Every report table by name: drawdowns, yearly, hit_rates, event_study."""
         return {"drawdowns": self.drawdowns(), "yearly": self.yearly(),

@@ -22,6 +22,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
                               "path, metrics and --out files (equity, trades, orders) only")
     command.add_argument("--chunk-bars", type=int, default=None, metavar="N",
                          help="timestamps per chunk with --stream (100000)")
+    command.add_argument("--confidence", action="store_true",
+                         help="add 95%% intervals of Sharpe, CAGR, max drawdown and hit "
+                              "rate (block bootstrap, exact binomial) and the PSR")
     return command
 
 
@@ -42,6 +45,8 @@ def command(args) -> int:
         result = run(args.file, args.data, **run_options(args), **parse_params(args.param))
         steps.step("report tables")
         tables = result.tables()
+        if args.confidence:
+            tables["confidence"] = result.confidence()
         if args.out:
             steps.step(f"writing {args.out}")
             from engine.report.html import write_report

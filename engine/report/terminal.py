@@ -165,6 +165,18 @@ def print_result(result, tables=None, out_dir=None) -> None:
                 "all_bars is the base rate",
         headers={"share_positive": "share > 0", "mean_return": "mean", "median_return":
                  "median", "claimed_rate": "claimed"}))
+    if "confidence" in tables:
+        import polars as pl
+
+        conf = tables["confidence"]
+        shown = pl.DataFrame({"metric": conf["metric"], **{
+            column: [_fmt(metric, v) for metric, v in zip(conf["metric"], conf[column],
+                                                           strict=True)]
+            for column in ("value", "low", "high")}, "method": conf["method"]})
+        console.print(frame_table(
+            shown, "Confidence: 95% intervals",
+            caption="definitions: engine/analysis/stats.py; psr is the probability that the "
+                    "true Sharpe ratio is above 0 (psr_benchmark: above buy-and-hold's)"))
     if result.metrics.get("same_bar_exits"):
         console.print(f"[yellow]{result.metrics['same_bar_exits']:.0f} bars touched both a "
                       f"stop-loss and a take-profit; the stop was assumed to fill first.[/yellow]")

@@ -26,11 +26,23 @@ Execution rules (the README repeats them for users):
 * Equity is marked at every close; borrow cost on shorts accrues at each close.
 """
 
+cimport cython
 from libc.math cimport NAN, fabs, floor, isfinite, isnan
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memmove
 
 import numpy as np
+
+cdef extern from *:
+    """
+    #ifndef ENGINE_DEBUG_BUILD
+    #define ENGINE_DEBUG_BUILD 0
+    #endif
+    """
+    const bint ENGINE_DEBUG_BUILD
+
+# True when built with ENGINE_CYTHON_DEBUG=1: every check on (see setup.py).
+DEBUG_BUILD = ENGINE_DEBUG_BUILD
 
 KIND_NAMES = ("market", "limit", "stop", "stop_limit")
 SIZE_MODE_NAMES = (
@@ -180,6 +192,9 @@ cdef class Broker:
         # A drained order is finished by construction (only finished ones are drained).
         return oid >= self.order_base and self.order(oid).status == OPEN
 
+    # No None check on `self` (under nonecheck it would need the GIL, refused in a
+    # nogil method): a method's self is never None, the call goes through its vtable.
+    @cython.nonecheck(False)
     cdef void add_cash(self, double amount) noexcept nogil:
         # Neumaier summation: thousands of fills must not make cash drift.
         cdef double total = self._cash + amount
@@ -331,6 +346,11 @@ cdef class Broker:
             if size_mode == TARGET_SHARES and size == 0:
                 tag_code = TAG_CLOSE
         elif isinstance(tag, int):
+            # A code indexes TAG_NAMES unchecked later (tag_name): out of range it read
+            # past the tuple (a crash or a stray object as the tag).
+            if tag < 0 or tag >= len(TAG_NAMES):
+                raise ValueError(f"tag code {tag} is outside [0, {len(TAG_NAMES)}); "
+                                 f"name a tag with a string")
             tag_code = tag
         else:
             tag_code = TAG_USER

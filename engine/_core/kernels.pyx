@@ -13,6 +13,17 @@ from libc.math cimport INFINITY, NAN, fabs, isfinite, isnan, round, sqrt
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
 
+cdef extern from *:
+    """
+    #ifndef ENGINE_DEBUG_BUILD
+    #define ENGINE_DEBUG_BUILD 0
+    #endif
+    """
+    const bint ENGINE_DEBUG_BUILD
+
+# True when built with ENGINE_CYTHON_DEBUG=1: every check on (see setup.py).
+DEBUG_BUILD = ENGINE_DEBUG_BUILD
+
 # Classes returned by decimal_ticks besides a decimal count 0..8.
 cdef enum:
     C_FLOAT = 9     # finite, but not a decimal with <= 8 places (or too large to sum exactly)

@@ -17,6 +17,17 @@ from engine._core.broker cimport (
 
 from engine.errors import LookAheadError
 
+cdef extern from *:
+    """
+    #ifndef ENGINE_DEBUG_BUILD
+    #define ENGINE_DEBUG_BUILD 0
+    #endif
+    """
+    const bint ENGINE_DEBUG_BUILD
+
+# True when built with ENGINE_CYTHON_DEBUG=1: every check on (see setup.py).
+DEBUG_BUILD = ENGINE_DEBUG_BUILD
+
 ENTRY_SIZE_MODES = {
     "all_cash": ALL_CASH,
     "shares": SHARES,

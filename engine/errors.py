@@ -31,6 +31,38 @@ class OrderError(EngineError):
     """An order whose arguments are invalid (rejections for lack of cash are not errors)."""
 
 
+class RejectedOrdersError(EngineError):
+    """Orders were rejected in a run that asked for none (``strict=True``, ``--strict``).
+
+    Attributes
+    ----------
+    count : int
+        How many orders were rejected.
+    rejections : list of engine.backtest.rejections.Rejection
+        Per kind of reason: the count and the first case.
+    """
+
+    def __init__(self, message: str, *, count: int = 0, rejections=()):
+        super().__init__(message)
+        self.count = count
+        self.rejections = list(rejections)
+
+
+class OutputError(EngineError):
+    """An ``--out`` folder that cannot be written, or that could not be put in place.
+
+    Attributes
+    ----------
+    kept : pathlib.Path or None
+        Where the run's files were left when the folder could not be put in place
+        (another folder appeared at the target while the run was going), else None.
+    """
+
+    def __init__(self, message: str, *, kept=None):
+        super().__init__(message)
+        self.kept = kept
+
+
 def did_you_mean(name: str, choices) -> str:
     """Return a ' Did you mean ...?' hint for ``name`` among ``choices``, or ''."""
     import difflib

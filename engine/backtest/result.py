@@ -118,6 +118,28 @@ class Result:
 
         return confidence(self, level, reps, seed)
 
+    def rejections(self) -> list:
+        """The rejected orders by kind of reason, most frequent first.
+
+        Each is a :class:`~engine.backtest.rejections.Rejection`: the kind (e.g.
+        ``"insufficient cash"``), the count and the first case in time (its bar
+        number and timestamp, the order, the broker's full reason);
+        ``metrics["rejected"]`` is their total. Every rejected order is in
+        :attr:`orders` (``status == "rejected"``, with its ``reason``).
+        """
+        if "rejections" not in self.cache:
+            from engine.backtest.rejections import rejections_of
+
+            bar_of = None
+            if self.panel is not None:
+                done, ts = self.orders["done_ts"], self.panel.ts
+
+                def bar_of(row: int) -> int:
+                    return int(np.searchsorted(ts, done.slice(row, 1).to_numpy()[0]))
+
+            self.cache["rejections"] = rejections_of(self.orders, bar_of)
+        return list(self.cache["rejections"])
+
     def tables(self) -> dict[str, pl.DataFrame]:
         """Every report table by name: drawdowns, yearly, hit_rates, event_study."""
         return {"drawdowns": self.drawdowns(), "yearly": self.yearly(),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine._core.broker import Broker
+from engine._core.broker import STATUS_NAMES, Broker
 from engine._core.loop import Bar, Cursor, run_event, run_vector
 from engine.analysis.conventions import choose_periods_per_year, resolve_periods_per_year
 from engine.analysis.metrics import compute_metrics
@@ -22,6 +22,8 @@ from engine.strategy.plugins import load_strategy
 FILL_MODES = ("open", "close")
 RUN_MODES = ("auto", "event", "vector")
 SIZE_TYPES = ("all_cash", "shares", "cash", "percent", "target_percent")
+#: The broker's status code of a rejected order.
+REJECTED = STATUS_NAMES.index("rejected")
 
 
 def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0,
@@ -30,7 +32,7 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         slippage_fixed: float = 0.0, fill: str = "open", mode: str = "auto",
         fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
         start=None, end=None, periods_per_year=None, risk_free: float = 0.0,
-        feeds=None, **params) -> Result:
+        feeds=None, strict: bool = False, **params) -> Result:
     """Run one backtest and return its :class:`~engine.backtest.result.Result`.
 
     Parameters
@@ -42,7 +44,8 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
     cash : float
         Starting cash.
     commission : float
-        Commission as a fraction of the traded value (0.001 = 0.1%).
+        Commission as a fraction of the traded value (0.001 = 0.1%), below 1: a
+        value of 1 or more is refused (a fee per order is ``commission_fixed``).
     commission_per_share, commission_fixed, commission_minimum : float
         Further commission terms: per share, per order, and the minimum per order.
     slippage_bps, slippage_fixed : float
@@ -73,6 +76,10 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         Alternative data joined onto the bars point-in-time, replacing the
         strategy's own feeds (``{}`` joins none); relative paths are taken from the
         working directory. Default: the strategy's ``feed_specs()``.
+    strict : bool
+        Raise :class:`~engine.errors.RejectedOrdersError` (with the count and the
+        first case) when any order was rejected, instead of returning a result
+        whose ``rejections()`` list them.
     **params
         Strategy parameters, by name.
     """
@@ -82,6 +89,7 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         raise ParameterError(f"fill must be 'open' or 'close'; got {fill!r}")
     if mode not in RUN_MODES:
         raise ParameterError(f"mode must be one of {', '.join(RUN_MODES)}; got {mode!r}")
+    check_commission(commission)
     if periods_per_year is not None:
         resolve_periods_per_year(periods_per_year)  # a bad value fails before the data loads
     panel = _panel_for(cls, data, start, end, instance=instance, feeds=feeds)
@@ -118,7 +126,28 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         "start": str(panel.ts[0])[:10] if panel.n_bars else None,
         "end": str(panel.ts[-1])[:10] if panel.n_bars else None,
     }
-    return _result(cls, instance, panel, broker, settings, ppy, risk_free)
+    result = _result(cls, instance, panel, broker, settings, ppy, risk_free)
+    if strict and result.metrics["rejected"]:
+        from engine.backtest.rejections import strict_error
+
+        raise strict_error(result.rejections())
+    return result
+
+
+def check_commission(commission) -> None:
+    """Refuse a percentage commission of 1 (100%) or more: it is almost always a fee per
+    order or a percentage written as a number, and it rejects every sale it cannot fund."""
+    try:
+        value = float(commission)
+    except (TypeError, ValueError):
+        return  # not a number: the broker's own check names it
+    if math.isfinite(value) and value >= 1:
+        raise ParameterError(
+            f"commission is a fraction of each trade's value (0.001 = 0.1%); got {value:g}, "
+            f"which charges {value * 100:,.6g}% of every trade (CLI --commission). Fix: for "
+            f"{value:g} per order use commission_fixed={value:g} (CLI --commission-fixed "
+            f"{value:g}); for a percentage give the fraction (0.1% is 0.001)"
+        )
 
 
 #: The broker's names for account settings that ``run`` calls differently.
@@ -357,7 +386,8 @@ def _result(cls, instance, panel, broker, settings, ppy, risk_free) -> Result:
     from engine.backtest.benchmark import benchmark_equity
 
     trades = trades_frame(broker.trades_table(), panel)
-    orders = orders_frame(broker.orders_table(), panel)
+    orders_table = broker.orders_table()
+    orders = orders_frame(orders_table, panel)
     equity = broker.equity_curve
     closed = trades.filter(trades["exit_ts"].is_not_null())
     benchmark = benchmark_equity(panel, broker.starting_cash)
@@ -374,6 +404,7 @@ def _result(cls, instance, panel, broker, settings, ppy, risk_free) -> Result:
     metrics["borrow_costs"] = float(broker.borrow_paid)
     metrics["same_bar_exits"] = float(broker.same_bar_exits)
     metrics["bars"] = float(panel.n_bars)
+    metrics["rejected"] = float(np.count_nonzero(orders_table["status"] == REJECTED))
     for key, value in metrics.items():
         if isinstance(value, float) and math.isnan(value):
             metrics[key] = float("nan")

@@ -77,6 +77,10 @@ class StreamResult:
         The symbols (columns) of the run.
     held : dict
         The most orders and trades held in memory at once (not yet drained).
+    rejections : list of engine.backtest.rejections.Rejection
+        The rejected orders by kind of reason, as
+        :meth:`engine.backtest.result.Result.rejections` gives them (bar numbers
+        count from the first bar streamed); ``metrics["rejected"]`` is their total.
     """
 
     strategy: str
@@ -86,6 +90,7 @@ class StreamResult:
     out: Path | None = None
     symbols: tuple[str, ...] = ()
     held: dict = field(default_factory=dict)
+    rejections: list = field(default_factory=list)
 
     def summary(self) -> dict:
         """Strategy, parameters, settings and metrics as plain JSON-ready values."""
@@ -102,14 +107,14 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
                slippage_fixed: float = 0.0, fill: str = "open", mode: str = "vector",
                fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
                start=None, end=None, periods_per_year=None, risk_free: float = 0.0,
-               feeds=None, **params) -> StreamResult:
+               feeds=None, strict: bool = False, **params) -> StreamResult:
     """Run the vectorised path over a Parquet file read in chunks, in bounded memory.
 
     The account and run options (``cash``, ``commission``,
     ``commission_per_share``, ``commission_fixed``, ``commission_minimum``,
     ``slippage_bps``, ``slippage_fixed``, ``fill``, ``fractional``, ``shorting``,
-    ``borrow_rate``, ``start``, ``end``, ``periods_per_year``, ``risk_free``) are
-    those of :func:`engine.run`; ``periods_per_year`` left out is read off the
+    ``borrow_rate``, ``start``, ``end``, ``periods_per_year``, ``risk_free``,
+    ``strict``) are those of :func:`engine.run`; ``periods_per_year`` left out is read off the
     whole file's days, as :func:`engine.run` reads it off its data.
 
     Parameters
@@ -131,6 +136,7 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
         ``orders.parquet`` (the columns of :meth:`engine.backtest.result.Result.to_dir`)
         and ``metrics.json``, appended chunk by chunk into a staging folder that
         becomes ``out`` only when the run completes (:mod:`engine.report.outputs`).
+        It is checked before any data is read.
     force : bool
         Replace an existing ``out`` folder.
     mode : {"vector", "auto"}
@@ -161,13 +167,15 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
         resolve_periods_per_year,
     )
     from engine.analysis.streaming_metrics import BenchmarkStream, StreamingMetrics
+    from engine.backtest.rejections import strict_error
     from engine.backtest.run import (
         FILL_MODES,
         _account_message,
         _default_data_path,
         _vector_signals,
+        check_commission,
     )
-    from engine.report.outputs import staged_output
+    from engine.report.outputs import check_output, staged_output
     from engine.strategy.base import Strategy
     from engine.strategy.plugins import load_strategy
 
@@ -202,6 +210,8 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
             f"streaming does not support. Fix: run without --stream, or pass feeds={{}}"
         )
     chunk_bars = _positive_int(chunk_bars, "chunk_bars")
+    check_commission(commission)
+    target = check_output(out, force) if out is not None else None  # before any reading
     if data is None:
         if cls.default_data is None:
             raise ParameterError(
@@ -230,6 +240,7 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
     symbols = reader.symbols
     clock = _Clock()
     sinks = {}
+    rejected: dict = {"kinds": []}
 
     def body(stage: Path | None) -> StreamResult:
         if stage is not None:
@@ -286,7 +297,7 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
                                        "cash": cash_curve.copy()})
             held["orders"] = max(held["orders"], broker.held_orders)
             held["trades"] = max(held["trades"], broker.held_trades)
-            _drain(broker, clock, symbols, sinks, metrics_acc, everything=False)
+            _drain(broker, clock, symbols, sinks, metrics_acc, rejected, everything=False)
             clock.keep(broker)
             chunks += 1
             kept = _kept(instance, panel, name)
@@ -294,13 +305,15 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
             del panel, fields, prices, close, equity, cash_curve
         if broker is None:
             raise DataError(f"{reader.src}: no bars between {start} and {end}")
-        open_trades = _drain(broker, clock, symbols, sinks, metrics_acc, everything=True)
+        open_trades = _drain(broker, clock, symbols, sinks, metrics_acc, rejected,
+                             everything=True)
         metrics = metrics_acc.result()
         metrics["open_trades"] = float(open_trades)
         metrics["commissions"] = float(broker.commissions_paid)
         metrics["borrow_costs"] = float(broker.borrow_paid)
         metrics["same_bar_exits"] = float(broker.same_bar_exits)
         metrics["bars"] = float(metrics_acc.n)
+        metrics["rejected"] = float(sum(r.count for r in rejected["kinds"]))
         for key, value in metrics.items():
             if isinstance(value, float) and math.isnan(value):
                 metrics[key] = float("nan")
@@ -317,6 +330,8 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
             "start": _fmt(first_ts)[:10], "end": _fmt(last_ts)[:10],
             "stream": True, "chunk_bars": chunk_bars, "chunks": chunks,
         }
+        if strict and rejected["kinds"]:
+            raise strict_error(rejected["kinds"])
         for sink in sinks.values():
             sink.close()
         reader.warn_missing()
@@ -326,12 +341,12 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
             (stage / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=2) + "\n")
         return StreamResult(strategy=name, params=dict(instance.params), metrics=metrics,
                             settings=settings, out=Path(out) if out is not None else None,
-                            symbols=symbols, held=held)
+                            symbols=symbols, held=held, rejections=rejected["kinds"])
 
     try:
         if out is None:
             return body(None)
-        with staged_output(out, force) as stage:
+        with staged_output(target) as stage:
             return body(stage)
     finally:
         for sink in sinks.values():
@@ -372,13 +387,21 @@ def _kept(instance, data: Panel, name: str) -> Panel:
     return data.slice(data.n_bars - n, data.n_bars)
 
 
-def _drain(broker, clock, symbols, sinks, acc, *, everything: bool) -> int:
-    """Move finished orders and closed trades out of the broker; return open trades."""
+def _drain(broker, clock, symbols, sinks, acc, rejected: dict, *, everything: bool) -> int:
+    """Move finished orders and closed trades out of the broker; return open trades.
+
+    The rejected orders among the drained ones join the summary ``rejected["kinds"]``.
+    """
+    from engine.backtest.rejections import merged, rejections_of
     from engine.backtest.result import orders_frame, trades_frame
 
     view = _TimeView(clock, symbols)
     trades = trades_frame(broker.drain_trades(everything), view)
-    orders = orders_frame(broker.drain_orders(everything), view)
+    table = broker.drain_orders(everything)
+    orders = orders_frame(table, view)
+    done_bar = table["done_bar"]
+    rejected["kinds"] = merged(rejected["kinds"],
+                               rejections_of(orders, lambda row: int(done_bar[row])))
     closed = trades.filter(trades["exit_ts"].is_not_null())
     acc.add_trades(closed["pnl"].to_numpy(), closed["return_pct"].to_numpy())
     if "trades" in sinks:

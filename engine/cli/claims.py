@@ -31,8 +31,7 @@ def command(args) -> int:
     from engine.report.progress import Steps, emit, wanted
     from engine.research import claims
 
-    if args.out:
-        check_output(args.out, args.force)
+    target = check_output(args.out, args.force) if args.out else None  # before measuring
     try:
         settings = claims.with_settings(claims.Settings(), horizon=args.horizon)
     except ParameterError as exc:
@@ -44,7 +43,7 @@ def command(args) -> int:
             settings, progress=lambda i, n, c: steps.step(f"claim {c.id} ({i + 1}/{n})"))
         if args.out:
             steps.step(f"writing {args.out}")
-            with staged_output(args.out, args.force) as stage:
+            with staged_output(target) as stage:
                 write_claims(table, stage, settings)
     # Several runs load the same data: say each data warning once.
     for message in dict.fromkeys(str(w.message) for w in caught):

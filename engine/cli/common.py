@@ -40,9 +40,11 @@ def add_run_options(command: argparse.ArgumentParser, *, compare: bool = False) 
                             else ""))
     command.add_argument("--cash", type=float, default=100_000.0, help="starting cash (100000)")
     command.add_argument("--commission", type=float, default=0.0,
-                         help="commission as a fraction of traded value, e.g. 0.001 = 0.1%%")
+                         help="commission as a fraction of traded value, below 1, e.g. "
+                              "0.001 = 0.1%% (a fee per order is --commission-fixed)")
     command.add_argument("--commission-per-share", type=float, default=0.0)
-    command.add_argument("--commission-fixed", type=float, default=0.0)
+    command.add_argument("--commission-fixed", type=float, default=0.0,
+                         help="commission per order, in money, e.g. 10")
     command.add_argument("--commission-minimum", type=float, default=0.0)
     command.add_argument("--slippage-bps", type=float, default=0.0)
     command.add_argument("--slippage-fixed", type=float, default=0.0)
@@ -62,6 +64,9 @@ def add_run_options(command: argparse.ArgumentParser, *, compare: bool = False) 
                               "read off the data: 252 for exchange days, 365 when weekends "
                               "trade, bars per day times that for intraday bars)")
     command.add_argument("--risk-free", type=float, default=0.0, help="annual risk-free rate")
+    command.add_argument("--strict", action="store_true",
+                         help="fail (exit 2) when any order is rejected, naming the first, "
+                              "instead of warning")
     command.add_argument("--json", action="store_true", help="print one JSON object")
     add_debug_option(command)
 
@@ -75,7 +80,7 @@ def run_options(args) -> dict:
         slippage_bps=args.slippage_bps, slippage_fixed=args.slippage_fixed, fill=args.fill,
         mode=args.mode, fractional=args.fractional, shorting=args.shorting,
         borrow_rate=args.borrow_rate, start=args.start, end=args.end,
-        periods_per_year=args.periods_per_year, risk_free=args.risk_free,
+        periods_per_year=args.periods_per_year, risk_free=args.risk_free, strict=args.strict,
     )
 
 

@@ -70,8 +70,7 @@ def command(args) -> int:
     if len(set(args.files)) != len(args.files):
         raise ParameterError("a strategy file is given twice; compare runs each file once "
                              "(use engine.compare from Python to compare parameter sets)")
-    if args.out:
-        check_output(args.out, args.force)
+    target = check_output(args.out, args.force) if args.out else None  # before the runs
     with Steps(len(args.files) + 1 + bool(args.out), wanted(args.json)) as steps:
         def progress(index, total, name):
             steps.step(f"backtest {name} ({index + 1}/{total})", total + bool(args.out))
@@ -84,7 +83,7 @@ def command(args) -> int:
             from engine.report.html import write_compare
 
             steps.step(f"writing {args.out}")
-            with staged_output(args.out, args.force) as stage:
+            with staged_output(target) as stage:
                 write_compare(table, results, names, stage, meta)
     if args.json:
         print(json.dumps(jsonable({"settings": results[0].settings,
@@ -93,4 +92,8 @@ def command(args) -> int:
         from engine.report.terminal import print_compare
 
         print_compare(table, meta, args.out)
+    from engine.report.terminal import warn_rejections
+
+    for name, result in zip(names, results, strict=True):
+        warn_rejections(result.rejections(), f"{name}: ")
     return 0

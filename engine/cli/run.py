@@ -34,11 +34,11 @@ def command(args) -> int:
     from engine.backtest.run import run
     from engine.report.outputs import check_output, staged_output
     from engine.report.progress import Steps, wanted
+    from engine.report.terminal import warn_rejections
 
     if args.stream or args.chunk_bars is not None:
         return _stream(args)
-    if args.out:
-        check_output(args.out, args.force)  # before the run, not after it
+    target = check_output(args.out, args.force) if args.out else None  # before the run
     name = Path(args.file).name
     with Steps(3 if args.out else 2, wanted(args.json)) as steps:
         steps.step(f"backtest {name}")
@@ -51,7 +51,7 @@ def command(args) -> int:
             steps.step(f"writing {args.out}")
             from engine.report.html import write_report
 
-            with staged_output(args.out, args.force) as stage:
+            with staged_output(target) as stage:
                 result.to_dir(stage, report=False)
                 write_report(result, stage, tables)
     if args.json:
@@ -59,7 +59,9 @@ def command(args) -> int:
         payload["trades"] = jsonable(result.trades.height)
         for key, frame in tables.items():
             payload[key] = jsonable(frame.fill_nan(None).to_dicts())
+        payload["rejections"] = [r.as_dict() for r in result.rejections()]
         print(json.dumps(payload))
+        warn_rejections(result.rejections())
     else:
         from engine.report.terminal import print_result
 
@@ -81,7 +83,12 @@ def _stream(args) -> int:
     result = stream_run(args.file, args.data, chunk_bars=chunk, out=args.out,
                         force=args.force, **options, **parse_params(args.param))
     if args.json:
-        print(json.dumps(jsonable(result.summary())))
+        payload = result.summary()
+        payload["rejections"] = [r.as_dict() for r in result.rejections]
+        print(json.dumps(jsonable(payload)))
+        from engine.report.terminal import warn_rejections
+
+        warn_rejections(result.rejections)
     else:
         from engine.report.terminal import print_stream_result
 

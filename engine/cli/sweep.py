@@ -148,6 +148,8 @@ def _sweep_frame(args, grid: dict):
 
 def command(args) -> int:
     """Run ``python -m engine sweep`` for parsed ``args``; return the exit status."""
+    import polars as pl
+
     from engine.research.sweep import check_metric, sort_rows
 
     grid = parse_grid(args.grid)
@@ -159,12 +161,11 @@ def command(args) -> int:
         raise ParameterError(f"--top must be at least 1; got {args.top}")
     from engine.report.outputs import check_output, staged_output
 
-    if args.out:
-        check_output(args.out, args.force)
+    target = check_output(args.out, args.force) if args.out else None  # before the sweep
     frame, notes = _sweep_frame(args, grid)
     ranked = sort_rows(frame, args.metric)
     if args.out:
-        with staged_output(args.out, args.force) as out:
+        with staged_output(target) as out:
             frame.write_parquet(out / "sweep.parquet")
             frame.write_csv(out / "sweep.csv")
             if len(grid) == 2 and frame.height:
@@ -182,4 +183,9 @@ def command(args) -> int:
         print_sweep_ranking(args.file, grid, frame, ranked, args.metric, args.top, args.out)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
+    rejected = frame.filter(pl.col("rejected") > 0).height if "rejected" in frame.columns else 0
+    if rejected:
+        print(f"warning: {rejected} of {frame.height} parameter sets had rejected orders (the "
+              f"rejected column counts them; run one with python -m engine run for the first "
+              f"case of each reason, or add --strict to make them errors)", file=sys.stderr)
     return EXIT_INTERRUPTED if any("interrupted" in n for n in notes) else 0

@@ -15,7 +15,8 @@ PERCENT = frozenset({
     "median_return", "claimed_rate", "avg_return",
 })
 COUNTS = frozenset({
-    "trades", "open_trades", "max_drawdown_duration", "same_bar_exits", "bars", "rank",
+    "trades", "open_trades", "max_drawdown_duration", "same_bar_exits", "bars", "rejected",
+    "rank",
     "length", "bars_to_trough", "count", "hits", "cases", "window", "sets", "episodes",
 })
 PLAIN = frozenset({"year", "horizon"})

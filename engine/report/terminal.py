@@ -18,7 +18,8 @@ YEARS_SHOWN = 10
 OPEN_SHOWN = 5
 #: Metrics shown beside a sweep's ranking metric, as the width allows.
 SWEEP_METRICS = ("sharpe", "total_return", "cagr", "max_drawdown", "trades", "hit_rate",
-                 "exposure", "sortino", "calmar", "volatility", "profit_factor", "final_equity")
+                 "exposure", "sortino", "calmar", "volatility", "profit_factor", "final_equity",
+                 "rejected")
 
 
 #: Columns of the comparison kept first when the terminal is narrow.
@@ -102,14 +103,25 @@ def print_run_metrics(console, result, how: str) -> None:
     console.print(metrics)
 
 
+def warn_rejections(rejections, prefix: str = "") -> None:
+    """One ``warning:`` line on stderr per kind of rejected order: the count and the first
+    case (see :class:`engine.backtest.rejections.Rejection`), ``prefix`` before it."""
+    from engine.report.progress import emit
+
+    for rejection in rejections:
+        emit(f"warning: {prefix}{rejection.describe()} (orders.parquet of --out lists every "
+             f"rejected order; --strict makes them an error)")
+
+
 def print_stream_result(result) -> None:
-    """The metrics of a streamed run (``run --stream``)."""
+    """The metrics of a streamed run (``run --stream``), then its rejected orders."""
     from rich.console import Console
 
     console = Console()
     s = result.settings
     print_run_metrics(console, result, f"streamed in {s['chunks']:,} chunk(s) of "
                                         f"{s['chunk_bars']:,} bars, vectorised path")
+    warn_rejections(result.rejections)
     if result.out is not None:
         console.print(f"Wrote metrics.json, trades.parquet, equity.parquet, orders.parquet to "
                       f"{result.out} (no report tables or plot: they need the whole curve; "
@@ -123,6 +135,7 @@ def print_result(result, tables=None, out_dir=None) -> None:
     tables = tables if tables is not None else result.tables()
     console = Console()
     print_run_metrics(console, result, f"{result.settings['mode']} path")
+    warn_rejections(result.rejections())  # beside the numbers they put in doubt
 
     drawdowns = tables["drawdowns"].select(
         "rank", "peak_ts", "trough_ts", "recovery_ts", "depth", "length", "bars_to_trough")
@@ -197,7 +210,12 @@ def print_compare(table, meta: str, out_dir=None) -> None:
     same = groups_of(table) == 1
     if same:  # the heading names the one data and period
         table = table.drop("data", "period")
-    shown = fit_columns(table, COMPARE_PRIORITY, console.width)
+    priority = list(COMPARE_PRIORITY)
+    if "rejected" in table.columns and (table["rejected"].fill_null(0) > 0).any():
+        priority.insert(priority.index("trades") + 1, "rejected")  # then it matters
+    else:
+        priority.append("rejected")
+    shown = fit_columns(table, priority, console.width)
     caption = "BuyAndHold is the benchmark; definitions in engine/analysis/metrics.py"
     hidden = [c for c in table.columns if c not in shown]
     if hidden:

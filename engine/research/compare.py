@@ -27,7 +27,7 @@ from engine.errors import ParameterError
 #: The metrics shown per strategy, in order.
 HEADLINE = ("total_return", "cagr", "volatility", "sharpe", "sortino", "calmar", "max_drawdown",
             "max_drawdown_duration", "trades", "hit_rate", "profit_factor", "exposure", "beta",
-            "final_equity")
+            "final_equity", "rejected")
 
 
 def _keys(target, cls) -> list:
@@ -181,7 +181,8 @@ def compare(strategies, data=None, params=None, **run_options) -> pl.DataFrame:
     Returns
     -------
     polars.DataFrame
-        ``strategy, data, period, params`` then the :data:`HEADLINE` metrics;
+        ``strategy, data, period, params`` then the :data:`HEADLINE` metrics
+        (the last, ``rejected``, counts the strategy's rejected orders);
         each group of rows on the same bars ends with buy-and-hold
         (``BuyAndHold``, its data's name and first day appended to the name when
         there are several groups). Names repeated with different parameters get them

@@ -163,13 +163,14 @@ def _converted(cls, sets: list[dict]) -> list[dict]:
 
 def prepare(strategy, sets: list[dict], data, run_options: dict) -> Plan:
     """Load the strategy and the data once, join the feeds, and lay out the tasks."""
-    from engine.backtest.run import _join_strategy_feeds, _panel_for
+    from engine.backtest.run import _join_strategy_feeds, _panel_for, check_commission
     from engine.strategy.base import Strategy
     from engine.strategy.plugins import load_strategy
 
     cls = load_strategy(strategy)
     options = dict(run_options)
     check_names(cls, [n for n in options if n not in RESERVED], "option")
+    check_commission(options.get("commission", 0.0))  # refused once, not once per set
     names = list(sets[0]) if sets else []
     check_names(cls, names, "grid name")
     clash = [n for n in names if n in options]

@@ -16,6 +16,7 @@ grows with the rejections, not with the orders or the bars.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -81,10 +82,11 @@ class Rejection:
     first: dict
 
     def as_dict(self) -> dict:
-        """``{"reason", "count", "first": {...}}`` as plain JSON-ready values."""
-        from engine.backtest.result import jsonable
-
-        return jsonable({"reason": self.reason, "count": self.count, "first": self.first})
+        """``{"reason", "count", "first": {...}}`` as plain JSON-ready values (timestamps
+        in ISO 8601)."""
+        first = {k: v.isoformat() if isinstance(v, (datetime.date, datetime.datetime)) else v
+                 for k, v in self.first.items()}
+        return {"reason": self.reason, "count": int(self.count), "first": first}
 
     def order_text(self) -> str:
         """The first order in words: ``order 12 (sell SPX market, shares 100)``."""

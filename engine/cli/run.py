@@ -59,7 +59,7 @@ def command(args) -> int:
         payload["trades"] = jsonable(result.trades.height)
         for key, frame in tables.items():
             payload[key] = jsonable(frame.fill_nan(None).to_dicts())
-        payload["rejections"] = [r.as_dict() for r in result.rejections()]
+        payload["rejections"] = jsonable([r.as_dict() for r in result.rejections()])
         print(json.dumps(payload))
         warn_rejections(result.rejections())
     else:

@@ -40,9 +40,11 @@ REPAIRS = [case for case in CASES if "warning" in case]
 #: Files of the corpus folder that are not inputs.
 NOT_INPUTS = {"README.md", "cases.toml", "make_corpus.py"}
 #: One case per way a user error reaches the command line: the loader, a feed join, a
-#: strategy's import, a strategy's hook, parameters, argument parsing, account settings.
+#: strategy's import, a strategy's hook, parameters, argument parsing, account settings,
+#: the output folder's check, orders rejected under --strict.
 PROCESS_CASES = ("nan_close", "feed_no_overlap", "syntax_error", "raises_in_on_bar",
-                 "unknown_param", "param_without_value", "negative_cash")
+                 "unknown_param", "param_without_value", "negative_cash",
+                 "out_working_directory", "strict_rejection")
 
 
 def expected(text: str) -> str:

@@ -17,7 +17,8 @@ goes through three steps:
    folder the check did not see: when ``DIR`` was absent at the check, the rename
    fails if anything has appeared there since (another run on the same ``--out``, or
    a folder made by hand); with ``force``, only the very folder that was checked
-   (same device and inode) is replaced. Otherwise the folder found there is left as
+   (same device, inode and change time: not a new folder, not one changed since)
+   is replaced. Otherwise the folder found there is left as
    it is, the staging folder is renamed to a visible ``DIR.results-PID`` and
    :class:`~engine.errors.OutputError` names it: of two runs racing for one
    ``--out``, one wins and the other says where its results are.
@@ -68,13 +69,14 @@ class OutputTarget:
     force : bool
         Whether an existing folder may be replaced.
     replaces : tuple of int or None
-        ``(st_dev, st_ino)`` of the folder found at ``path`` at the check, the one
-        ``force`` replaces; None when there was none.
+        ``(st_dev, st_ino, st_ctime_ns)`` of the folder found at ``path`` at the
+        check, the one ``force`` replaces; None when there was none. The change time
+        tells a folder made again under a reused inode number from the one checked.
     """
 
     path: Path
     force: bool = False
-    replaces: tuple[int, int] | None = None
+    replaces: tuple[int, int, int] | None = None
 
 
 def check_output(target: str | os.PathLike | OutputTarget, force: bool = False) -> OutputTarget:
@@ -113,10 +115,13 @@ def check_output(target: str | os.PathLike | OutputTarget, force: bool = False) 
                 f"output folder {shown} already exists; pass --force to replace it, "
                 f"or choose another --out"
             )
-        info = path.stat()
-        replaces = (info.st_dev, info.st_ino)
+        replaces = _identity(path.stat())
     _check_parent(path, shown)
     return OutputTarget(path, bool(force), replaces)
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int]:
+    return (info.st_dev, info.st_ino, info.st_ctime_ns)
 
 
 def _check_parent(path: Path, shown: str) -> None:
@@ -292,7 +297,7 @@ def _put_in_place(stage: Path, checked: OutputTarget) -> Path | None:
     except FileNotFoundError:
         info = None
     if info is not None:
-        if checked.replaces != (info.st_dev, info.st_ino):
+        if checked.replaces != _identity(info):
             _conflict(stage, checked)
         # Aside under a staging folder's name: if this run dies before removing it,
         # the next run does (nobody holds its lock).

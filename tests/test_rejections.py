@@ -183,6 +183,8 @@ def test_commission_ten_is_refused_before_the_run():
 def test_compare_and_sweep_carry_a_rejected_column(tmp_path):
     table = engine.compare([SMA, HOLD], data=GOOD_BARS, cash=100.0)
     assert table["rejected"].to_list() == [0.0, 1.0]  # 8 bars: the SMA cross never trades
+    with pytest.raises(RejectedOrdersError, match="^BuyAndHold: 1 order was rejected"):
+        engine.compare([SMA, HOLD], data=GOOD_BARS, cash=100.0, strict=True)
     frame = engine.sweep(HOLD, {"cash": [100.0, 1e5]}, data=GOOD_BARS, n_jobs=1,
                          progress=False)
     assert frame["rejected"].to_list() == [1.0, 0.0]

@@ -34,6 +34,7 @@ never removed, since a live run's folder could not be told from a dead one's.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -115,7 +116,7 @@ def check_output(target: str | os.PathLike | OutputTarget, force: bool = False) 
                 f"output folder {shown} already exists; pass --force to replace it, "
                 f"or choose another --out"
             )
-        replaces = _identity(path.stat())
+        replaces = _identity(os.lstat(path))  # a link is replaced, never what it points to
     _check_parent(path, shown)
     return OutputTarget(path, bool(force), replaces)
 
@@ -184,11 +185,19 @@ def staged_output(target: str | os.PathLike | OutputTarget,
             raise
         _test_pause()
         with _locked(parent):
-            old = _put_in_place(stage, checked)
+            try:
+                old = _put_in_place(stage, checked)
+            except OSError as exc:  # e.g. the folder made read-only during the run
+                with contextlib.suppress(OSError):
+                    stage = _visible(stage, f"{path.name}.results-{os.getpid()}")
+                raise OutputError(
+                    f"--out {path}: the files could not be moved into place "
+                    f"({exc.strerror or exc}); they are in {stage}", kept=stage) from None
     finally:
-        os.close(hold)
+        if hold is not None:
+            os.close(hold)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
 
 
 # --------------------------------------------------------------------------- staging
@@ -201,7 +210,7 @@ def _stage_pattern(name: str) -> re.Pattern:
     return re.compile(re.escape(f".{name}.") + r"(\d+)\.[0-9a-f]{8}\.partial")
 
 
-def _new_stage(parent: Path, name: str) -> tuple[Path, int]:
+def _new_stage(parent: Path, name: str) -> tuple[Path, int | None]:
     """A new staging folder and the descriptor that holds its lock (caller holds the
     parent's lock, so no clean-up sees the folder before it is locked)."""
     while True:
@@ -211,12 +220,13 @@ def _new_stage(parent: Path, name: str) -> tuple[Path, int]:
             stage.mkdir()  # mode 0o777 less the umask: the files' usual permissions
         except FileExistsError:
             continue
+        if fcntl is None:
+            return stage, None
         hold = os.open(stage, os.O_RDONLY)
-        if fcntl is not None:
-            try:
-                fcntl.flock(hold, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                pass  # a file system without locks: the folder merely looks dead
+        try:
+            fcntl.flock(hold, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pass  # a file system without locks: the folder merely looks dead
         return stage, hold
 
 
@@ -236,6 +246,9 @@ def _remove_leftovers(parent: Path, name: str) -> list[Path]:
     except OSError:
         return []
     for entry in entries:
+        if entry.is_symlink():  # a folder replaced with --force was a link: moved aside
+            removed.append(_remove(Path(entry.path)))
+            continue
         try:
             fd = os.open(entry.path, os.O_RDONLY)
         except OSError:
@@ -250,6 +263,16 @@ def _remove_leftovers(parent: Path, name: str) -> list[Path]:
         finally:
             os.close(fd)
     return removed
+
+
+def _remove(path: Path) -> Path:
+    """Remove a folder, or the link that stood for one."""
+    if path.is_symlink():
+        with contextlib.suppress(OSError):
+            path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+    return path
 
 
 @contextmanager

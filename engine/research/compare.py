@@ -22,7 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
-from engine.errors import ParameterError
+from engine.errors import ParameterError, RejectedOrdersError
 
 #: The metrics shown per strategy, in order.
 HEADLINE = ("total_return", "cagr", "volatility", "sharpe", "sortino", "calmar", "max_drawdown",
@@ -141,7 +141,11 @@ def run_all(strategies, data=None, params=None, *,
     for index, (cls, values, (bars, first, last)) in enumerate(plan):
         if progress is not None:
             progress(index, len(plan), cls.__name__)
-        results.append(run(cls, bars, start=first, end=last, **run_options, **values))
+        try:
+            results.append(run(cls, bars, start=first, end=last, **run_options, **values))
+        except RejectedOrdersError as exc:  # strict=True: say whose orders they were
+            raise RejectedOrdersError(f"{cls.__name__}: {exc}", count=exc.count,
+                                      rejections=exc.rejections) from None
     names = [r.strategy for r in results]
     duplicated = {n for n in names if names.count(n) > 1}
     names = [_label(r) if r.strategy in duplicated else r.strategy for r in results]

@@ -293,3 +293,16 @@ def test_a_crashed_worker_keeps_the_finished_rows(tmp_path, bars):
         frame = engine.sweep(str(path), {"window": list(range(1, 17))}, data=bars, n_jobs=2,
                              progress=False)
     assert 0 < frame.height < 16 and 16 not in frame["window"].to_list()
+
+
+def test_cli_grids_a_run_option_unless_it_is_also_given_fixed(bars_file, capsys):
+    import json
+
+    assert main([SMA, "--grid", "commission=0,0.01", "--grid", "fast=5", "--param", "slow=20",
+                 "--data", bars_file, "--jobs", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["sweep"]
+    assert sorted(r["commission"] for r in rows) == [0, 0.01]
+    assert rows[0]["final_equity"] != rows[1]["final_equity"]
+    assert main([SMA, "--grid", "commission=0,0.01", "--commission", "0.001",
+                 "--data", bars_file]) == 2
+    assert "commission is both in --grid and given as --commission" in capsys.readouterr().err

@@ -69,6 +69,17 @@ def add_run_options(command: argparse.ArgumentParser, *, compare: bool = False) 
                               "instead of warning")
     command.add_argument("--json", action="store_true", help="print one JSON object")
     add_debug_option(command)
+    # What each run option is when not given: a sweep may grid a run option only if
+    # its fixed value was left alone.
+    command.set_defaults(run_option_defaults={
+        action.dest: action.default for action in command._actions
+        if action.dest in _RUN_OPTION_DESTS})
+
+
+_RUN_OPTION_DESTS = frozenset({
+    "cash", "commission", "commission_per_share", "commission_fixed", "commission_minimum",
+    "slippage_bps", "slippage_fixed", "fill", "mode", "fractional", "shorting",
+    "borrow_rate", "start", "end", "periods_per_year", "risk_free", "strict"})
 
 
 def run_options(args) -> dict:

@@ -131,11 +131,17 @@ def _sweep_frame(args, grid: dict):
     from engine.research.sweep import SweepWarning, sweep
 
     fixed = parse_params(args.param)
+    options = run_options(args)
+    for name in set(grid) & set(options):
+        if options[name] != args.run_option_defaults.get(name):
+            raise ParameterError(f"{name} is both in --grid and given as --"
+                                 f"{name.replace('_', '-')}; give it in one place")
+        del options[name]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SweepWarning)
         frame = sweep(args.file, grid, samples=args.samples, seed=args.seed, data=args.data,
                       n_jobs=args.jobs, backend="dask" if args.dask else "local",
-                      address=args.dask, progress=not args.json, **run_options(args),
+                      address=args.dask, progress=not args.json, **options,
                       **fixed)
     notes = []
     for item in caught:

@@ -179,8 +179,14 @@ def test_tz_aware_timestamps_become_naive_utc():
 
 def test_string_timestamps_with_offsets_in_csv(tmp_path):
     text = HEADER + "2024-01-02T10:00:00+01:00,1,2,1,1.5,1\n2024-01-02T10:00:00Z,1,2,1,1.5,1\n"
-    panel = load_quietly(write(tmp_path, "tz.csv", text))
+    # Two offsets name no single zone: the instants are kept, shown in UTC, with a word.
+    with pytest.warns(DataWarning, match=r"UTC offsets that change within the column "
+                                         r"\(\+00:00, \+01:00"):
+        panel = load_bars(write(tmp_path, "tz.csv", text))
     assert list(panel.ts) == [day("2024-01-02T09:00"), day("2024-01-02T10:00")]
+    assert panel.meta["tz"] == "UTC"
+    named = load_quietly(tmp_path / "tz.csv", tz="Europe/Paris")
+    assert named.meta["tz"] == "Europe/Paris" and list(named.ts) == list(panel.ts)
 
 
 # --------------------------------------------------------------------------- schema
@@ -242,8 +248,16 @@ def test_mistyped_close_column(tmp_path):
     msg = error_of(write(tmp_path, "typed.csv", text))
     assert "typed.csv" in msg
     assert "column 'close' must hold numbers" in msg
-    # 'n/a' is an empty marker, 'abc' on data row 3 is the first real offender
-    assert "row 3 (ts 2024-01-04) has 'abc'" in msg
+    # A close cannot be missing, so 'n/a' is quoted as the text it is, not shown as NaN
+    assert "row 2 (ts 2024-01-03) has 'n/a'" in msg
+    assert "2 rows fail this check" in msg
+
+
+def test_an_empty_marker_in_an_optional_column_is_missing(tmp_path):
+    text = HEADER + "2024-01-02,1,2,1,1.5,1\n2024-01-03,n/a,2,1,1.5,1\n2024-01-04,$1,2,1,1.5,1\n"
+    msg = error_of(write(tmp_path, "typed.csv", text))
+    # 'n/a' marks an unknown open; '$1' on data row 3 is the first real offender
+    assert "column 'open' must hold numbers, but row 3 (ts 2024-01-04) has '$1'" in msg
     assert "1 row fails this check" in msg
 
 

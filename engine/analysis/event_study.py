@@ -555,4 +555,4 @@ def calendar_study(result, last_years: int | None = None) -> pl.DataFrame:
     if panel.n_symbols != 1:
         raise ValueError(f"a calendar study takes one instrument; the run has "
                          f"{panel.n_symbols} symbols")
-    return calendar_month_table(panel.fields["close"][:, 0], panel.ts, last_years)
+    return calendar_month_table(panel.fields["close"][:, 0], panel.local_ts, last_years)

@@ -3,7 +3,9 @@
 Pure functions of a :class:`~engine.backtest.result.Result` (its equity curve, trades and
 orders) returning polars DataFrames; the metrics they use are the ones of
 :mod:`engine.analysis.metrics`, with the same conventions. Timestamps are dates when every
-bar is at midnight (daily data), datetimes otherwise.
+bar is at midnight (daily data), datetimes otherwise; for data with a time zone both are
+those of the zone (the day and year where the data trades, not UTC's), and datetimes carry
+the zone.
 
 Drawdowns (:func:`drawdown_table`)
     On the equity curve ``E = [starting_cash, equity...]`` (as for
@@ -67,9 +69,28 @@ def _daily(ts: np.ndarray) -> bool:
     return bool(ts.size) and bool((ts == ts.astype("datetime64[D]")).all())
 
 
-def _ts_column(values, name: str, daily: bool) -> pl.Series:
-    series = pl.Series(name, np.asarray(values, dtype="datetime64[ns]"))
+def _ts_column(values, name: str, daily: bool, tz: str | None = None) -> pl.Series:
+    """Stamps (UTC instants when ``tz`` is set) as dates or datetimes of the zone."""
+    values = np.asarray(values, dtype="datetime64[ns]")
+    if tz:
+        series = pl.Series(name, values).dt.replace_time_zone("UTC").dt.convert_time_zone(tz)
+        return series.dt.date() if daily else series
+    series = pl.Series(name, values)
     return series.cast(pl.Date) if daily else series
+
+
+def zoned(series: pl.Series) -> tuple[np.ndarray, str | None]:
+    """A timestamp column of a result as ``(instants, zone)``: the UTC stamps and the
+    zone they are shown in, or the naive stamps and None."""
+    tz = getattr(series.dtype, "time_zone", None)
+    return series.to_numpy(), tz
+
+
+def local_times(series: pl.Series) -> np.ndarray:
+    """A timestamp column as naive local times of its zone (days, years, plots)."""
+    if getattr(series.dtype, "time_zone", None):
+        series = series.dt.replace_time_zone(None)
+    return series.to_numpy()
 
 
 # --------------------------------------------------------------------------- drawdowns
@@ -98,7 +119,8 @@ def drawdown_periods(E) -> list[tuple[int, int, int | None]]:
     return out
 
 
-def drawdown_table(equity, ts, starting_cash: float, n: int = 5) -> pl.DataFrame:
+def drawdown_table(equity, ts, starting_cash: float, n: int = 5,
+                   tz: str | None = None) -> pl.DataFrame:
     """The ``n`` deepest drawdowns (see the module docstring).
 
     Parameters
@@ -106,15 +128,19 @@ def drawdown_table(equity, ts, starting_cash: float, n: int = 5) -> pl.DataFrame
     equity : array_like
         Equity at each bar's close, shape ``(n_bars,)``.
     ts : array_like of datetime64
-        The bars' timestamps, shape ``(n_bars,)``.
+        The bars' timestamps, shape ``(n_bars,)``: UTC instants when ``tz`` is given.
     starting_cash : float
         Equity before the first bar.
     n : int
         How many drawdowns to keep.
+    tz : str, optional
+        The zone the dates are shown in (and that decides whether bars are daily).
     """
+    from engine.data.timestamps import wall_clock
+
     E = m.equity_curve(equity, starting_cash)
     ts = np.asarray(ts, dtype="datetime64[ns]")
-    daily = _daily(ts)
+    daily = _daily(wall_clock(ts, tz))
     nat = np.datetime64("NaT", "ns")
 
     def when(i):
@@ -127,9 +153,9 @@ def drawdown_table(equity, ts, starting_cash: float, n: int = 5) -> pl.DataFrame
     rows = [periods[i] for i in order]
     return pl.DataFrame([
         pl.Series("rank", np.arange(1, len(rows) + 1), dtype=pl.Int64),
-        _ts_column([when(p) for p, _, _ in rows], "peak_ts", daily),
-        _ts_column([when(t) for _, t, _ in rows], "trough_ts", daily),
-        _ts_column([when(q) for _, _, q in rows], "recovery_ts", daily),
+        _ts_column([when(p) for p, _, _ in rows], "peak_ts", daily, tz),
+        _ts_column([when(t) for _, t, _ in rows], "trough_ts", daily, tz),
+        _ts_column([when(q) for _, _, q in rows], "recovery_ts", daily, tz),
         pl.Series("depth", [depth[i] for i in order], dtype=pl.Float64),
         pl.Series("length", [(last if q is None else q) - p for p, _, q in rows],
                   dtype=pl.Int64),
@@ -141,8 +167,8 @@ def drawdown_table(equity, ts, starting_cash: float, n: int = 5) -> pl.DataFrame
 
 def drawdowns(result, n: int = 5) -> pl.DataFrame:
     """:func:`drawdown_table` of a result."""
-    return drawdown_table(result.equity["equity"].to_numpy(), result.equity["ts"].to_numpy(),
-                          result.starting_cash, n)
+    ts, tz = zoned(result.equity["ts"])
+    return drawdown_table(result.equity["equity"].to_numpy(), ts, result.starting_cash, n, tz)
 
 
 # --------------------------------------------------------------------------- years
@@ -164,7 +190,7 @@ def _curve_stats(Ey: np.ndarray, ppy: float, rf: float) -> dict:
 
 def yearly_table(equity, ts, starting_cash: float, trades: pl.DataFrame | None = None,
                  periods_per_year=252, risk_free: float = 0.0) -> pl.DataFrame:
-    """One row per calendar year (see the module docstring)."""
+    """One row per calendar year (see the module docstring); ``ts`` are local times."""
     ppy = m.resolve_periods_per_year(periods_per_year)
     E = m.equity_curve(equity, starting_cash)
     ts = np.asarray(ts, dtype="datetime64[ns]")
@@ -198,7 +224,7 @@ def yearly_table(equity, ts, starting_cash: float, trades: pl.DataFrame | None =
 def yearly(result) -> pl.DataFrame:
     """:func:`yearly_table` of a result, with its annualisation settings."""
     settings = result.settings
-    return yearly_table(result.equity["equity"].to_numpy(), result.equity["ts"].to_numpy(),
+    return yearly_table(result.equity["equity"].to_numpy(), local_times(result.equity["ts"]),
                         result.starting_cash, result.trades,
                         settings.get("periods_per_year", 252), settings.get("risk_free", 0.0))
 

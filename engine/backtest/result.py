@@ -38,13 +38,15 @@ class Result:
         commissions and borrow costs), ``return_pct`` (pnl over the entry value,
         as a fraction), ``bars_held``, ``exit_reason``, then ``costs`` and
         ``stop_and_target_same_bar``. A position still open has null exit fields.
+        Timestamps here and in ``equity`` and ``orders`` are in the data's time
+        zone (``settings["tz"]``: the file's, or ``tz=``), naive for data without one.
     equity : polars.DataFrame
         ``ts, equity, cash`` at every bar's close.
     orders : polars.DataFrame
         Every order with its status and, when not filled, the reason.
     settings : dict
         The account and run settings (cash, costs, fill, mode, periods_per_year
-        and how it was chosen, risk_free, data, start, end).
+        and how it was chosen, risk_free, data, start, end, tz).
     panel : Panel or None
         The bars the run used.
     instance : Strategy or None
@@ -196,11 +198,24 @@ def jsonable(value):
     return value
 
 
-def _at(ts: np.ndarray, bars: np.ndarray) -> np.ndarray:
+def _at(ts: np.ndarray, bars: np.ndarray, tz: str | None = None) -> pl.Series:
     out = np.full(len(bars), np.datetime64("NaT", "ns"))
     ok = bars >= 0
     out[ok] = ts[bars[ok]]
-    return out
+    return stamps(out, tz)
+
+
+def stamps(ts: np.ndarray, tz: str | None) -> pl.Series:
+    """Panel stamps as a polars column: in the zone ``tz`` (the panel's UTC instants
+    shown there), or as they are for data without a zone."""
+    series = pl.Series(np.asarray(ts, dtype="datetime64[ns]"))
+    if tz:
+        series = series.dt.replace_time_zone("UTC").dt.convert_time_zone(tz)
+    return series
+
+
+def _zone(panel) -> str | None:
+    return (getattr(panel, "meta", None) or {}).get("tz")
 
 
 def _labels(codes, names, texts=None) -> pl.Series:
@@ -222,11 +237,12 @@ def trades_frame(table: dict, panel: Panel) -> pl.DataFrame:
     entry_value = table["entry_price"] * np.abs(size)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return_pct = np.where(closed, table["pnl"] / entry_value, np.nan)
+    tz = _zone(panel)
     return pl.DataFrame({
         "symbol": _labels(table["symbol"], panel.symbols),
-        "entry_ts": _at(panel.ts, entry),
+        "entry_ts": _at(panel.ts, entry, tz),
         "entry_price": table["entry_price"],
-        "exit_ts": _at(panel.ts, exit_),
+        "exit_ts": _at(panel.ts, exit_, tz),
         "exit_price": pl.Series(table["exit_price"], nan_to_null=True),
         "size": size,
         "pnl": pl.Series(np.where(closed, table["pnl"], np.nan), nan_to_null=True),
@@ -241,9 +257,10 @@ def trades_frame(table: dict, panel: Panel) -> pl.DataFrame:
 def orders_frame(table: dict, panel: Panel) -> pl.DataFrame:
     side = np.sign(table["side"]).astype(np.int64)      # sell -1 -> 0, buy 1 -> 1, 0 -> -1
     side = np.where(side == 0, -1, (side + 1) // 2)
+    tz = _zone(panel)
     return pl.DataFrame({
         "order_id": table["order_id"],
-        "placed_ts": _at(panel.ts, table["placed_bar"]),
+        "placed_ts": _at(panel.ts, table["placed_bar"], tz),
         "symbol": _labels(table["symbol"], panel.symbols),
         "side": _labels(side, ("sell", "buy")),
         "kind": _labels(table["kind"], KIND_NAMES),
@@ -255,7 +272,7 @@ def orders_frame(table: dict, panel: Panel) -> pl.DataFrame:
         "status": _labels(table["status"], STATUS_NAMES),
         "reason": _labels(np.full(len(table["order_id"]), -1), (), table["reason"]),
         "tag": _labels(table["tag"], TAG_NAMES, table["user_tag"]),
-        "done_ts": _at(panel.ts, table["done_bar"]),
+        "done_ts": _at(panel.ts, table["done_bar"], tz),
         "fill_price": pl.Series(table["fill_price"], nan_to_null=True),
         "fill_qty": table["fill_qty"],
         "commission": table["commission"],
@@ -267,4 +284,6 @@ def orders_frame(table: dict, panel: Panel) -> pl.DataFrame:
 def equity_frame(panel: Panel, equity: np.ndarray, cash: np.ndarray) -> pl.DataFrame:
     # No copy: the broker's per-bar arrays are final once the run ends, and a copy
     # would add 16 bytes per bar to the run's peak memory.
-    return pl.DataFrame({"ts": panel.ts, "equity": equity, "cash": cash})
+    tz = _zone(panel)
+    return pl.DataFrame({"ts": stamps(panel.ts, tz) if tz else panel.ts, "equity": equity,
+                         "cash": cash})

@@ -32,7 +32,8 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         slippage_fixed: float = 0.0, fill: str = "open", mode: str = "auto",
         fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
         start=None, end=None, periods_per_year=None, risk_free: float = 0.0,
-        feeds=None, strict: bool = False, **params) -> Result:
+        feeds=None, strict: bool = False, date_format: str | None = None,
+        tz: str | None = None, **params) -> Result:
     """Run one backtest and return its :class:`~engine.backtest.result.Result`.
 
     Parameters
@@ -63,7 +64,7 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
     borrow_rate : float
         Annual borrow rate charged on short positions, accrued per bar.
     start, end : str or date, optional
-        Inclusive date range of bars to use.
+        Inclusive date range of bars to use (local times of the data's zone).
     periods_per_year : float, str or None
         Annualisation factor for the metrics and the borrow accrual: any positive
         number of bars per year. None (the default) or ``"auto"`` reads it off
@@ -80,6 +81,13 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         Raise :class:`~engine.errors.RejectedOrdersError` (with the count and the
         first case) when any order was rejected, instead of returning a result
         whose ``rejections()`` list them.
+    date_format : str, optional
+        A ``strptime`` format for dates stored as text (``"%d/%m/%Y"``), for data
+        whose day/month order the loader cannot tell (CLI ``--date-format``).
+    tz : str, optional
+        The IANA time zone the results are shown in (CLI ``--tz``): time-zone-aware
+        data is converted to it, data without a zone is taken to be in it. Default:
+        the data's own zone (none for data without one).
     **params
         Strategy parameters, by name.
     """
@@ -92,8 +100,12 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
     check_commission(commission)
     if periods_per_year is not None:
         resolve_periods_per_year(periods_per_year)  # a bad value fails before the data loads
-    panel = _panel_for(cls, data, start, end, instance=instance, feeds=feeds)
-    ppy, ppy_from = choose_periods_per_year(periods_per_year, panel.ts)
+    path = _choose_path(cls, mode)      # a strategy with no way to run fails before the data
+    panel = _panel_for(cls, data, start, end, instance=instance, feeds=feeds,
+                       date_format=date_format, tz=tz)
+    # Calendar days where the data trades: a Tokyo session opens on the previous UTC day.
+    local = panel.local_ts
+    ppy, ppy_from = choose_periods_per_year(periods_per_year, local)
     try:
         broker = Broker(
             panel.fields["open"], panel.fields["high"], panel.fields["low"],
@@ -109,7 +121,6 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         raise ParameterError(_account_message(str(exc))) from None
     cursor = Cursor()
     instance._bind(panel, broker, cursor)
-    path = _choose_path(cls, mode)
     if path == "vector":
         _run_vector(instance, panel, broker)
     else:
@@ -123,8 +134,9 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         "fill": fill, "mode": path, "fractional": bool(fractional), "shorting": bool(shorting),
         "borrow_rate": float(borrow_rate), "periods_per_year": ppy,
         "periods_per_year_from": ppy_from, "risk_free": float(risk_free), "data": panel.source,
-        "start": str(panel.ts[0])[:10] if panel.n_bars else None,
-        "end": str(panel.ts[-1])[:10] if panel.n_bars else None,
+        "start": str(local[0])[:10] if panel.n_bars else None,
+        "end": str(local[-1])[:10] if panel.n_bars else None,
+        "tz": panel.meta.get("tz"),
     }
     result = _result(cls, instance, panel, broker, settings, ppy, risk_free)
     if strict and result.metrics["rejected"]:
@@ -163,9 +175,11 @@ def _account_message(text: str) -> str:
     return f"{keyword} {rest} (CLI --{keyword.replace('_', '-')})"
 
 
-def _panel_for(cls, data, start, end, *, instance=None, feeds=None) -> Panel:
+def _panel_for(cls, data, start, end, *, instance=None, feeds=None, date_format=None,
+               tz=None) -> Panel:
     """The bars for a run, with the strategy's feeds (or ``feeds``) joined on."""
-    from engine.data.bars import load_bars
+    from engine.data.bars import _bound, in_zone, load_bars
+    from engine.data.timestamps import check_date_format, check_zone
 
     if data is None:
         if cls.default_data is None:
@@ -175,10 +189,17 @@ def _panel_for(cls, data, start, end, *, instance=None, feeds=None) -> Panel:
         data = _default_data_path(cls)
         start = start if start is not None else cls.default_start
         end = end if end is not None else cls.default_end
+    check_date_format(date_format)
+    check_zone(tz)
     if isinstance(data, Panel):
-        panel = data.between(start, end) if (start or end) else data
+        panel = in_zone(data, tz)
+        if start is not None or end is not None:
+            zone = panel.meta.get("tz")
+            lo = _bound(start, "start", is_end=False, zone=zone)
+            hi = _bound(end, "end", is_end=True, zone=zone)
+            panel = panel.between(lo, hi)
     else:
-        panel = load_bars(data, start=start, end=end)
+        panel = load_bars(data, start=start, end=end, date_format=date_format, tz=tz)
     if panel.n_bars == 0:
         raise EngineError(f"no bars in {panel.source} between {start} and {end}")
     return _join_strategy_feeds(cls, panel, instance, feeds)
@@ -218,6 +239,16 @@ def _default_data_path(cls) -> Path:
 
 
 def _choose_path(cls, mode: str) -> str:
+    if not cls.has_vector_path() and not cls.has_event_path():
+        home = _strategy_file(cls)
+        where = f"{_shown_path(str(home))}: " if home is not None else ""
+        name = cls.__name__
+        raise StrategyError(
+            f"{where}{name} defines neither on_bar (event path) nor signals (vectorised "
+            f"path), so it cannot trade. Fix: add `def on_bar(self, bar):` to {name} (called "
+            f"after each bar closes) or `def signals(self, data):` returning "
+            f"engine.Signals(entries=..., exits=...)."
+        )
     if mode == "vector" and not cls.has_vector_path():
         raise ParameterError(f"mode='vector' but {cls.__name__} defines no signals() method")
     if mode == "event" and not cls.has_event_path():
@@ -239,7 +270,7 @@ def _failure(instance: Strategy, hook: str, exc: BaseException, panel: Panel, in
     cls = type(instance)
     where = f"{cls.__name__}.{hook}"
     if 0 <= index < panel.n_bars:
-        where += f" at bar {index} ({_fmt_bar_ts(panel.ts[index])})"
+        where += f" at bar {index} ({_fmt_bar_ts(panel.local_ts[index])})"
     home = _strategy_file(cls)
     frames = traceback.extract_tb(exc.__traceback__)
     mine = [f for f in frames if home is not None and Path(f.filename).resolve() == home]

@@ -107,15 +107,17 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
                slippage_fixed: float = 0.0, fill: str = "open", mode: str = "vector",
                fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
                start=None, end=None, periods_per_year=None, risk_free: float = 0.0,
-               feeds=None, strict: bool = False, **params) -> StreamResult:
+               feeds=None, strict: bool = False, date_format: str | None = None,
+               tz: str | None = None, **params) -> StreamResult:
     """Run the vectorised path over a Parquet file read in chunks, in bounded memory.
 
     The account and run options (``cash``, ``commission``,
     ``commission_per_share``, ``commission_fixed``, ``commission_minimum``,
     ``slippage_bps``, ``slippage_fixed``, ``fill``, ``fractional``, ``shorting``,
     ``borrow_rate``, ``start``, ``end``, ``periods_per_year``, ``risk_free``,
-    ``strict``) are those of :func:`engine.run`; ``periods_per_year`` left out is read off the
-    whole file's days, as :func:`engine.run` reads it off its data.
+    ``strict``, ``date_format``, ``tz``) are those of :func:`engine.run`;
+    ``periods_per_year`` left out is read off the whole file's days (in the data's
+    time zone), as :func:`engine.run` reads it off its data.
 
     Parameters
     ----------
@@ -168,6 +170,7 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
     )
     from engine.analysis.streaming_metrics import BenchmarkStream, StreamingMetrics
     from engine.backtest.rejections import strict_error
+    from engine.backtest.result import stamps
     from engine.backtest.run import (
         FILL_MODES,
         _account_message,
@@ -232,13 +235,14 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
     if isinstance(cash, bool) or not isinstance(cash, numbers.Real) or not (
             math.isfinite(cash) and cash > 0):
         raise ParameterError(f"cash must be a positive number; got {cash!r} (CLI --cash)")
-    reader = _BarStream(data, chunk_bars, start, end)
+    reader = _BarStream(data, chunk_bars, start, end, date_format=date_format, tz=tz)
     # Read off the whole file (one pass over its ts column), as engine.run reads it.
     periods = (choose_periods_per_year(periods_per_year, None) if periods_per_year is not None
                else periods_from_days(*reader.scan_days()))
     bench = BenchmarkStream(cash, len(reader.symbols))
     symbols = reader.symbols
     clock = _Clock()
+    clock.zone = reader.zone
     sinks = {}
     rejected: dict = {"kinds": []}
 
@@ -279,8 +283,9 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
             if signal_kind is not None and kind != signal_kind:
                 raise StrategyError(
                     f"{name}.signals returned size_type={kind[0]!r}, direction={kind[1]!r} "
-                    f"for the chunk starting {_fmt(panel.ts[h])}, but {signal_kind[0]!r}, "
-                    f"{signal_kind[1]!r} before; they must not change within a run"
+                    f"for the chunk starting {_fmt(panel.ts[h], reader.zone)}, but "
+                    f"{signal_kind[0]!r}, {signal_kind[1]!r} before; they must not change "
+                    f"within a run"
                 )
             signal_kind = kind
             if size.shape[0] != 1:
@@ -293,7 +298,8 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
             metrics_acc.add_bars(equity, broker.exposure, bench.add(close))
             clock.span(panel.ts, broker.base - h)
             if "equity" in sinks:
-                sinks["equity"].write({"ts": panel.ts[rows], "equity": equity.copy(),
+                sinks["equity"].write({"ts": stamps(panel.ts[rows], reader.zone),
+                                       "equity": equity.copy(),
                                        "cash": cash_curve.copy()})
             held["orders"] = max(held["orders"], broker.held_orders)
             held["trades"] = max(held["trades"], broker.held_trades)
@@ -327,7 +333,8 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
             "shorting": bool(shorting), "borrow_rate": float(borrow_rate),
             "periods_per_year": ppy, "periods_per_year_from": ppy_from,
             "risk_free": float(risk_free), "data": reader.src,
-            "start": _fmt(first_ts)[:10], "end": _fmt(last_ts)[:10],
+            "start": _fmt(first_ts, reader.zone)[:10], "end": _fmt(last_ts, reader.zone)[:10],
+            "tz": reader.zone,
             "stream": True, "chunk_bars": chunk_bars, "chunks": chunks,
         }
         if strict and rejected["kinds"]:
@@ -363,9 +370,10 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
-def _fmt(value) -> str:
-    text = np.datetime_as_string(np.datetime64(value, "ns"), unit="s")
-    return text[:10] if text.endswith("T00:00:00") else text.replace("T", " ")
+def _fmt(value, zone: str | None = None) -> str:
+    from engine.data.bars import _fmt_ts
+
+    return _fmt_ts(value, zone)
 
 
 def _kept(instance, data: Panel, name: str) -> Panel:
@@ -395,7 +403,7 @@ def _drain(broker, clock, symbols, sinks, acc, rejected: dict, *, everything: bo
     from engine.backtest.rejections import merged, rejections_of
     from engine.backtest.result import orders_frame, trades_frame
 
-    view = _TimeView(clock, symbols)
+    view = _TimeView(clock, symbols, getattr(clock, "zone", None))
     trades = trades_frame(broker.drain_trades(everything), view)
     table = broker.drain_orders(everything)
     orders = orders_frame(table, view)
@@ -447,9 +455,10 @@ class _Clock:
 class _TimeView:
     """What ``engine.backtest.result``'s frame builders read of a panel: ``ts`` and ``symbols``."""
 
-    def __init__(self, clock: _Clock, symbols) -> None:
+    def __init__(self, clock: _Clock, symbols, zone: str | None = None) -> None:
         self.ts = clock
         self.symbols = symbols
+        self.meta = {"tz": zone}
 
 
 class _ParquetSink:
@@ -502,18 +511,27 @@ class _BarStream:
     is that rows out of time order are an error, since a stream cannot sort.
     """
 
-    def __init__(self, path, chunk_bars: int, start=None, end=None) -> None:
+    def __init__(self, path, chunk_bars: int, start=None, end=None, *,
+                 date_format: str | None = None, tz: str | None = None) -> None:
         import pyarrow.parquet as pq
 
-        from engine.data.bars import _bound, _resolve
+        from engine.data.bars import DataWarning, _bound, _resolve, unreadable
+        from engine.data.timestamps import check_date_format, check_zone
 
         self.src = str(path)
         p = Path(path).expanduser()
         if not p.name.lower().endswith((".parquet", ".pq")):
             raise DataError(f"{self.src}: streaming reads Parquet files (.parquet, .pq); "
                             f"convert it first (engine.load_bars, then engine.save_bars)")
-        if not p.exists():
-            raise DataError(f"no such file: {self.src}")
+        self.date_format = check_date_format(date_format)
+        self.tz = check_zone(tz)
+        try:
+            if not p.exists():
+                raise DataError(f"no such file: {self.src}")
+            with open(p, "rb"):
+                pass        # Arrow's own message for a file it may not read names no fix
+        except PermissionError as exc:
+            raise unreadable(self.src, exc) from None
         try:
             self.file = pq.ParquetFile(p)
         except (pa.ArrowException, OSError, ValueError) as exc:
@@ -525,8 +543,13 @@ class _BarStream:
             raise DataError(f"{self.src}: no data rows; nothing to stream")
         self.schema = _resolve(self.file.schema_arrow.empty_table(), self.src)
         self.chunk_bars = chunk_bars
-        self.lo = _bound(start, "start", is_end=False)
-        self.hi = _bound(end, "end", is_end=True)
+        # The zone results are shown in: tz, else the file's. Text stamps with UTC
+        # offsets are shown in UTC (a part of the file cannot tell the zone of all).
+        ts_type = self.file.schema_arrow.field(self.schema.ts).type
+        self.zone = self.tz or (ts_type.tz if pa.types.is_timestamp(ts_type) else None)
+        self.memo: dict = {}        # day/month order and zone kind, held across batches
+        self.lo = _bound(start, "start", is_end=False, zone=self.zone)
+        self.hi = _bound(end, "end", is_end=True, zone=self.zone)
         if self.lo is not None and self.hi is not None and self.lo > self.hi:
             raise ParameterError(f"start={start!r} is after end={end!r}")
         self.columns = [self.schema.ts, *([self.schema.symbol] if self.schema.symbol else []),
@@ -535,7 +558,10 @@ class _BarStream:
         self.field_names = (*BAR_FIELDS, *self.schema.features)
         self.missing: dict[str, tuple] = {}   # column -> (NaN count, first ts, last ts)
         self.rows = 0
+        self.notes: list[str] = []
         self.symbols = self._scan_symbols() if self.schema.symbol else (Panel.DEFAULT_SYMBOL,)
+        for note in self.notes:
+            warnings.warn(note, DataWarning, stacklevel=3)
 
     # -- first passes over one column: the days (to annualise) and the symbols
 
@@ -543,6 +569,8 @@ class _BarStream:
         """The distinct days with bars in range and the bars on each, for
         :func:`~engine.analysis.conventions.periods_from_days` (memory: one entry
         per day, not per bar)."""
+        from engine.data.timestamps import wall_clock
+
         days, counts = [], []
         offset = 0
         last = None
@@ -558,7 +586,9 @@ class _BarStream:
                 ts = ts[1:]
             if ts.size:
                 last = ts[-1]
-            d, c = np.unique(ts.astype("datetime64[D]"), return_counts=True)
+            # Days where the data trades, as engine.run counts them.
+            d, c = np.unique(wall_clock(ts, self.zone).astype("datetime64[D]"),
+                             return_counts=True)
             days.append(d)
             counts.append(c)
         if not days:
@@ -569,6 +599,8 @@ class _BarStream:
 
     def _scan_symbols(self) -> tuple[str, ...]:
         import pyarrow.compute as pc
+
+        from engine.data.bars import spelling_notes
 
         names = [self.schema.symbol] + ([self.schema.ts] if self.lo or self.hi else [])
         seen: set[str] = set()
@@ -582,7 +614,11 @@ class _BarStream:
             if pa.types.is_dictionary(col.type):
                 col = col.cast(col.type.value_type)
             seen.update(str(s) for s in pc.unique(col).to_pylist() if s is not None)
-        return tuple(sorted(seen))
+        # As load_bars reads them: spaces around a name dropped, case kept.
+        spellings = sorted(seen)
+        stripped = [s.strip() for s in spellings]
+        self.notes = spelling_notes(self.src, self.schema.symbol, spellings, stripped)
+        return tuple(sorted(set(stripped)))
 
     def _iter_batches(self, columns):
         # One iterator per row group: pyarrow's iterator over a whole file keeps more
@@ -602,9 +638,15 @@ class _BarStream:
 
     def _timestamps(self, column, offset: int) -> np.ndarray:
         from engine.data.bars import to_timestamps
+        from engine.data.timestamps import localize
 
-        return _renumbered(offset, to_timestamps, pa.chunked_array([column]), self.src,
-                           self.schema.ts)[0]
+        ts, zone = _renumbered(offset, to_timestamps, pa.chunked_array([column]), self.src,
+                               self.schema.ts, date_format=self.date_format, memo=self.memo)
+        if zone is None and self.tz is not None:
+            ts = localize(ts, self.tz, self.src, f"column {self.schema.ts!r} has")
+        elif zone is not None and self.zone is None:
+            self.zone = "UTC"
+        return ts
 
     # -- the batches, converted and checked
 
@@ -619,13 +661,15 @@ class _BarStream:
             fields = {}
             for name, orig in (*self.schema.bars.items(), *self.schema.features.items()):
                 fields[name] = _renumbered(offset, _to_float, pa.chunked_array(
-                    [batch.column(orig)]), self.src, orig, ts)
+                    [batch.column(orig)]), self.src, orig, ts, tz=self.zone,
+                    required=name == "close")
             if self.volume_absent:
                 fields["volume"] = np.full(n, np.nan)
             codes = None
             if self.schema.symbol:
                 codes, names = _renumbered(offset, _to_codes, pa.chunked_array(
-                    [batch.column(self.schema.symbol)]), self.src, self.schema.symbol, ts)
+                    [batch.column(self.schema.symbol)]), self.src, self.schema.symbol, ts,
+                    tz=self.zone)
                 # batch-local codes -> the run's columns
                 # (a symbol outside start/end is -1; its rows are dropped below)
                 remap = np.array([index.get(s, -1) for s in names], dtype=np.intp)
@@ -678,16 +722,16 @@ class _BarStream:
             i = int(min(step_back[0] if step_back.size else len(t),
                         same[0] if same.size else len(t)))
             here, before, t_here, t_before = int(rows[i + 1]), int(rows[i]), t[i + 1], t[i]
+        here_ts = _fmt(np.int64(t_here).view("datetime64[ns]"), self.zone)
+        before_ts = _fmt(np.int64(t_before).view("datetime64[ns]"), self.zone)
         if t_here == t_before:
             raise DataError(
-                f"{self.src}: duplicate bar for ts {_fmt(np.int64(t_here).view('datetime64[ns]'))}"
-                f" at rows {before} and {here}. Fix: keep one row per (ts, symbol), e.g. drop "
-                f"duplicates before streaming."
+                f"{self.src}: duplicate bar for ts {here_ts} at rows {before} and {here}. Fix: "
+                f"keep one row per (ts, symbol), e.g. drop duplicates before streaming."
             )
         raise DataError(
-            f"{self.src}: rows are not in time order: row {here} (ts "
-            f"{_fmt(np.int64(t_here).view('datetime64[ns]'))}) comes after row {before} (ts "
-            f"{_fmt(np.int64(t_before).view('datetime64[ns]'))}); a stream is read in order and "
+            f"{self.src}: rows are not in time order: row {here} (ts {here_ts}) comes after "
+            f"row {before} (ts {before_ts}); a stream is read in order and "
             f"cannot sort it. Fix: sort the file by ts (e.g. polars: pl.scan_parquet(src)"
             f".sort('ts').sink_parquet(dst)), or run without --stream, which sorts in memory."
         )
@@ -755,14 +799,14 @@ class _BarStream:
             out[name] = arr
         all_ts = np.concatenate((kept.ts, uts)) if h else uts.copy()
         return Panel(ts=all_ts, symbols=self.symbols, fields=out, source=self.src,
-                     meta={"stream": True}), h
+                     meta={"stream": True, "tz": self.zone}), h
 
     def _duplicate(self, flat, rows, ts, codes):
         order = np.argsort(flat, kind="stable")
         same = np.flatnonzero(flat[order][1:] == flat[order][:-1])
         a, c = int(order[same[0]]), int(order[same[0] + 1])
         raise DataError(
-            f"{self.src}: duplicate bar for ts {_fmt(ts[a])}, symbol "
+            f"{self.src}: duplicate bar for ts {_fmt(ts[a], self.zone)}, symbol "
             f"{self.symbols[codes[a]]!r} at rows {int(rows[a])} and {int(rows[c])}. Fix: keep "
             f"one row per (ts, symbol), e.g. drop duplicates before streaming."
         )
@@ -779,17 +823,18 @@ class _BarStream:
                 continue
             warnings.warn(
                 f"{self.src}: column {col!r} is missing (NaN) in {n} of {self.rows} rows, "
-                f"from {_fmt(first)} to {_fmt(last)}; they are kept missing, not filled in.",
+                f"from {_fmt(first, self.zone)} to {_fmt(last, self.zone)}; they are kept "
+                f"missing, not filled in.",
                 DataWarning, stacklevel=3)
 
 
 _ROW = re.compile(r"\brow (\d+)")
 
 
-def _renumbered(offset: int, func, *args):
+def _renumbered(offset: int, func, *args, **kwargs):
     """Call a loader conversion on one batch; its row numbers become the file's."""
     try:
-        return func(*args)
+        return func(*args, **kwargs)
     except DataError as exc:
         if not offset:
             raise

@@ -59,6 +59,12 @@ def add_run_options(command: argparse.ArgumentParser, *, compare: bool = False) 
                          help="allow fractional quantities")
     command.add_argument("--start", help="first date (inclusive)")
     command.add_argument("--end", help="last date (inclusive)")
+    command.add_argument("--date-format", metavar="FORMAT",
+                         help="strptime format of dates stored as text, e.g. %%d/%%m/%%Y "
+                              "(default: ISO, or the one day/month order the file allows)")
+    command.add_argument("--tz", metavar="ZONE",
+                         help="time zone to show results in, e.g. America/New_York (default: "
+                              "the data's; data without a zone is taken to be in ZONE)")
     command.add_argument("--periods-per-year", default=None, metavar="N",
                          help="bars per year, to annualise: any positive number (default: "
                               "read off the data: 252 for exchange days, 365 when weekends "
@@ -92,6 +98,7 @@ def run_options(args) -> dict:
         mode=args.mode, fractional=args.fractional, shorting=args.shorting,
         borrow_rate=args.borrow_rate, start=args.start, end=args.end,
         periods_per_year=args.periods_per_year, risk_free=args.risk_free, strict=args.strict,
+        date_format=args.date_format, tz=args.tz,
     )
 
 

@@ -25,9 +25,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.data.panel import BAR_FIELDS, PRICE_FIELDS, Panel
+from engine.data.timestamps import (
+    check_date_format,
+    check_zone,
+    localize,
+    to_timestamps,
+    wall_clock,
+)
 from engine.errors import DataError, ParameterError, did_you_mean
 
-__all__ = ["DataWarning", "load_bars", "save_bars"]
+__all__ = ["DataWarning", "in_zone", "load_bars", "save_bars", "to_timestamps"]
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -160,6 +167,15 @@ def _read_csv(path: Path, src: str, gz: bool) -> pa.Table:
                 f"{src}: column {name!r} is not UTF-8 text at row {i + 1} ({values[i]!r}); "
                 f"the engine reads CSV as UTF-8 only. {utf8_fix}"
             )
+    # Arrow turns timestamps written with UTC offsets into UTC and drops the offsets,
+    # which name the zone the results are shown in: read those columns again as text.
+    aware = [name for name, col in zip(table.column_names, table.columns, strict=True)
+             if pa.types.is_timestamp(col.type) and col.type.tz is not None]
+    if aware:
+        again = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
+            include_columns=aware, column_types={name: pa.string() for name in aware}))
+        for name in aware:
+            table = table.set_column(table.column_names.index(name), name, again.column(name))
     return table
 
 
@@ -229,22 +245,35 @@ def _read(source) -> tuple[pa.Table, str]:
             f"{src}: unknown file type {''.join(path.suffixes) or '(no extension)'!r}; "
             f"expected {_ACCEPTED}."
         )
-    if not path.exists():
-        raise DataError(
-            f"no such file: {src}. Fix: correct the path (a relative path starts from the "
-            f"working directory)."
-        )
-    if path.is_dir():
-        raise DataError(f"{src}: is a directory; expected {_ACCEPTED}.")
-    if path.stat().st_size == 0:
-        raise DataError(
-            f"{src}: the file is empty (0 bytes), so an export or download probably stopped "
-            f"early. Fix: write the bars again (columns ts, [symbol,] open, high, low, close, "
-            f"volume)."
-        )
-    if kind == "parquet":
-        return _read_parquet(path, src), src
-    return _read_csv(path, src, gz=name.endswith(".gz")), src
+    try:
+        if not path.exists():
+            raise DataError(
+                f"no such file: {src}. Fix: correct the path (a relative path starts from the "
+                f"working directory)."
+            )
+        if path.is_dir():
+            raise DataError(f"{src}: is a directory; expected {_ACCEPTED}.")
+        if path.stat().st_size == 0:
+            raise DataError(
+                f"{src}: the file is empty (0 bytes), so an export or download probably "
+                f"stopped early. Fix: write the bars again (columns ts, [symbol,] open, high, "
+                f"low, close, volume)."
+            )
+        if kind == "parquet":
+            return _read_parquet(path, src), src
+        return _read_csv(path, src, gz=name.endswith(".gz")), src
+    except PermissionError as exc:
+        raise unreadable(src, exc) from None
+
+
+def unreadable(src: str, exc: OSError) -> DataError:
+    """The error for a file (or a folder on its path) this user may not read."""
+    denied = str(exc.filename) if exc.filename else src
+    where = "" if Path(denied) == Path(src).expanduser() else f" (on {denied})"
+    return DataError(
+        f"{src}: permission denied{where}; this user may not read the file. Fix: make it "
+        f"readable (e.g. chmod a+r {denied}, as its owner) or copy it to a folder you can read."
+    )
 
 
 # --------------------------------------------------------------------------- schema
@@ -370,9 +399,13 @@ class _Bars:
     symbols: list
     fields: dict
     volume_absent: bool = False
+    tz: str | None = None  # the zone messages show times in (ts itself is UTC then)
+
+    def fmt(self, value) -> str:
+        return _fmt_ts(value, self.tz)
 
     def where(self, i: int) -> str:
-        parts = [f"ts {_fmt_ts(self.ts[i])}"]
+        parts = [f"ts {self.fmt(self.ts[i])}"]
         if self.codes is not None:
             parts.append(f"symbol {self.symbols[self.codes[i]]!r}")
         return f"row {int(self.rows[i])} ({', '.join(parts)})"
@@ -385,8 +418,12 @@ class _Bars:
         self.fields = {k: v[mask] for k, v in self.fields.items()}
 
 
-def _fmt_ts(value) -> str:
-    text = np.datetime_as_string(np.datetime64(value, "ns"), unit="s")
+def _fmt_ts(value, tz: str | None = None) -> str:
+    """A stamp for a message: the date alone at midnight, local time when ``tz`` is set."""
+    value = np.datetime64(value, "ns")
+    if tz:
+        value = wall_clock(np.array([value]), tz)[0]
+    text = np.datetime_as_string(value, unit="s")
     return text[:10] if text.endswith("T00:00:00") else text.replace("T", " ")
 
 
@@ -403,87 +440,36 @@ def _count(n: int) -> str:
 # --------------------------------------------------------------------------- conversion
 
 
-def _where_raw(rows_ts: np.ndarray | None, i: int) -> str:
+def _where_raw(rows_ts: np.ndarray | None, i: int, tz: str | None = None) -> str:
     if rows_ts is None:
         return f"row {i + 1}"
-    return f"row {i + 1} (ts {_fmt_ts(rows_ts[i])})"
+    return f"row {i + 1} (ts {_fmt_ts(rows_ts[i], tz)})"
 
 
-def _parse_ts_strings(col: pa.ChunkedArray, src: str, name: str) -> np.ndarray:
-    import pandas as pd
-
-    text = col.to_pandas()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
-        if parsed.isna().any():
-            # Non-ISO spellings (e.g. 01/02/2020) are accepted when pandas can read them.
-            parsed = pd.to_datetime(text, utc=True, format="mixed", errors="coerce")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        value = text.iloc[i]
-        what = "is empty" if value is None or pd.isna(value) else f"has {value!r}, not a date,"
-        raise DataError(
-            f"{src}: column {name!r} {what} at row {i + 1}; {_count(int(bad.sum()))} this check. "
-            f"Fix: use ISO dates or timestamps such as 2024-01-31 or 2024-01-31 15:30:00."
-        )
-    try:
-        return parsed.dt.tz_convert(None).to_numpy().astype("datetime64[ns]")
-    except (OverflowError, ValueError) as exc:
-        raise DataError(
-            f"{src}: column {name!r} has dates outside 1677-09-22..2262-04-11, the range of "
-            f"nanosecond timestamps. Fix: drop or correct those rows."
-        ) from exc
+#: Integers above this (2**53) have no exact float64; a volume that large is a
+#: missing-value marker (2**64 - 1) or a corrupted value, never a real count.
+EXACT_INT = 2**53
 
 
-def to_timestamps(col: pa.ChunkedArray, src: str, name: str) -> tuple[np.ndarray, str | None]:
-    """A date, timestamp or date-string column as ``datetime64[ns]`` (UTC) and its zone.
+def _to_float(col: pa.ChunkedArray, src: str, name: str, ts: np.ndarray, *,
+              tz: str | None = None, required: bool = False,
+              notes: list | None = None) -> np.ndarray:
+    """A numeric (or number-as-text) column as float64, NaN where it is missing.
 
-    Shared by the bar loader and the feeds; errors name ``src``, ``name`` and the row.
+    In text, an empty cell is missing and so, unless the column is ``required``
+    (the close), is a word such as ``n/a`` or ``null``; any other text that is not
+    a number is an error quoting it. Numbers stored as text are converted with a
+    note in ``notes`` (when given: Parquet and DataFrames, where text is a choice).
     """
-    col = _decode(col)
-    t = col.type
-    tz = None
-    if col.null_count:
-        i = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
-        raise DataError(
-            f"{src}: column {name!r} is empty at row {i + 1}; {_count(col.null_count)} this "
-            f"check. Fix: every bar needs a timestamp; fill it in or drop the row."
-        )
-    if _is_stringlike(t):
-        return _parse_ts_strings(col, src, name), None
-    if pa.types.is_timestamp(t):
-        tz = t.tz
-        target = pa.timestamp("ns", tz=tz)
-    elif pa.types.is_date(t):
-        target = pa.timestamp("ns")
-    else:
-        raise DataError(
-            f"{src}: column {name!r} holds {t} values, not dates or timestamps. Fix: store "
-            f"dates (e.g. 2024-01-31) or timestamps; convert numeric dates such as 20240131 "
-            f"or epoch seconds before loading."
-        )
-    try:
-        # For tz-aware input the int64 view is UTC, which is what the panel keeps.
-        ns = col.cast(target).cast(pa.int64()).to_numpy()
-    except pa.ArrowInvalid as exc:
-        raise DataError(
-            f"{src}: column {name!r} has dates outside 1677-09-22..2262-04-11, the range of "
-            f"nanosecond timestamps. Fix: drop or correct those rows."
-        ) from exc
-    return ns.view("datetime64[ns]"), tz
-
-
-def _to_float(col: pa.ChunkedArray, src: str, name: str, ts: np.ndarray) -> np.ndarray:
     col = _decode(col)
     t = col.type
     if _is_stringlike(t):
         trimmed = pc.utf8_lower(pc.utf8_trim_whitespace(col))
-        blank = pc.fill_null(pc.is_in(trimmed, value_set=pa.array(_NULL_WORDS)), True)
+        words = _NULL_WORDS if not required else [""]
+        blank = pc.fill_null(pc.is_in(trimmed, value_set=pa.array(words)), True)
         cleaned = pc.if_else(blank, pa.scalar(None, col.type), col)
         try:
-            col = cleaned.cast(pa.float64())
+            converted = cleaned.cast(pa.float64())
         except pa.ArrowInvalid:
             import pandas as pd
 
@@ -491,24 +477,58 @@ def _to_float(col: pa.ChunkedArray, src: str, name: str, ts: np.ndarray) -> np.n
             bad = (pd.to_numeric(values, errors="coerce").isna() & values.notna()).to_numpy()
             i = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"{src}: column {name!r} must hold numbers, but {_where_raw(ts, i)} has "
+                f"{src}: column {name!r} must hold numbers, but {_where_raw(ts, i, tz)} has "
                 f"{values.iloc[i]!r}; {_count(int(bad.sum()))} this check. Fix: correct those "
                 f"values (a dot as decimal separator, no thousands separators or currency "
                 f"signs) or leave them empty."
             ) from None
+        if notes is not None and converted.null_count < len(converted):
+            notes.append(
+                f"{src}: column {name!r} holds numbers stored as text; they were read as "
+                f"numbers. Fix: store {name!r} as a numeric column (e.g. "
+                f"pl.col({name!r}).cast(pl.Float64)) to silence this warning."
+            )
+        col = converted
     elif not _is_numeric(t):
         raise DataError(
             f"{src}: column {name!r} holds {t} values, not numbers. Fix: store {name!r} as a "
             f"numeric column."
         )
     else:
-        col = col.cast(pa.float64())
+        try:
+            col = col.cast(pa.float64())
+        except pa.ArrowInvalid:
+            if not pa.types.is_integer(t):
+                raise
+            _inexact_integers(col, src, name, ts, tz)
     if col.null_count:
         col = pc.fill_null(col, np.nan)
     return np.asarray(col.to_numpy(), dtype=np.float64)
 
 
-def _to_codes(col: pa.ChunkedArray, src: str, name: str, ts: np.ndarray):
+def _inexact_integers(col: pa.ChunkedArray, src: str, name: str, ts, tz) -> None:
+    """Raise for the integers a float64 cannot hold exactly (the cast refused them)."""
+    big = pc.greater(col, pa.scalar(EXACT_INT, col.type))
+    if pa.types.is_signed_integer(col.type):
+        big = pc.or_(big, pc.less(col, pa.scalar(-EXACT_INT, col.type)))
+    bad = np.asarray(pc.fill_null(big, False).to_numpy(zero_copy_only=False), dtype=bool)
+    i = int(np.flatnonzero(bad)[0])
+    raise DataError(
+        f"{src}: column {name!r} has {col[i].as_py()} at {_where_raw(ts, i, tz)}, beyond "
+        f"2**53 = {EXACT_INT}, the largest whole number a float64 holds exactly; "
+        f"{_count(int(bad.sum()))} this check. Fix: correct those values (a missing-value "
+        f"marker such as {2**64 - 1} should be an empty cell), or store the column in larger "
+        f"units."
+    )
+
+
+def _to_codes(col: pa.ChunkedArray, src: str, name: str, ts: np.ndarray, *,
+              tz: str | None = None, notes: list | None = None):
+    """Symbol codes into the sorted symbol names, with surrounding spaces dropped.
+
+    Spellings that differ only by surrounding spaces are one symbol; spellings
+    that differ by case stay apart. Either is described in ``notes`` (when given).
+    """
     col = _decode(col)
     if pa.types.is_integer(col.type):
         col = col.cast(pa.string())
@@ -532,22 +552,81 @@ def _to_codes(col: pa.ChunkedArray, src: str, name: str, ts: np.ndarray):
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{src}: column {name!r} is empty at {_where_raw(ts, i)}; "
+            f"{src}: column {name!r} is empty at {_where_raw(ts, i, tz)}; "
             f"{_count(int(bad.sum()))} this check. Fix: give every row its symbol."
         )
-    # Codes follow the sorted symbol order so the panel's columns are sorted.
-    order = np.argsort(names, kind="stable")
-    rank = np.empty(len(names), dtype=np.intp)
-    rank[order] = np.arange(len(names))
-    codes = rank[indices]
-    return codes, [str(s) for s in names[order]]
+    # Codes follow the sorted symbol order so the panel's columns are sorted; a name
+    # with spaces around it joins the same name without them (a padded export).
+    stripped = np.array([str(text).strip() for text in names], dtype=object)
+    unique, rank = np.unique(stripped, return_inverse=True) if len(names) else (
+        np.empty(0, dtype=object), np.empty(0, dtype=np.intp))
+    codes = rank.astype(np.intp)[indices]
+    if notes is not None:
+        notes.extend(spelling_notes(src, name, names, stripped, indices))
+    return codes, [str(s) for s in unique]
+
+
+def spelling_notes(src: str, name: str, names, stripped, indices=None) -> list[str]:
+    """Warnings about symbols spelt two ways: with and without surrounding spaces
+    (read as one), or differing only by case (kept apart). ``names`` are the
+    spellings in the file, ``stripped`` the same without spaces; ``indices`` (each
+    row's spelling) gives the first row of each, for the message."""
+    names = [str(n) for n in names]
+    stripped = [str(n) for n in stripped]
+    first = None
+    if indices is not None and len(names):
+        # First row of each spelling; only on this path, where a note is likely.
+        idx = np.asarray(indices, dtype=np.int64)
+        first = np.full(len(names), len(idx), dtype=np.int64)
+        np.minimum.at(first, idx[idx >= 0], np.flatnonzero(idx >= 0))
+
+    def shown(k: int) -> str:
+        return f"{names[k]!r} (row {int(first[k]) + 1})" if first is not None else repr(
+            names[k])
+
+    notes = []
+    groups: dict[str, list[int]] = {}
+    for k, text in enumerate(stripped):
+        groups.setdefault(text, []).append(k)
+    merged = [ks for ks in groups.values() if len(ks) > 1]
+    if merged:
+        listed = "; ".join(" and ".join(shown(k) for k in ks) + f" are read as "
+                           f"{stripped[ks[0]]!r}" for ks in merged[:5])
+        more = f"; and {len(merged) - 5} more" if len(merged) > 5 else ""
+        notes.append(
+            f"{src}: column {name!r} spells symbols with and without surrounding spaces: "
+            f"{listed}{more}. Fix: remove the spaces in the file to silence this warning."
+        )
+    folded: dict[str, list[str]] = {}
+    for text in groups:
+        folded.setdefault(text.lower(), []).append(text)
+    cased = [sorted(ts) for ts in folded.values() if len(ts) > 1]
+    if cased:
+        def spelt(text: str) -> str:
+            k = groups[text][0]
+            extra = f", written {names[k]!r}" if names[k] != text else ""
+            return (f"{text!r} (row {int(first[k]) + 1}{extra})" if first is not None
+                    else f"{text!r}{f' ({extra[2:]})' if extra else ''}")
+
+        listed = "; ".join(" and ".join(spelt(t) for t in ts) for ts in cased[:5])
+        more = f"; and {len(cased) - 5} more" if len(cased) > 5 else ""
+        notes.append(
+            f"{src}: column {name!r} has symbols that differ only by case: {listed}{more}; "
+            f"they load as different symbols. Fix: if they are one instrument, spell it one "
+            f"way in the file."
+        )
+    return notes
 
 
 # --------------------------------------------------------------------------- filters
 
 
-def _bound(value, name: str, is_end: bool):
-    """``(timestamp, inclusive_upper_exclusive)`` for a start/end argument, or None."""
+def _bound(value, name: str, is_end: bool, zone: str | None = None):
+    """A start/end argument as a ``datetime64[ns]`` bound on the panel's stamps, or None.
+
+    A bound with a zone is compared in UTC; one without is a local time in ``zone``
+    (the data's), so ``end='2024-01-31'`` ends that day where the data trades.
+    """
     if value is None:
         return None
     import pandas as pd
@@ -560,7 +639,8 @@ def _bound(value, name: str, is_end: bool):
         ) from exc
     if stamp is pd.NaT:
         raise ParameterError(f"{name}={value!r} is not a date; use e.g. '2020-01-31'.")
-    if stamp.tzinfo is not None:
+    aware = stamp.tzinfo is not None
+    if aware:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     ns = np.datetime64(stamp.as_unit("ns").to_datetime64(), "ns")
     day_only = (
@@ -568,7 +648,11 @@ def _bound(value, name: str, is_end: bool):
     ) or (isinstance(value, str) and ":" not in value and "T" not in value.upper())
     if is_end and day_only and stamp == stamp.normalize():
         # end='2020-01-31' includes that whole day's intraday bars.
-        return ns + np.timedelta64(1, "D") - np.timedelta64(1, "ns")
+        ns = ns + np.timedelta64(1, "D") - np.timedelta64(1, "ns")
+    if zone and not aware:
+        local = pd.DatetimeIndex([ns]).tz_localize(zone, ambiguous=False,
+                                                   nonexistent="shift_forward")
+        ns = local.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[ns]")[0]
     return ns
 
 
@@ -596,6 +680,12 @@ def _drop_absent_symbols(b: _Bars) -> None:
 
 
 # --------------------------------------------------------------------------- validation
+
+
+#: The largest price accepted. Positions, equity and costs multiply prices by
+#: quantities and sum them; 1e15 keeps every such figure far inside float64 (and
+#: exact to the cent up to ~1e13) while no real instrument comes near it.
+MAX_PRICE = 1e15
 
 
 def _fail(b: _Bars, bad: np.ndarray, message: str, fix: str) -> None:
@@ -649,6 +739,13 @@ def _validate_values(b: _Bars, notes: list, documented: dict | None = None) -> d
         if bad.any():
             _fail(b, bad, f"column {col!r} must be a positive price, but {{where}} has {{{col}}}",
                   f"correct the {col}, or leave it empty if it is unknown.")
+    for col in ("close", "open", "high", "low"):
+        bad = f[col] > MAX_PRICE        # NaN compares False
+        if bad.any():
+            _fail(b, bad, f"column {col!r} has {{{col}}} at {{where}}, above {MAX_PRICE:g}, the "
+                          f"largest price the engine accepts",
+                  "correct those values; if the prices are real, state them in a larger unit "
+                  "(e.g. thousands).")
     high, low = f["high"], f["low"]
     # NaN compares False, so unknown highs/lows never trigger these checks.
     bad = high < low - REL_TOL * np.abs(low)
@@ -681,7 +778,7 @@ def _validate_values(b: _Bars, notes: list, documented: dict | None = None) -> d
                 continue
             notes.append(
                 f"{b.src}: column {col!r} is missing (NaN) in {n} of {len(nan)} rows, "
-                f"from {_fmt_ts(b.ts[idx[0]])} to {_fmt_ts(b.ts[idx[-1]])}; they are kept "
+                f"from {b.fmt(b.ts[idx[0]])} to {b.fmt(b.ts[idx[-1]])}; they are kept "
                 f"missing, not filled in."
             )
     return missing
@@ -716,7 +813,7 @@ def _check_order(b: _Bars, notes: list) -> bool:
         a, c = int(first[j]), int(second[j])
         sym = f", symbol {b.symbols[codes[a]]!r}" if codes is not None else ""
         raise DataError(
-            f"{b.src}: duplicate bar for ts {_fmt_ts(b.ts[a])}{sym} at rows {int(b.rows[a])} "
+            f"{b.src}: duplicate bar for ts {b.fmt(b.ts[a])}{sym} at rows {int(b.rows[a])} "
             f"and {int(b.rows[c])}; {len(second)} "
             f"{'rows repeat' if len(second) > 1 else 'row repeats'} an earlier (ts, symbol). "
             f"Fix: keep one row per (ts, symbol), e.g. drop duplicates before loading."
@@ -738,7 +835,7 @@ def _check_order(b: _Bars, notes: list) -> bool:
     i, k = int(later[j]), int(prev[j])
     notes.append(
         f"{b.src}: rows are not in time order: {b.where(i)} comes after row {int(b.rows[k])} "
-        f"(ts {_fmt_ts(b.ts[k])}); {len(later)} {'rows step' if len(later) > 1 else 'row steps'} "
+        f"(ts {b.fmt(b.ts[k])}); {len(later)} {'rows step' if len(later) > 1 else 'row steps'} "
         f"back in time. Sorted them by (ts, symbol). Fix: sort the file by ts to silence this "
         f"warning."
     )
@@ -798,7 +895,8 @@ def release_arrow_memory() -> None:
         release()
 
 
-def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Panel:
+def load_bars(source, *, symbol: str | None = None, start=None, end=None,
+              date_format: str | None = None, tz: str | None = None) -> Panel:
     """Load and validate bars into a :class:`~engine.data.panel.Panel`.
 
     Parameters
@@ -817,17 +915,28 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
         ``Panel.DEFAULT_SYMBOL``). With one, keep only that symbol's rows.
     start, end : str, datetime.date or datetime.datetime, optional
         Inclusive bounds on ``ts`` applied before validation and pivoting. A bare
-        date as ``end`` includes that whole day. Time-zone-aware bounds are
-        compared in UTC.
+        date as ``end`` includes that whole day. Bounds without a zone are local
+        times of the data's zone (``tz``, else the file's); bounds with one are
+        compared as instants.
+    date_format : str, optional
+        A ``strptime`` format (``"%d/%m/%Y"``, ``"%m/%d/%Y %H:%M"``) for dates
+        stored as text. Without it, ISO dates are read as they are and other
+        numeric dates in the one day/month order the column allows; a column where
+        both orders fit every date is refused (see :mod:`engine.data.timestamps`).
+    tz : str, optional
+        An IANA time zone (``"America/New_York"``) for the results. Time-zone-aware
+        data is converted to it; stamps without a zone are taken to be local times
+        there. Default: the data's own zone, if it has one.
 
     Returns
     -------
     Panel
-        Timestamps (``datetime64[ns]``, naive UTC, strictly increasing) by sorted
-        symbols, one C-contiguous float64 matrix per field, NaN where a symbol has
-        no bar. ``meta`` holds ``missing`` ({column: NaN count} for open, high, low
-        and volume), ``volume_missing``, ``ignored_columns``, ``resorted``, ``rows``
-        and ``tz`` (the input's time zone, if any).
+        Timestamps (``datetime64[ns]``, strictly increasing; UTC when the data has a
+        zone, as written otherwise) by sorted symbols, one C-contiguous float64
+        matrix per field, NaN where a symbol has no bar. ``meta`` holds ``missing``
+        ({column: NaN count} for open, high, low and volume), ``volume_missing``,
+        ``ignored_columns``, ``resorted``, ``rows`` and ``tz`` (the zone results
+        are shown in, or None for data without one).
 
     Raises
     ------
@@ -841,10 +950,14 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
     Warns
     -----
     DataWarning
-        Once per price column with missing values, and when rows had to be sorted.
+        Once per price column with missing values, when rows had to be sorted,
+        when a price column holds numbers as text, when symbols differ only by
+        case or surrounding spaces, and when UTC offsets name no single zone.
     """
     if symbol is not None and not isinstance(symbol, str):
         raise ParameterError(f"symbol must be a string, got {type(symbol).__name__}")
+    date_format = check_date_format(date_format)
+    tz = check_zone(tz)
     lo = _bound(start, "start", is_end=False)
     hi = _bound(end, "end", is_end=True)
     if lo is not None and hi is not None and lo > hi:
@@ -858,29 +971,42 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
         )
     schema = _resolve(table, src)
 
-    ts, tz = to_timestamps(table.column(schema.ts), src, schema.ts)
+    notes: list[str] = []
+    # A note on the zone (offsets that name none) has nothing to say once tz names one.
+    ts, file_zone = to_timestamps(table.column(schema.ts), src, schema.ts,
+                                  date_format=date_format, notes=notes if tz is None else None)
+    if tz is not None and file_zone is None:
+        ts = localize(ts, tz, src, f"column {schema.ts!r} has", rows=True)
+    zone = tz or file_zone
+    # Text is a choice in Parquet and frames (a CSV has nothing else): say so there.
+    text_notes = notes if not src.lower().endswith(CSV_SUFFIXES) else None
     if schema.symbol is not None:
-        codes, symbols = _to_codes(table.column(schema.symbol), src, schema.symbol, ts)
+        codes, symbols = _to_codes(table.column(schema.symbol), src, schema.symbol, ts,
+                                   tz=zone, notes=notes)
     else:
         codes, symbols = None, [symbol or Panel.DEFAULT_SYMBOL]
     fields = {}
     for name, orig in schema.bars.items():
-        fields[name] = _to_float(table.column(orig), src, orig, ts)
+        fields[name] = _to_float(table.column(orig), src, orig, ts, tz=zone,
+                                 required=name == "close", notes=text_notes)
     volume_absent = "volume" not in fields
     if volume_absent:
         fields["volume"] = np.full(len(ts), np.nan)
     for name, orig in schema.features.items():
-        fields[name] = _to_float(table.column(orig), src, orig, ts)
+        fields[name] = _to_float(table.column(orig), src, orig, ts, tz=zone)
     fields = {k: fields[k] for k in (*BAR_FIELDS, *schema.features)}
     documented = documented_gaps(table, src)
     del table
     release_arrow_memory()      # the columns not kept (symbol text, ignored columns)
 
-    b = _Bars(src, ts, np.arange(1, len(ts) + 1), codes, symbols, fields, volume_absent)
+    b = _Bars(src, ts, np.arange(1, len(ts) + 1), codes, symbols, fields, volume_absent, zone)
     if symbol is not None and codes is not None:
         _select_symbol(b, symbol)
+    if zone is not None:
+        lo = _bound(start, "start", is_end=False, zone=zone)
+        hi = _bound(end, "end", is_end=True, zone=zone)
     if lo is not None or hi is not None:
-        covers = f"{_fmt_ts(b.ts.min())} to {_fmt_ts(b.ts.max())}"
+        covers = f"{b.fmt(b.ts.min())} to {b.fmt(b.ts.max())}"
         mask = np.ones(len(b.ts), dtype=bool)
         if lo is not None:
             mask &= b.ts >= lo
@@ -898,7 +1024,6 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
     if b.codes is not None:
         _drop_absent_symbols(b)
 
-    notes: list[str] = []
     missing = _validate_values(b, notes, documented)
     resorted = _check_order(b, notes)
     uts, matrices = _pivot(b, copy=not isinstance(source, str | Path))
@@ -909,7 +1034,7 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
         "ignored_columns": list(schema.ignored),
         "resorted": resorted,
         "rows": len(b.ts),
-        "tz": tz,
+        "tz": zone,
         "documented_gaps": {col: gap[2] for col, gap in documented.items()
                             if col in missing},
     }
@@ -921,6 +1046,21 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None) -> Pan
     for note in notes:
         warnings.warn(note, DataWarning, stacklevel=2)
     return panel
+
+
+def in_zone(panel: Panel, tz: str | None) -> Panel:
+    """``panel`` with its results shown in the time zone ``tz`` (None: as it is).
+
+    A panel with a zone keeps its UTC stamps and changes only the zone it is shown
+    in; a panel without one has its stamps taken as local times in ``tz``.
+    """
+    tz = check_zone(tz)
+    if tz is None or panel.meta.get("tz") == tz:
+        return panel
+    ts = panel.ts
+    if panel.meta.get("tz") is None:
+        ts = localize(ts, tz, panel.source, "the bars include")
+    return Panel(ts, panel.symbols, panel.fields, panel.source, {**panel.meta, "tz": tz})
 
 
 def save_bars(panel: Panel, path) -> Path:
@@ -940,7 +1080,8 @@ def save_bars(panel: Panel, path) -> Path:
 
     Notes
     -----
-    Columns are ``ts`` (timestamp[ns]), ``symbol``, ``open, high, low, close``,
+    Columns are ``ts`` (timestamp[ns], in ``panel.meta["tz"]`` when it has a zone),
+    ``symbol``, ``open, high, low, close``,
     ``volume`` (left out when ``panel.meta["volume_missing"]``) and every feature,
     one row per (ts, symbol) that has a close, sorted by (ts, symbol). Loading the
     file with :func:`load_bars` gives back the same panel, except for symbols or
@@ -954,7 +1095,9 @@ def save_bars(panel: Panel, path) -> Path:
     ts = np.repeat(np.asarray(panel.ts, dtype="datetime64[ns]"), k)[has_bar]
     sym_idx = np.tile(np.arange(k), n)[has_bar]
     symbols = pa.array(list(panel.symbols), pa.string()).take(pa.array(sym_idx))
-    columns = {"ts": pa.array(ts, pa.timestamp("ns")), "symbol": symbols}
+    zone = panel.meta.get("tz")
+    columns = {"ts": pa.array(ts.view(np.int64), pa.int64()).cast(pa.timestamp("ns", zone)),
+               "symbol": symbols}
     for name, arr in panel.fields.items():
         if name == "volume" and panel.meta.get("volume_missing"):
             continue

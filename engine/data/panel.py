@@ -29,6 +29,10 @@ class Panel:
         that timestamp.
     source : str
         Where the data came from (a path, or ``"<DataFrame>"``), for messages.
+    meta : dict
+        What the loader found (see :func:`engine.load_bars`). ``meta["tz"]`` is the
+        time zone results are shown in: with it, ``ts`` holds UTC instants and
+        :attr:`local_ts` the local times; without it (None), ``ts`` is as written.
     """
 
     ts: np.ndarray
@@ -56,6 +60,20 @@ class Panel:
     @property
     def n_symbols(self) -> int:
         return len(self.symbols)
+
+    @property
+    def local_ts(self) -> np.ndarray:
+        """The timestamps as local times of ``meta["tz"]`` (``ts`` when there is no zone).
+
+        What calendars read: days, weekdays, months and years are those where the
+        data trades, not UTC's (a Tokyo session opens on the previous UTC day).
+        """
+        tz = self.meta.get("tz")
+        if not tz:
+            return self.ts
+        from engine.data.timestamps import wall_clock
+
+        return wall_clock(self.ts, tz)
 
     @property
     def features(self) -> tuple[str, ...]:

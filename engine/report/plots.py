@@ -20,6 +20,7 @@ import textwrap
 import numpy as np
 
 from engine.analysis.metrics import drawdown_series
+from engine.analysis.tables import local_times
 
 #: PNG metadata: no "Software: matplotlib version x" and no creation time.
 PNG_METADATA = {"Software": None}
@@ -87,7 +88,7 @@ def _times(ts) -> np.ndarray:
 
 def equity_png(result) -> bytes:
     """Equity (with buy-and-hold of the same data) over the underwater drawdown."""
-    ts = _times(result.equity["ts"].to_numpy())
+    ts = _times(local_times(result.equity["ts"]))
     start = result.starting_cash
     equity = _curve(start, result.equity["equity"].to_numpy())
     fig, (top, bottom) = _figure(2)
@@ -121,7 +122,7 @@ def compare_png(results, names) -> bytes:
     for i, (result, name) in enumerate(zip(results, names, strict=True)):
         benchmark = result.strategy == "BuyAndHold"
         colour = BENCHMARK_COLOUR if benchmark else PALETTE[i % len(PALETTE)]
-        ts = _times(result.equity["ts"].to_numpy())
+        ts = _times(local_times(result.equity["ts"]))
         curve = _curve(result.starting_cash, result.equity["equity"].to_numpy())
         curves.append(curve)
         top.plot(ts, curve, color=colour, linewidth=1.0, label=name, zorder=1 if benchmark

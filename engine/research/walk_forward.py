@@ -134,6 +134,7 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
     """
     from engine.analysis.conventions import choose_periods_per_year
     from engine.analysis.metrics import compute_metrics
+    from engine.backtest.result import stamps
     from engine.backtest.run import run
     from engine.research.sweep import check_metric, execute, warn_missing
     from engine.research.sweep_plan import Plan, parameter_sets, prepare
@@ -143,7 +144,8 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
     base = prepare(strategy, sets, data, run_options)
     windows = _windows(base.panels[0].n_bars, train, test)
     # One factor for every window and the stitched curve, read off the whole data.
-    ppy, _ = choose_periods_per_year(run_options.get("periods_per_year"), base.panels[0].ts)
+    ppy, _ = choose_periods_per_year(run_options.get("periods_per_year"),
+                                     base.panels[0].local_ts)
     base.options["periods_per_year"] = ppy
     panels, tasks = [], []
     for w, (start, cut, _) in enumerate(windows):
@@ -165,9 +167,10 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
                 for i, (_, _, params) in enumerate(base.tasks)]
         best = _best(rows, metric)
         full = base.panels[0].slice(start, stop)
-        record = {"window": w, "train_start": _when(full.ts[0]),
-                  "train_end": _when(full.ts[cut - start - 1]),
-                  "test_start": _when(full.ts[cut - start]), "test_end": _when(full.ts[-1])}
+        local = full.local_ts
+        record = {"window": w, "train_start": _when(local[0]),
+                  "train_end": _when(local[cut - start - 1]),
+                  "test_start": _when(local[cut - start]), "test_end": _when(local[-1])}
         segment_equity = np.full(stop - cut, level)
         if best is None:
             record.update({name: None for name in base.names}, in_sample=None,
@@ -184,8 +187,10 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
             segment_equity = level * equity[cut - start:] / anchor
             holding = ~np.isclose(equity[cut - start:], cash_curve[cut - start:], rtol=0,
                                   atol=1e-9 * abs(anchor))
+            # Compared as instants (epoch ns), whatever zone the trades are shown in.
+            test_from = int(full.ts[cut - start].astype("datetime64[ns]").view(np.int64))
             closed = result.trades.filter(pl.col("exit_ts").is_not_null()
-                                          & (pl.col("exit_ts") >= full.ts[cut - start]))
+                                          & (pl.col("exit_ts").dt.epoch("ns") >= test_from))
             pnl += list(closed["pnl"].to_numpy() * level / anchor)
             returns += list(closed["return_pct"].to_numpy())
             test_metrics = compute_metrics(segment_equity, starting_cash=level,
@@ -217,7 +222,9 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
                                                    "out_of_sample": pl.Float64,
                                                    "error": pl.String},
                                  strict=False)
-    equity_frame = pl.DataFrame({"ts": np.concatenate(times), "equity": stitched,
+    equity_frame = pl.DataFrame({"ts": stamps(np.concatenate(times),
+                                              base.panels[0].meta.get("tz")),
+                                 "equity": stitched,
                                  "window": np.concatenate(labels)})
     return WalkForward(windows_frame, equity_frame, metrics, in_sample, metric)
 

@@ -96,6 +96,16 @@ class Feed:
     mapping : mapping of str to mapping, optional
         For text columns: ``{"rating": {"fear": 1, "greed": 2}}`` maps each text
         value to a number. A text column without a mapping is refused.
+    date_format : str, optional
+        A ``strptime`` format for dates stored as text (``"%d/%m/%Y"``), when the
+        feed's day/month order cannot be told from its dates (see
+        :mod:`engine.data.timestamps`).
+
+    Notes
+    -----
+    Times with a zone are compared as instants. Times without one are local times
+    of the bars' zone when the bars have one (a feed dated 2024-01-02 belongs to
+    that day where the bars trade), and compared as written otherwise.
     """
 
     source: Any
@@ -107,6 +117,7 @@ class Feed:
     symbol: str = "symbol"
     max_age: Any = None
     mapping: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    date_format: str | None = None
 
     def replace(self, **changes) -> Feed:
         """A copy with some settings changed (``feed.replace(lag=1)``)."""
@@ -164,11 +175,16 @@ def _describe_span(span) -> str | int | None:
     return f"{days}D" if rest == 0 else f"{amount}ns"
 
 
-def _times(col: pa.ChunkedArray, where: str, name: str) -> np.ndarray:
-    """A date or timestamp column as int64 UTC nanoseconds (naive timestamps as given)."""
-    from engine.data.bars import to_timestamps
+def _times(col: pa.ChunkedArray, where: str, name: str, date_format=None,
+           zone: str | None = None) -> np.ndarray:
+    """A date or timestamp column as int64 UTC nanoseconds; naive stamps are local
+    times of ``zone`` (the bars'), or kept as given when it is None."""
+    from engine.data.timestamps import localize, to_timestamps
 
-    return to_timestamps(col, where, name)[0].view(np.int64)
+    ts, tz = to_timestamps(col, where, name, date_format=date_format, option="feed")
+    if tz is None and zone:
+        ts = localize(ts, zone, where, f"column {name!r} has", rows=True)
+    return ts.view(np.int64)
 
 
 def _values(col: pa.ChunkedArray, where: str, name: str, mapping) -> np.ndarray:
@@ -374,8 +390,13 @@ def _join_one(panel: Panel, name: str, feed: Feed, base_dir, existing: dict):
                 f"column from the bars, or run without this feed (feeds={{}})."
             )
 
-    on_ns = _times(table.column(on_col), where, on_col)
-    avail_ns = on_ns if avail_col is None else _times(table.column(avail_col), where, avail_col)
+    from engine.data.timestamps import check_date_format
+
+    date_format = check_date_format(feed.date_format, where)
+    zone = panel.meta.get("tz")
+    on_ns = _times(table.column(on_col), where, on_col, date_format, zone)
+    avail_ns = on_ns if avail_col is None else _times(table.column(avail_col), where,
+                                                      avail_col, date_format, zone)
     if avail_col is not None:
         early = avail_ns < on_ns
         if early.any():

@@ -177,26 +177,31 @@ def _zone_of(offsets: list[str]) -> tuple[str, str | None]:
 # --------------------------------------------------------------------------- conversion
 
 
-def check_date_format(date_format) -> str | None:
-    """``date_format`` if it is a usable ``strptime`` format (or None), else ParameterError."""
+def check_date_format(date_format, where: str | None = None) -> str | None:
+    """``date_format`` if it is a usable ``strptime`` format (or None), else an error.
+
+    Without ``where`` it is a run option (a ParameterError naming ``--date-format``);
+    with it, a feed's setting (a DataError naming the feed ``where``).
+    """
     if date_format is None:
         return None
     import pandas as pd
 
+    reason = "it has no % code"
     if isinstance(date_format, str) and "%" in date_format:
         try:
             pd.to_datetime(pd.Series(["2000-01-01"]), format=date_format, errors="coerce")
             return date_format
         except (ValueError, TypeError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ParameterError(
-                f"date_format={date_format!r} is not a strptime format ({reason}). Fix: "
-                f"write it with strptime codes, e.g. %d/%m/%Y or %m/%d/%Y %H:%M "
-                f"(CLI --date-format)."
-            ) from None
+    if where is not None:
+        raise DataError(
+            f"{where}: Feed(date_format={date_format!r}) is not a strptime format ({reason}). "
+            f"Fix: write it with strptime codes, e.g. %d/%m/%Y or %m/%d/%Y %H:%M."
+        )
     raise ParameterError(
-        f"date_format={date_format!r} is not a strptime format (it has no % code). Fix: write "
-        f"it with strptime codes, e.g. %d/%m/%Y or %m/%d/%Y %H:%M (CLI --date-format)."
+        f"date_format={date_format!r} is not a strptime format ({reason}). Fix: write it "
+        f"with strptime codes, e.g. %d/%m/%Y or %m/%d/%Y %H:%M (CLI --date-format)."
     )
 
 

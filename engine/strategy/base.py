@@ -458,14 +458,54 @@ class Strategy:
         )
 
 
+#: The largest size, amount of money or price an order may name. Prices above it are
+#: refused at load (engine.data.bars.MAX_PRICE); an order beyond it is a bug in the
+#: strategy (a size computed as cash / 0), and would only be rejected with a cost of
+#: hundreds of digits.
+MAX_AMOUNT = 1e15
+#: The largest fraction of equity (percent=, order_target_percent): 1000 times equity,
+#: beyond any broker's leverage.
+MAX_FRACTION = 1e3
+_FIXES = {
+    "size": "pass a number of shares (e.g. size=100), or size the order by money "
+            "(cash=...) or by equity (percent=0.5 for half)",
+    "shares": "pass the number of shares to hold (e.g. 100, or -100 for a short)",
+    "cash": "pass the amount of money to spend (e.g. cash=10_000), or percent= of equity",
+    "percent": "pass a fraction of equity (0.5 = half, 1 = all of it)",
+}
+
+
+def _shown(value) -> str:
+    """``value`` for a message: a huge number as 1e+300, not its 300 digits."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+    if math.isfinite(number) and abs(number) >= 1e15:
+        return f"{number:g}"
+    return repr(value)
+
+
 def _check_number(name, value, allow_negative=False):
     try:
         number = float(value)
+    except OverflowError:       # an int with hundreds of digits
+        number = math.inf if value > 0 else -math.inf
     except (TypeError, ValueError):
-        raise OrderError(f"{name} must be a number; got {value!r}") from None
-    if not math.isfinite(number) or (not allow_negative and number <= 0):
+        raise OrderError(f"{name} must be a number; got {_shown(value)}") from None
+    if math.isnan(number) or (not allow_negative and number <= 0) or (
+            math.isinf(number) and not isinstance(value, int)):
         bound = "finite" if allow_negative else "finite and > 0"
-        raise OrderError(f"{name} must be {bound}; got {value!r}")
+        raise OrderError(f"{name} must be {bound}; got {_shown(value)}")
+    limit = MAX_FRACTION if name == "percent" else MAX_AMOUNT
+    if abs(number) > limit:
+        fix = _FIXES.get(name, "pass a price near the data's prices")
+        shown = (_shown(value) if math.isfinite(number)
+                 else f"a {len(str(abs(value)))}-digit integer")
+        raise OrderError(
+            f"{name} is {shown}, beyond {limit:g}, the largest {name} an order may name. "
+            f"Fix: {fix}."
+        )
 
 
 def _call_indicator(func, args, kwargs, stop):

@@ -15,16 +15,20 @@ second of imports, so running all of them that way would cost half a minute.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import errno
 import importlib.util
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest import mock
 
 import pyarrow.parquet as pq
 import pytest
@@ -51,6 +55,33 @@ def expected(text: str) -> str:
     return text.replace("{corpus}", str(CORPUS))
 
 
+@contextlib.contextmanager
+def unreadable_data(case):
+    """For a case marked ``unreadable``: its --data file, a copy of good_bars.csv this
+    user may not read, for the duration of the run. Root reads any file whatever its
+    mode, so for root ``open`` refuses it as the system refuses other users."""
+    if not case.get("unreadable"):
+        yield
+        return
+    path = ROOT / case["args"][case["args"].index("--data") + 1]
+    shutil.copyfile(CORPUS / "good_bars.csv", path)
+    path.chmod(0)
+    real_open = builtins.open
+
+    def refusing(file, *args, **kwargs):
+        if isinstance(file, str | os.PathLike) and Path(ROOT, file).resolve() == path:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    try:
+        with mock.patch("builtins.open", refusing) if os.access(path, os.R_OK) \
+                else contextlib.nullcontext():
+            yield
+    finally:
+        path.chmod(0o644)
+        path.unlink()
+
+
 def in_process(args: list[str]) -> tuple[int, str, str]:
     """``python -m engine ARGS`` without the interpreter start: (status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
@@ -74,7 +105,8 @@ def as_process(args: list[str]) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("case", MISTAKES, ids=lambda c: c["name"])
 def test_a_mistake_prints_one_error_line(case):
-    status, stdout, stderr = in_process(case["args"])
+    with unreadable_data(case):
+        status, stdout, stderr = in_process(case["args"])
     assert status == 2, stderr
     assert stderr.splitlines() == ["error: " + expected(case["error"])]
     assert stdout == ""  # nothing half-printed before the error

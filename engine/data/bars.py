@@ -453,13 +453,13 @@ EXACT_INT = 2**53
 
 def _to_float(col: pa.ChunkedArray, src: str, name: str, ts: np.ndarray, *,
               tz: str | None = None, required: bool = False,
-              notes: list | None = None) -> np.ndarray:
+              as_text: list | None = None) -> np.ndarray:
     """A numeric (or number-as-text) column as float64, NaN where it is missing.
 
     In text, an empty cell is missing and so, unless the column is ``required``
     (the close), is a word such as ``n/a`` or ``null``; any other text that is not
-    a number is an error quoting it. Numbers stored as text are converted with a
-    note in ``notes`` (when given: Parquet and DataFrames, where text is a choice).
+    a number is an error quoting it. A column of numbers stored as text is
+    converted and its name added to ``as_text`` (when given), for a warning.
     """
     col = _decode(col)
     t = col.type
@@ -476,18 +476,15 @@ def _to_float(col: pa.ChunkedArray, src: str, name: str, ts: np.ndarray, *,
             values = cleaned.to_pandas()
             bad = (pd.to_numeric(values, errors="coerce").isna() & values.notna()).to_numpy()
             i = int(np.flatnonzero(bad)[0])
+            empty = "; every bar needs a close" if required else " or leave them empty"
             raise DataError(
                 f"{src}: column {name!r} must hold numbers, but {_where_raw(ts, i, tz)} has "
                 f"{values.iloc[i]!r}; {_count(int(bad.sum()))} this check. Fix: correct those "
                 f"values (a dot as decimal separator, no thousands separators or currency "
-                f"signs) or leave them empty."
+                f"signs){empty}."
             ) from None
-        if notes is not None and converted.null_count < len(converted):
-            notes.append(
-                f"{src}: column {name!r} holds numbers stored as text; they were read as "
-                f"numbers. Fix: store {name!r} as a numeric column (e.g. "
-                f"pl.col({name!r}).cast(pl.Float64)) to silence this warning."
-            )
+        if as_text is not None and converted.null_count < len(converted):
+            as_text.append(name)
         col = converted
     elif not _is_numeric(t):
         raise DataError(
@@ -516,9 +513,9 @@ def _inexact_integers(col: pa.ChunkedArray, src: str, name: str, ts, tz) -> None
     raise DataError(
         f"{src}: column {name!r} has {col[i].as_py()} at {_where_raw(ts, i, tz)}, beyond "
         f"2**53 = {EXACT_INT}, the largest whole number a float64 holds exactly; "
-        f"{_count(int(bad.sum()))} this check. Fix: correct those values (a missing-value "
-        f"marker such as {2**64 - 1} should be an empty cell), or store the column in larger "
-        f"units."
+        f"{_count(int(bad.sum()))} this check. Fix: correct those values (leave an unknown "
+        f"value empty rather than marking it with a huge number), or store the column in "
+        f"larger units."
     )
 
 
@@ -566,6 +563,10 @@ def _to_codes(col: pa.ChunkedArray, src: str, name: str, ts: np.ndarray, *,
     return codes, [str(s) for s in unique]
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def spelling_notes(src: str, name: str, names, stripped, indices=None) -> list[str]:
     """Warnings about symbols spelt two ways: with and without surrounding spaces
     (read as one), or differing only by case (kept apart). ``names`` are the
@@ -590,7 +591,7 @@ def spelling_notes(src: str, name: str, names, stripped, indices=None) -> list[s
         groups.setdefault(text, []).append(k)
     merged = [ks for ks in groups.values() if len(ks) > 1]
     if merged:
-        listed = "; ".join(" and ".join(shown(k) for k in ks) + f" are read as "
+        listed = "; ".join(_and([shown(k) for k in ks]) + f" are read as "
                            f"{stripped[ks[0]]!r}" for ks in merged[:5])
         more = f"; and {len(merged) - 5} more" if len(merged) > 5 else ""
         notes.append(
@@ -608,7 +609,7 @@ def spelling_notes(src: str, name: str, names, stripped, indices=None) -> list[s
             return (f"{text!r} (row {int(first[k]) + 1}{extra})" if first is not None
                     else f"{text!r}{f' ({extra[2:]})' if extra else ''}")
 
-        listed = "; ".join(" and ".join(spelt(t) for t in ts) for ts in cased[:5])
+        listed = "; ".join(_and([spelt(t) for t in ts]) for ts in cased[:5])
         more = f"; and {len(cased) - 5} more" if len(cased) > 5 else ""
         notes.append(
             f"{src}: column {name!r} has symbols that differ only by case: {listed}{more}; "
@@ -979,7 +980,7 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None,
         ts = localize(ts, tz, src, f"column {schema.ts!r} has", rows=True)
     zone = tz or file_zone
     # Text is a choice in Parquet and frames (a CSV has nothing else): say so there.
-    text_notes = notes if not src.lower().endswith(CSV_SUFFIXES) else None
+    as_text: list[str] | None = [] if not src.lower().endswith(CSV_SUFFIXES) else None
     if schema.symbol is not None:
         codes, symbols = _to_codes(table.column(schema.symbol), src, schema.symbol, ts,
                                    tz=zone, notes=notes)
@@ -988,12 +989,21 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None,
     fields = {}
     for name, orig in schema.bars.items():
         fields[name] = _to_float(table.column(orig), src, orig, ts, tz=zone,
-                                 required=name == "close", notes=text_notes)
+                                 required=name == "close", as_text=as_text)
     volume_absent = "volume" not in fields
     if volume_absent:
         fields["volume"] = np.full(len(ts), np.nan)
     for name, orig in schema.features.items():
         fields[name] = _to_float(table.column(orig), src, orig, ts, tz=zone)
+    if as_text:
+        listed = _and([repr(c) for c in as_text])
+        one = len(as_text) == 1
+        notes.append(
+            f"{src}: column{'' if one else 's'} {listed} {'holds' if one else 'hold'} numbers "
+            f"stored as text; they were read as numbers. Fix: store "
+            f"{'it' if one else 'them'} as numeric (e.g. pl.col({as_text[0]!r})"
+            f".cast(pl.Float64)) to silence this warning."
+        )
     fields = {k: fields[k] for k in (*BAR_FIELDS, *schema.features)}
     documented = documented_gaps(table, src)
     del table

@@ -45,10 +45,24 @@ def corpus_tables() -> dict[str, pa.Table]:
     # prices stored as text with a currency suffix in one row
     text_close = [f"{c:.2f}" for c in close]
     text_close[4] = f"{close[4]:.2f} USD"  # row 5, 2024-01-08
+    # every price stored as text, all of them numbers: read, with a warning
+    text_prices = good
+    for name in ("open", "high", "low", "close"):
+        text_prices = _replace(text_prices, name,
+                               [f"{v:.2f}" for v in good.column(name).to_pylist()], pa.string())
+    # prices as text with 'n/a' for a close, which cannot be missing
+    na_close = [f"{c:.2f}" for c in close]
+    na_close[3] = "n/a"  # row 4, 2024-01-05
+    # volume as uint64 with 2**64 - 1, a missing-value marker no float64 holds exactly
+    huge_volume = [int(v) for v in good.column("volume").to_pylist()]
+    huge_volume[5] = 2**64 - 1  # row 6, 2024-01-09
     return {
         "nan_close.parquet": _replace(good, "close", nan_close, pa.float64()),
         "numeric_ts.parquet": _replace(good, "ts", numeric_ts, pa.int64()),
         "string_price.parquet": _replace(good, "close", text_close, pa.string()),
+        "text_prices.parquet": text_prices,
+        "na_close_text.parquet": _replace(good, "close", na_close, pa.string()),
+        "huge_volume.parquet": _replace(good, "volume", huge_volume, pa.uint64()),
     }
 
 

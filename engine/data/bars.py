@@ -430,6 +430,8 @@ def _fmt_ts(value, tz: str | None = None) -> str:
 def _fmt_val(value) -> str:
     if isinstance(value, float) and np.isnan(value):
         return "no value (NaN)"
+    if isinstance(value, float) and abs(value) >= 1e15:
+        return f"{value:g}"     # 1e+308, not a float's 309 digits
     return repr(value) if isinstance(value, str) else str(value)
 
 

@@ -242,19 +242,20 @@ def to_timestamps(col, src: str, name: str, *, date_format: str | None = None,
         value, text that is not a date, an ambiguous day/month order, a date out
         of range, stamps with and without a zone mixed, a non-date type.
     """
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if isinstance(col, pa.Array):
+        col = pa.chunked_array([col])
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     t = col.type
     if col.null_count:
-        i = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+        i = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
         raise DataError(
             f"{src}: column {name!r} is empty at row {i + 1}; {_count(col.null_count)} this "
             f"check. Fix: every bar needs a timestamp; fill it in or drop the row."
         )
     if pa.types.is_string(t) or pa.types.is_large_string(t) or str(t) == "string_view":
-        return _from_text(col.cast(pa.string()), src, name, date_format, option, notes, memo)
+        return _from_text(col.cast(pa.string()).combine_chunks(), src, name, date_format,
+                          option, notes, memo)
     if pa.types.is_timestamp(t):
         unit, tz = t.unit, t.tz
         ticks = col.cast(pa.int64())

@@ -56,6 +56,8 @@ def _when(value) -> str:
     """A timestamp as the data's messages show it: the date alone for daily bars."""
     if value is None:
         return "?"
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        value = value.replace(tzinfo=None)      # the local time of the data's zone
     text = np.datetime_as_string(np.datetime64(value, "ns"), unit="s")
     return text[:10] if text.endswith("T00:00:00") else text.replace("T", " ")
 

@@ -11,9 +11,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_bars
+from conftest import ledger_fills, make_bars, reconciliation_gap, unrealised
 
 import engine
+from engine.backtest.reference import fifo_ledger
 from engine.data.bars import DataWarning
 from engine.errors import LookAheadError
 
@@ -212,40 +213,48 @@ def test_ledger_identity_at_every_bar(random_run):
 
 
 def test_ledger_identity_at_the_end(random_run):
-    r = replay(random_run)
     trades = random_run.trades
-    assert len(trades) == len(r["trades"])
-    assert np.sign(trades["size"].to_numpy()).tolist() == [t[1] for t in r["trades"]]
+    # the trade rows are the FIFO lots rebuilt in plain Python from the fills
+    rows, last = fifo_ledger(ledger_fills(random_run), random_run.panel.fields["close"],
+                             borrow_rate=SETTINGS["borrow_rate"],
+                             periods_per_year=SETTINGS["periods_per_year"])
+    symbols = list(random_run.panel.symbols)
+    assert len(trades) == len(rows)
+    assert trades["symbol"].to_list() == [symbols[r["symbol"]] for r in rows]
+    assert trades["entry_order"].to_list() == [r["entry_order"] for r in rows]
+    np.testing.assert_array_equal(trades["size"].to_numpy(),
+                                  [r["direction"] * r["qty"] for r in rows])
+    np.testing.assert_array_equal(trades["entry_price"].to_numpy(),
+                                  [r["entry_price"] for r in rows])
     closed = trades["exit_ts"].is_not_null().to_numpy()
-    pnl = trades["pnl"].to_numpy()
-    replayed = np.array([t[2] for t in r["trades"]])
-    np.testing.assert_allclose(pnl[closed], replayed[closed], rtol=1e-9, atol=1e-9)
-    # entry price: mean over the entry fills; exit price: mean over the exit fills
-    entered = np.array([t[3] for t in r["trades"]])
-    np.testing.assert_allclose(np.abs(trades["size"].to_numpy()), entered, rtol=1e-12)
-    np.testing.assert_allclose(trades["entry_price"].to_numpy(),
-                               [t[4] / t[3] for t in r["trades"]], rtol=1e-12)
-    np.testing.assert_allclose(trades["exit_price"].to_numpy()[closed],
-                               [t[5] / t[3] for t, c in zip(r["trades"], closed, strict=True)
-                                if c], rtol=1e-12)
-    # a closed round trip: pnl = size * (exit - entry) - costs
+    assert closed.tolist() == [r["exit_bar"] is not None for r in rows]
+    np.testing.assert_array_equal(trades["exit_price"].to_numpy()[closed],
+                                  [r["exit_price"] for r in rows if r["exit_bar"] is not None])
+    assert trades["exit_reason"].to_list() == [r["exit_reason"] for r in rows]
+    np.testing.assert_allclose(trades["costs"].to_numpy(), [r["costs"] for r in rows],
+                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(trades["pnl"].to_numpy()[closed],
+                               [r["pnl"] for r in rows if r["exit_bar"] is not None],
+                               rtol=1e-9, atol=1e-9)
+    # a closed row: pnl = size * (exit - entry) - costs
     c = trades.filter(trades["exit_ts"].is_not_null())
     np.testing.assert_allclose(
         c["pnl"].to_numpy(),
         (c["size"] * (c["exit_price"] - c["entry_price"]) - c["costs"]).to_numpy(),
         rtol=1e-9, atol=1e-8)
+    # the run exercises partial exits: rows split from one lot share its entry order
+    assert trades["entry_order"].is_duplicated().any()
 
-    unrealised = 0.0
-    open_trades = trades.filter(trades["exit_ts"].is_null()).to_dicts()
-    assert open_trades  # the run ends holding something
-    for t in open_trades:
-        s = list(random_run.panel.symbols).index(t["symbol"])
-        assert math.copysign(1, t["size"]) == math.copysign(1, r["pos"][s])
-        # the open position's average cost (the mean entry while it was never reduced)
-        unrealised += r["pos"][s] * (r["last"][s] - r["avg"][s])
-    realised_open = replayed[~closed].sum()
+    # closed P&L + the open rows' unrealised P&L = final equity - starting cash
+    r = replay(random_run)
+    assert (~closed).any()  # the run ends holding something
+    open_rows = trades.filter(trades["exit_ts"].is_null())
+    for s in set(open_rows["symbol"]):
+        held = open_rows.filter(open_rows["symbol"] == s)["size"].sum()
+        assert held == pytest.approx(r["pos"][symbols.index(s)], abs=1e-9)
     final = random_run.equity["equity"][-1]
-    total = pnl[closed].sum() + realised_open + unrealised
+    assert abs(reconciliation_gap(random_run)) <= 1e-6 * CASH
+    total = trades["pnl"].to_numpy()[closed].sum() + unrealised(random_run).sum()
     assert final - CASH == pytest.approx(total, rel=1e-9)
     assert random_run.metrics["final_equity"] == final
 

@@ -62,19 +62,22 @@ cdef struct Order:
     double commission
 
 cdef struct Trade:
+    # One lot: the quantity one fill opened (or added), first in, first out. A closed
+    # row is the part of a lot one fill closed; the part still held is an open row.
     Py_ssize_t symbol
     Py_ssize_t entry_bar
     Py_ssize_t exit_bar     # -1 while open
+    Py_ssize_t entry_order  # the order whose fill opened the lot
+    Py_ssize_t exit_order   # the order whose fill closed this row, -1 while open
+    Py_ssize_t next_lot     # the next open lot of the symbol (FIFO), -1 for none
     int direction           # +1 long, -1 short
     int exit_tag
-    Py_ssize_t exit_order
     bint stop_and_target_same_bar
-    double entered_qty      # absolute quantity bought (long) or sold (short) in this trade
-    double entry_price      # average price of the entry fills
-    double exited_qty
-    double exit_price       # average price of the exit fills
-    double pnl              # realised: price P&L less commissions and borrow costs
-    double costs            # commissions and borrow costs charged to this trade
+    double qty              # absolute quantity of the row
+    double entry_price      # the opening fill's price
+    double exit_price       # the closing fill's price
+    double pnl              # closed: direction * qty * (exit - entry) - costs; open: -costs
+    double costs            # commissions and borrow costs charged to this row
 
 
 cdef class Broker:
@@ -111,11 +114,12 @@ cdef class Broker:
     cdef readonly double commissions_paid
     cdef readonly double borrow_paid
     cdef double[::1] position
-    cdef double[::1] avg_price
     cdef double[::1] last_price
-    cdef Py_ssize_t[::1] open_trade
+    cdef Py_ssize_t[::1] lot_head       # oldest open lot of each symbol, -1 when flat
+    cdef Py_ssize_t[::1] lot_tail       # newest open lot of each symbol
     cdef readonly Py_ssize_t bar        # the bar being processed
     cdef readonly Py_ssize_t same_bar_exits  # bars where stop-loss and take-profit both touched
+    cdef bint same_bar_fill         # the fill being executed is such a stop (flags its rows)
 
     # Orders and trades, grown on demand. Ids are global and never reused: `n_orders`
     # is the next order id; ids below `order_base` were drained (finished, handed out
@@ -154,6 +158,12 @@ cdef class Broker:
     cdef Py_ssize_t new_order(self) except -1
     cdef int push_active(self, Py_ssize_t oid) except -1
     cdef Py_ssize_t new_trade(self, Py_ssize_t symbol, Py_ssize_t bar, int direction) except -1
+    cdef int open_lot(self, Order* o, double qty, double price, double costs,
+                      Py_ssize_t i) except -1
+    cdef int close_lots(self, Order* o, double qty, double price, double commission,
+                        double filled, bint everything, Py_ssize_t i) except -1
+    cdef int close_row(self, Py_ssize_t t, Order* o, double price, double exit_costs,
+                       Py_ssize_t i) except -1
     cdef Py_ssize_t place(self, Py_ssize_t symbol, int side, int kind, int size_mode,
                           double size, double limit, double stop, int tif,
                           double stop_loss, double take_profit, bint bracket_relative,
@@ -166,7 +176,6 @@ cdef class Broker:
     cdef int finish(self, Order* o, int status, str reason) except -1
     cdef int execute(self, Py_ssize_t oid, double raw, bint slip, Py_ssize_t i) except -1
     cdef int cancel_children(self, Py_ssize_t symbol, Py_ssize_t filled) except -1
-    cdef int flag_same_bar(self, Py_ssize_t oid) except -1
     cdef str tag_name(self, Order* o)
     cdef int apply_fill(self, Order* o, double qty, double price, double commission,
                         Py_ssize_t i) except -1

@@ -24,6 +24,29 @@ Execution rules (the README repeats them for users):
   would open a short while shorting is off, and sizes that round to zero are
   rejected with a reason; they are never resized.
 * Equity is marked at every close; borrow cost on shorts accrues at each close.
+
+The trade ledger is kept in lots, first in, first out (FIFO):
+
+* Every fill that opens or adds to a position opens one lot: a trade row with its
+  own entry bar, entry price (the fill's), quantity and entry order.
+* A fill that reduces a position closes the symbol's oldest lots first. A lot closed
+  whole becomes a closed row. A lot closed in part is split: its row becomes the
+  closed part, and the part still held goes on as a new open row (at the end of the
+  log, still first in line to close). A fill that flattens the position closes every
+  lot; a fill that flips it closes every lot and opens one lot of the rest.
+* Every row thus has one entry fill and one exit fill: ``pnl = direction * qty *
+  (exit_price - entry_price) - costs``. The exit reason is the tag of the closing
+  order; bracket exits and stops close lots FIFO as any other fill does.
+* Costs follow quantity. A fill's commission is shared by the rows it touches in
+  proportion to their quantities (the lots it closes, the lot it opens on a flip).
+  When part of a lot closes, the costs the lot carries so far (its share of its
+  entry commission, the borrow it accrued) are split in proportion to quantity
+  between the closed part and the part still held. Borrow on a short position,
+  charged at each close, is shared by its open lots in proportion to quantity.
+* Hence, at every close: sum of the closed rows' ``pnl`` + sum over the open rows of
+  ``direction * qty * (last close - entry_price) - costs`` = equity - starting cash.
+  ``realised`` is the closed rows' ``pnl`` less the open rows' ``costs``, and
+  ``average_prices`` the open lots' mean entry price weighted by quantity.
 """
 
 cimport cython
@@ -147,9 +170,9 @@ cdef class Broker:
         self.shorting = shorting
         self.fill_on_close = fill_on_close
         self.position = np.zeros(self.n_symbols)
-        self.avg_price = np.zeros(self.n_symbols)
         self.last_price = np.full(self.n_symbols, np.nan)
-        self.open_trade = np.full(self.n_symbols, -1, dtype=np.intp)
+        self.lot_head = np.full(self.n_symbols, -1, dtype=np.intp)
+        self.lot_tail = np.full(self.n_symbols, -1, dtype=np.intp)
         self.equity_out = np.full(self.n_bars, np.nan)
         self.cash_out = np.full(self.n_bars, np.nan)
         self.exposure_out = np.zeros(self.n_bars, dtype=np.uint8)
@@ -273,12 +296,13 @@ cdef class Broker:
         t.exit_bar = -1
         t.direction = direction
         t.exit_tag = -1
+        t.entry_order = -1
         t.exit_order = -1
+        t.next_lot = -1
         t.stop_and_target_same_bar = False
-        t.entered_qty = 0.0
+        t.qty = 0.0
         t.entry_price = 0.0
-        t.exited_qty = 0.0
-        t.exit_price = 0.0
+        t.exit_price = NAN
         t.pnl = 0.0
         t.costs = 0.0
         self.n_trades += 1
@@ -571,63 +595,121 @@ cdef class Broker:
 
     cdef int apply_fill(self, Order* o, double qty, double price, double commission,
                         Py_ssize_t i) except -1:
+        # The trade ledger (FIFO lots; the module docstring states its rules):
+        # a fill that opens or adds to a position opens one lot; a fill that reduces
+        # it closes the oldest lots first. Its commission is shared by quantity between
+        # the lots it closes and the lot it opens (a flip).
         cdef Py_ssize_t s = o.symbol
         cdef double pos = self.position[s]
         cdef double new_pos = pos + qty
-        cdef double closing, share, gain, remaining
-        cdef Py_ssize_t t = self.open_trade[s]
-        cdef Trade* tr
+        cdef double size = fabs(qty)
+        cdef double closing, remaining
+        cdef bint everything
         self.add_cash(-qty * price - commission)
         self.realised -= commission
         self.commissions_paid += commission
         if pos == 0 or sign_of(pos) == sign_of(qty):
-            if pos == 0:
-                t = self.new_trade(s, i, sign_of(qty))
-                self.open_trade[s] = t
-                self.avg_price[s] = price
-            else:
-                # incremental form: adding at the same price leaves it bit-identical
-                self.avg_price[s] += (price - self.avg_price[s]) * (fabs(qty) / fabs(new_pos))
-            tr = self.trade(t)
-            tr.entered_qty += fabs(qty)
-            tr.entry_price += (price - tr.entry_price) * (fabs(qty) / tr.entered_qty)
-            tr.pnl -= commission
-            tr.costs += commission
+            self.open_lot(o, size, price, commission, i)
             self.position[s] = new_pos
             return 0
         # reducing, closing or flipping
-        closing = fmin(fabs(qty), fabs(pos))
-        share = closing / fabs(qty)
-        gain = closing * (price - self.avg_price[s]) * sign_of(pos)
-        self.realised += gain
-        tr = self.trade(t)
-        tr.pnl += gain - commission * share
-        tr.costs += commission * share
-        tr.exited_qty += closing
-        tr.exit_price += (price - tr.exit_price) * (closing / tr.exited_qty)
-        remaining = fabs(qty) - closing
-        if fabs(new_pos) <= QTY_EPS * fmax(fabs(pos), fabs(qty)):
+        closing = fmin(size, fabs(pos))
+        remaining = size - closing
+        if fabs(new_pos) <= QTY_EPS * fmax(fabs(pos), size):
             new_pos = 0.0
-        if new_pos == 0.0 or remaining > 0:
-            tr.exit_bar = i
-            tr.exit_tag = o.tag
-            tr.exit_order = o.id
-            if o.tag == TAG_USER:
-                # kept with the trade: its exit order may be drained before it is
-                self.exit_tags[t] = self.tag_name(o)
-            self.open_trade[s] = -1
-            self.avg_price[s] = 0.0
+        everything = new_pos == 0.0 or remaining > 0
+        self.close_lots(o, closing, price, commission, size, everything, i)
+        if everything:
             self.cancel_children(s, o.id)
         if remaining > 0 and new_pos != 0.0:
-            t = self.new_trade(s, i, sign_of(qty))
-            self.open_trade[s] = t
-            tr = self.trade(t)
-            tr.entered_qty = remaining
-            tr.entry_price = price
-            tr.pnl = -commission * (1.0 - share)
-            tr.costs = commission * (1.0 - share)
-            self.avg_price[s] = price
+            self.open_lot(o, remaining, price, commission * (remaining / size), i)
         self.position[s] = new_pos
+        return 0
+
+    cdef int open_lot(self, Order* o, double qty, double price, double costs,
+                      Py_ssize_t i) except -1:
+        """Append a lot of ``qty`` (> 0) bought (sold, for a short) at ``price`` by ``o``."""
+        cdef Py_ssize_t s = o.symbol
+        cdef Py_ssize_t t = self.new_trade(s, i, o.side)
+        cdef Trade* tr = self.trade(t)
+        tr.entry_order = o.id
+        tr.qty = qty
+        tr.entry_price = price
+        tr.costs = costs
+        tr.pnl = -costs
+        if self.lot_head[s] < 0:
+            self.lot_head[s] = t
+        else:
+            self.trade(self.lot_tail[s]).next_lot = t
+        self.lot_tail[s] = t
+        return 0
+
+    cdef int close_lots(self, Order* o, double qty, double price, double commission,
+                        double filled, bint everything, Py_ssize_t i) except -1:
+        """Close ``qty`` of the symbol's lots, oldest first, at ``price`` for ``o``.
+
+        ``commission`` is the fill's, for ``filled`` units: each closed row is charged
+        ``commission * row qty / filled``. With ``everything`` (the position is flat
+        or flipped) every open lot closes whole. A lot closed in part is split: the
+        row keeps the part closed, with its share of the lot's costs by quantity, and
+        the part still held becomes a new open row at the end of the log, first in
+        the symbol's queue.
+        """
+        cdef Py_ssize_t s = o.symbol
+        cdef Py_ssize_t t, r
+        cdef double left = qty
+        cdef double lot, share
+        cdef Trade* tr
+        cdef Trade* rest
+        while self.lot_head[s] >= 0:
+            t = self.lot_head[s]
+            lot = self.trade(t).qty
+            if everything or lot - left <= QTY_EPS * fmax(lot, left):
+                self.lot_head[s] = self.trade(t).next_lot
+                self.close_row(t, o, price, commission * (lot / filled), i)
+                left -= lot
+                if not everything and left <= QTY_EPS * qty:
+                    break
+                continue
+            # part of the lot: the rest goes on as a new row, still first in line
+            r = self.new_trade(s, self.trade(t).entry_bar, self.trade(t).direction)
+            tr = self.trade(t)      # new_trade may move the array
+            rest = self.trade(r)
+            share = tr.costs * (left / lot)
+            rest.entry_order = tr.entry_order
+            rest.next_lot = tr.next_lot
+            rest.qty = lot - left
+            rest.entry_price = tr.entry_price
+            rest.costs = tr.costs - share
+            rest.pnl = -rest.costs
+            tr.qty = left
+            tr.costs = share
+            self.lot_head[s] = r
+            if self.lot_tail[s] == t:
+                self.lot_tail[s] = r
+            self.close_row(t, o, price, commission * (left / filled), i)
+            break
+        if self.lot_head[s] < 0:
+            self.lot_tail[s] = -1
+        return 0
+
+    cdef int close_row(self, Py_ssize_t t, Order* o, double price, double exit_costs,
+                       Py_ssize_t i) except -1:
+        """Close the whole of row ``t`` at ``price`` by ``o``, adding ``exit_costs``."""
+        cdef Trade* tr = self.trade(t)
+        cdef double gain = tr.direction * tr.qty * (price - tr.entry_price)
+        self.realised += gain
+        tr.costs += exit_costs
+        tr.pnl = gain - tr.costs
+        tr.exit_bar = i
+        tr.exit_price = price
+        tr.exit_tag = o.tag
+        tr.exit_order = o.id
+        tr.next_lot = -1
+        tr.stop_and_target_same_bar = self.same_bar_fill
+        if o.tag == TAG_USER:
+            # kept with the trade: its exit order may be drained before it is
+            self.exit_tags[t] = self.tag_name(o)
         return 0
 
     cdef int cancel_children(self, Py_ssize_t symbol, Py_ssize_t filled) except -1:
@@ -708,29 +790,23 @@ cdef class Broker:
                         # Both legs touched in one bar: the order of prices inside the
                         # bar is unknown, so assume the worse outcome, the stop.
                         peer_is_stop = peer.kind == STOP or peer.kind == STOP_LIMIT
+                        # (same_bar_fill flags the trade rows the fill closes)
+                        self.same_bar_fill = True
                         if peer_is_stop and not (o.kind == STOP or o.kind == STOP_LIMIT):
                             self.execute(peer_id, peer_raw, peer_slip, i)
+                            self.same_bar_fill = False
                             if self.order(peer_id).status == FILLED:
                                 self.same_bar_exits += 1
-                                self.flag_same_bar(peer_id)
                                 continue
                             # the stop did not fill (rejected): this leg is matched alone
                         else:
                             self.execute(oid, raw, slip, i)
+                            self.same_bar_fill = False
                             if self.order(oid).status == FILLED:
                                 self.same_bar_exits += 1
-                                self.flag_same_bar(oid)
                             continue
             self.execute(oid, raw, slip, i)
         self.n_active = keep
-        return 0
-
-    cdef int flag_same_bar(self, Py_ssize_t oid) except -1:
-        cdef Py_ssize_t t
-        for t in range(self.n_trades - 1, self.trade_base - 1, -1):
-            if self.trade(t).exit_order == oid:
-                self.trade(t).stop_and_target_same_bar = True
-                break
         return 0
 
     cdef int process_close(self, Py_ssize_t i) except -1:
@@ -750,8 +826,8 @@ cdef class Broker:
 
     cdef int mark(self, Py_ssize_t i) except -1:
         """Mark equity at the close of bar ``i`` and accrue borrow on shorts."""
-        cdef Py_ssize_t s
-        cdef double c, qty, cost
+        cdef Py_ssize_t s, t
+        cdef double c, qty, cost, part, rest
         cdef double held = 0.0
         cdef bint in_market = False
         cdef Py_ssize_t row = i - self.base
@@ -768,9 +844,17 @@ cdef class Broker:
                     self.add_cash(-cost)
                     self.realised -= cost
                     self.borrow_paid += cost
-                    tr = self.trade(self.open_trade[s])
-                    tr.pnl -= cost
-                    tr.costs += cost
+                    # shared by the open lots pro rata by quantity (the last one
+                    # takes the rest, so that the lots are charged the whole cost)
+                    t = self.lot_head[s]
+                    rest = cost
+                    while t >= 0:
+                        tr = self.trade(t)
+                        part = rest if tr.next_lot < 0 else cost * (tr.qty / -qty)
+                        tr.costs += part
+                        tr.pnl -= part
+                        rest -= part
+                        t = tr.next_lot
                 held += qty * self.last_price[s]
         self.equity_out[row] = self.cash_value() + held
         self.cash_out[row] = self.cash_value()
@@ -804,7 +888,22 @@ cdef class Broker:
 
     @property
     def average_prices(self):
-        return np.asarray(self.avg_price).copy()
+        """Per symbol, the mean entry price of the open lots weighted by their
+        quantity (0 when flat): what the unrealised P&L is measured from, so that
+        ``starting_cash + realised + sum(position * (last - average)) = equity``."""
+        cdef Py_ssize_t s, t
+        cdef double qty, value
+        out = np.zeros(self.n_symbols)
+        for s in range(self.n_symbols):
+            qty = value = 0.0
+            t = self.lot_head[s]
+            while t >= 0:
+                qty += self.trade(t).qty
+                value += self.trade(t).qty * self.trade(t).entry_price
+                t = self.trade(t).next_lot
+            if qty > 0:
+                out[s] = value / qty
+        return out
 
     @property
     def last_prices(self):
@@ -933,7 +1032,7 @@ cdef class Broker:
         cdef Py_ssize_t n = stop - lo
         cdef Py_ssize_t k
         cdef Trade* t
-        ints_arr = np.empty((3, n), np.int64)       # symbol, entry_bar, exit_bar
+        ints_arr = np.empty((5, n), np.int64)   # symbol, entry/exit bar, entry/exit order
         small_arr = np.empty((2, n), np.int8)       # direction, exit tag (-1 while open)
         values_arr = np.empty((5, n))               # entry/exit price, size, pnl, costs
         same_bar_arr = np.empty(n, bool)
@@ -947,11 +1046,13 @@ cdef class Broker:
             ints[0, k] = t.symbol
             ints[1, k] = t.entry_bar
             ints[2, k] = t.exit_bar
+            ints[3, k] = t.entry_order
+            ints[4, k] = t.exit_order
             small[0, k] = t.direction
             small[1, k] = t.exit_tag if t.exit_bar >= 0 else -1
             values[0, k] = t.entry_price
             values[1, k] = t.exit_price if t.exit_bar >= 0 else NAN
-            values[2, k] = t.direction * t.entered_qty
+            values[2, k] = t.direction * t.qty
             values[3, k] = t.pnl
             values[4, k] = t.costs
             same_bar[k] = t.stop_and_target_same_bar
@@ -960,8 +1061,11 @@ cdef class Broker:
         return {
             "symbol": ints_arr[0], "direction": small_arr[0],
             "entry_bar": ints_arr[1], "exit_bar": ints_arr[2],
+            "entry_order": ints_arr[3], "exit_order": ints_arr[4],
             "entry_price": values_arr[0], "exit_price": values_arr[1],
-            "size": values_arr[2], "pnl": values_arr[3], "costs": values_arr[4],
+            "size": values_arr[2],
+            "pnl": values_arr[3],               # open rows: -costs so far (realised part)
+            "costs": values_arr[4],
             "exit_tag": small_arr[1],           # code into TAG_NAMES, -1 while open
             "exit_user_tag": user_tags,         # row -> the strategy's own exit tag
             "stop_and_target_same_bar": same_bar_arr,
@@ -973,8 +1077,8 @@ cdef class Broker:
         """Bind the next chunk of bars, keeping the account, positions and orders.
 
         The chunk continues the previous one: its first row is global bar
-        ``base + n_bars``. Cash (with its compensation term), positions, average and
-        last prices, open trades and resting orders carry over unchanged, so a run fed
+        ``base + n_bars``. Cash (with its compensation term), positions, last
+        prices, open lots and resting orders carry over unchanged, so a run fed
         chunk by chunk makes the same decisions as one run over the whole panel. The
         per-bar outputs (``equity_curve``, ``cash_curve``, ``exposure``) restart for
         the new chunk: read them before binding the next one.

@@ -172,11 +172,12 @@ def strategy_hooks(result) -> dict:
 def entry_signal_bars(trades: pl.DataFrame, orders: pl.DataFrame, ts: np.ndarray) -> np.ndarray:
     """For each trade (row of ``trades``), the bar index its entry order was placed on.
 
-    The opening order is the filled order of the trade's symbol, on the side of
-    the trade (a buy for a long, a sell for a short), that filled on the trade's
-    entry bar; when several did (pyramiding on one bar), the first placed (lowest
-    order id). Its ``placed_ts`` is the signal bar. A trade with no such order
-    (not expected) falls back to its entry (fill) bar.
+    The opening order is the trade's ``entry_order`` (the order whose fill opened
+    its lot); its ``placed_ts`` is the signal bar. Without that column (a frame
+    written before it existed) it is the filled order of the trade's symbol, on
+    the side of the trade, that filled on the trade's entry bar, the first placed
+    when several did. A trade with no such order (not expected) falls back to its
+    entry (fill) bar.
 
     Returns
     -------
@@ -184,6 +185,12 @@ def entry_signal_bars(trades: pl.DataFrame, orders: pl.DataFrame, ts: np.ndarray
     """
     if trades.height == 0:
         return np.zeros(0, dtype=np.int64)
+    if "entry_order" in trades.columns:
+        placed = orders.select(pl.col("order_id").alias("entry_order"), "placed_ts")
+        matched = trades.select("entry_order", "entry_ts").join(
+            placed, on="entry_order", how="left", maintain_order="left")
+        when = matched["placed_ts"].fill_null(matched["entry_ts"]).to_numpy()
+        return np.searchsorted(ts, when.astype(ts.dtype)).astype(np.int64)
     numbered = trades.select("symbol", "entry_ts", "size").with_row_index("trade")
     numbered = numbered.with_columns(
         pl.when(pl.col("size") >= 0).then(pl.lit("buy")).otherwise(pl.lit("sell")).alias("side")

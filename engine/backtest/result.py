@@ -17,7 +17,8 @@ from engine._core.broker import KIND_NAMES, SIZE_MODE_NAMES, STATUS_NAMES, TAG_N
 from engine.data.panel import Panel
 
 TRADE_COLUMNS = ("symbol", "entry_ts", "entry_price", "exit_ts", "exit_price", "size", "pnl",
-                 "return_pct", "bars_held", "exit_reason")
+                 "return_pct", "bars_held", "exit_reason", "costs", "stop_and_target_same_bar",
+                 "entry_order")
 
 
 @dataclass
@@ -33,11 +34,22 @@ class Result:
     metrics : dict
         Name → number; see :mod:`engine.analysis.metrics` for every definition.
     trades : polars.DataFrame
-        One row per round trip: ``symbol, entry_ts, entry_price, exit_ts,
-        exit_price, size`` (signed: negative for shorts), ``pnl`` (net of
-        commissions and borrow costs), ``return_pct`` (pnl over the entry value,
-        as a fraction), ``bars_held``, ``exit_reason``, then ``costs`` and
-        ``stop_and_target_same_bar``. A position still open has null exit fields.
+        The trade ledger, one row per lot, first in, first out (the rules:
+        :mod:`engine._core.broker`): every fill that opens or adds to a position
+        opens a lot; a fill that reduces it closes the oldest lots, a lot closed in
+        part becoming a closed row for the quantity sold and an open row for the
+        rest. Columns: ``symbol, entry_ts, entry_price, exit_ts, exit_price, size``
+        (signed: negative for shorts), ``pnl`` (``size * (exit_price -
+        entry_price) - costs``), ``return_pct`` (pnl over the entry value
+        ``entry_price * |size|``, as a fraction), ``bars_held``, ``exit_reason``
+        (the closing order's tag), ``costs`` (the row's share of commissions and
+        borrow, by quantity), ``stop_and_target_same_bar``, ``entry_order`` (the id
+        of the order whose fill opened the lot: the lot's id, shared by the rows
+        split from it, and the link to ``orders``). An open row (a lot still held)
+        has null exit fields, ``pnl`` and ``return_pct``, and the costs it has
+        carried so far; its unrealised P&L is ``size * (last close - entry_price)
+        - costs``, so that the closed rows' ``pnl`` plus the open rows' unrealised
+        P&L is the final equity less the starting cash.
         Timestamps here and in ``equity`` and ``orders`` are in the data's time
         zone (``settings["tz"]``: the file's, or ``tz=``), naive for data without one.
     equity : polars.DataFrame
@@ -251,6 +263,7 @@ def trades_frame(table: dict, panel: Panel) -> pl.DataFrame:
         "exit_reason": _labels(table["exit_tag"], TAG_NAMES, table["exit_user_tag"]),
         "costs": table["costs"],
         "stop_and_target_same_bar": table["stop_and_target_same_bar"],
+        "entry_order": table["entry_order"],
     })
 
 

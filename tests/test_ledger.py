@@ -1,8 +1,9 @@
 """The ledger reconciles, runs are deterministic, and look-ahead is refused.
 
 The ledger test replays every fill of a long random run from the orders frame, in
-plain Python, and checks the engine's cash, equity, trade P&L and cost totals
-against the replay.
+plain Python, and checks the engine's cash, equity and cost totals against the
+replay, and its trade rows against the FIFO lots the fills make
+(:func:`engine.backtest.reference.fifo_ledger`).
 """
 
 import math
@@ -116,62 +117,25 @@ def random_run(random_data):
 
 
 def replay(res):
-    """Recompute cash, equity and per-trade P&L from the orders frame's fills."""
-    panel = res.panel
-    symbols = list(panel.symbols)
-    close = panel.fields["close"]
+    """Recompute cash, equity, positions and borrow from the orders frame's fills."""
+    close = res.panel.fields["close"]
     n, k = close.shape
-    bar_of = {t: i for i, t in enumerate(res.equity["ts"].to_list())}
-    fills = res.orders.filter(res.orders["status"] == "filled").to_dicts()
     by_bar = {}
-    for f in sorted(fills, key=lambda f: (bar_of[f["done_ts"]], f["order_id"])):
-        by_bar.setdefault(bar_of[f["done_ts"]], []).append(f)
+    for f in ledger_fills(res):
+        by_bar.setdefault(f["bar"], []).append(f)
     rate = SETTINGS["borrow_rate"] / SETTINGS["periods_per_year"]
 
     cash = CASH
     pos = [0.0] * k
-    avg = [0.0] * k
     last = [math.nan] * k
-    trade_of = [None] * k  # index into trades of the open trade per symbol
-    trades = []  # [symbol, direction, realised pnl, entered qty, entry value, exit value]
     borrow = 0.0
     cash_curve, equity_curve = [], []
     for i in range(n):
         for f in by_bar.get(i, []):
-            s = symbols.index(f["symbol"])
-            qty, price, fee = f["fill_qty"], f["fill_price"], f["commission"]
-            cash -= qty * price + fee
-            p = pos[s]
-            if p == 0 or (p > 0) == (qty > 0):
-                if p == 0:
-                    trades.append([s, 1 if qty > 0 else -1, 0.0, 0.0, 0.0, 0.0])
-                    trade_of[s] = len(trades) - 1
-                    avg[s] = price
-                else:
-                    avg[s] = (avg[s] * abs(p) + price * abs(qty)) / abs(p + qty)
-                t = trades[trade_of[s]]
-                t[2] -= fee
-                t[3] += abs(qty)
-                t[4] += abs(qty) * price
-                pos[s] = p + qty
-                continue
-            closing = min(abs(qty), abs(p))
-            share = closing / abs(qty)
-            t = trades[trade_of[s]]
-            t[2] += closing * (price - avg[s]) * (1 if p > 0 else -1) - fee * share
-            t[5] += closing * price
-            new = p + qty
-            if abs(new) <= 1e-9 * max(abs(p), abs(qty)):
-                new = 0.0
-            if new != 0 and (new > 0) != (p > 0):  # flipped
-                rest = abs(qty) - closing
-                trades.append([s, 1 if qty > 0 else -1, -fee * (1 - share), rest, rest * price,
-                               0.0])
-                trade_of[s] = len(trades) - 1
-                avg[s] = price
-            elif new == 0:
-                trade_of[s] = None
-            pos[s] = new
+            s = f["symbol"]
+            cash -= f["qty"] * f["price"] + f["commission"]
+            new = pos[s] + f["qty"]
+            pos[s] = 0.0 if abs(new) <= 1e-9 * max(abs(pos[s]), abs(f["qty"])) else new
         held = 0.0
         for s in range(k):
             if math.isfinite(close[i, s]):
@@ -180,12 +144,11 @@ def replay(res):
                 cost = -pos[s] * last[s] * rate
                 cash -= cost
                 borrow += cost
-                trades[trade_of[s]][2] -= cost
             held += pos[s] * last[s] if pos[s] else 0.0
         cash_curve.append(cash)
         equity_curve.append(cash + held)
-    return dict(cash=np.array(cash_curve), equity=np.array(equity_curve), trades=trades,
-                pos=pos, avg=avg, last=last, borrow=borrow)
+    return dict(cash=np.array(cash_curve), equity=np.array(equity_curve), pos=pos, last=last,
+                borrow=borrow)
 
 
 def test_random_run_is_busy(random_run):

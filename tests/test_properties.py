@@ -10,6 +10,9 @@ strategy API, and then every bar and every fill is checked:
 * the ledger: cash + Σ position × last close = equity, and starting cash + realised
   P&L + unrealised P&L = equity, at every bar (replayed from the fills, and from the
   broker's own realised P&L while the run goes on);
+* the trade ledger: the rows are the FIFO lots a plain-Python replay of the fills
+  builds, and closed-trade P&L + the open rows' unrealised P&L = final equity -
+  starting cash;
 * cash never below zero when shorting is off (there is no margin);
 * each fill at the price the execution rules give for its bar: the open when the bar
   opens through the order's price, else the order's price, inside the bar's range,
@@ -29,10 +32,12 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from conftest import ledger_fills, reconciliation_gap
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engine
+from engine.backtest.reference import fifo_ledger
 from engine.data.bars import DataWarning
 
 SYMBOLS = ("AAA", "BBB")
@@ -362,10 +367,24 @@ def test_the_simulator_keeps_its_ledger_and_its_execution_rules(scenario):
     broker = res.instance._broker
     np.testing.assert_allclose(broker.positions, replayed["pos"][-1], rtol=0, atol=1e-9)
     # the engine's own books: realised P&L is the sum of the trades' P&L (costs
-    # included; an open trade holds what its partial exits realised)
+    # included; an open lot holds the costs it has paid so far)
     trade_pnl = float(np.sum(broker.trades_table()["pnl"]))
     assert math.isclose(trade_pnl, broker.realised, rel_tol=RTOL, abs_tol=1e-6 * scale)
     assert res.instance.live_checks > 0 or not fills
+
+    # --- the trade ledger: FIFO lots as a plain-Python replay of the fills builds
+    # them, and closed P&L + open unrealised P&L = final equity - starting cash
+    assert abs(reconciliation_gap(res)) <= 1e-6 * scale
+    rows, _ = fifo_ledger(ledger_fills(res), close=panel.fields["close"],
+                          borrow_rate=account.get("borrow_rate", 0.0),
+                          periods_per_year=res.settings["periods_per_year"])
+    trades = res.trades
+    assert trades["entry_order"].to_list() == [r["entry_order"] for r in rows]
+    assert trades["size"].to_list() == [r["direction"] * r["qty"] for r in rows]
+    assert trades["exit_price"].to_list() == [r["exit_price"] for r in rows]
+    assert trades["exit_reason"].to_list() == [r["exit_reason"] for r in rows]
+    np.testing.assert_allclose(trades["costs"].to_numpy(), [r["costs"] for r in rows],
+                               rtol=RTOL, atol=1e-12 * scale)
 
     # --- no margin: cash never below zero when shorting is off
     if not account["shorting"]:

@@ -101,7 +101,10 @@ calmar
 Trade metrics
 -------------
 From the closed trades: ``pnl`` (money, after costs) and ``return_pct`` (the
-trade's return as a fraction), one value each per closed trade.
+trade's return as a fraction), one value each per closed trade. A closed trade
+is a closed row of the FIFO trade ledger (:mod:`engine._core.broker`): the part
+of one lot that one fill closed, so a partial exit is a trade of its own and a
+position built by several fills and sold at once makes one trade per lot.
 
 trades
     The number of closed trades.

@@ -29,12 +29,15 @@ Years (:func:`yearly_table`)
     ``trades``: trades **closed** in the year (by exit date); ``hit_rate``: the
     share of them with ``pnl > 0`` (NaN without trades).
 Hit rates (:func:`hit_rate_table`)
-    Closed trades only (an open position has no result yet). A hit is a trade
+    Closed trades only (an open lot has no result yet); a closed trade is a
+    closed row of the FIFO ledger (a partial exit included, with its own exit
+    reason and ``bars_held`` from its lot's entry). A hit is a trade
     with ``pnl > 0`` (net of costs); a zero-P&L trade is not a hit but counts.
     Groups: ``all`` (value ``all``); ``exit_reason`` (the exit order's tag, e.g.
     ``signal``, ``stop_loss``); ``entry_label``: the strategy's
     ``entry_labels(data)`` value on the trade's **signal bar** -- the bar its
-    entry order was placed on, not the fill bar -- (``(none)`` when missing);
+    entry order (``entry_order``) was placed on, not the fill bar -- (``(none)``
+    when missing);
     ``entry_condition``: whether ``entry_condition(data)`` held on that bar
     (``true``/``false``). The last two appear only when the strategy defines the
     hook. Columns: ``trades, hits, hit_rate, avg_return`` (mean ``return_pct``),

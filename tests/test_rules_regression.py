@@ -29,10 +29,10 @@ CASES = {
          ("SPX", "2011-09-28", 1175.39, "2011-10-24", "greed")],
     ),
     "fear_contrarian_vix": (
-        "fear_contrarian.py", {"signal": "vix"}, (17, 0), {"time": 5, "vix_calm": 12}, 1.090317,
-        [("SPX", "2011-08-05", 1158.3933720930233, "2011-11-03", "time"),  # topped up
-         ("SPX", "2011-11-04", 1260.8199, "2012-01-20", "vix_calm"),
-         ("SPX", "2015-08-25", 1898.08, "2015-10-06", "vix_calm")],
+        "fear_contrarian.py", {"signal": "vix"}, (21, 0), {"time": 8, "vix_calm": 13}, 1.090317,
+        [("SPX", "2011-08-05", 1200.28, "2011-11-03", "time"),
+         ("SPX", "2011-08-09", 1120.23, "2011-11-03", "time"),  # the top-up: a lot of its own
+         ("SPX", "2011-11-04", 1260.8199, "2012-01-20", "vix_calm")],
     ),
     "short_squeeze": (
         "short_squeeze.py", {}, (105, 10),

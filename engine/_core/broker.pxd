@@ -184,6 +184,7 @@ cdef class Broker:
     cdef int process_bar(self, Py_ssize_t i) except -1
     cdef int process_close(self, Py_ssize_t i) except -1
     cdef int mark(self, Py_ssize_t i) except -1
+    cdef void charge_borrow(self, Py_ssize_t s, double qty) noexcept nogil
     cpdef Py_ssize_t submit(self, Py_ssize_t symbol, int side, int kind, int size_mode,
                             double size, double limit=*, double stop=*, int tif=*,
                             double stop_loss=*, double take_profit=*,

@@ -826,12 +826,11 @@ cdef class Broker:
 
     cdef int mark(self, Py_ssize_t i) except -1:
         """Mark equity at the close of bar ``i`` and accrue borrow on shorts."""
-        cdef Py_ssize_t s, t
-        cdef double c, qty, cost, part, rest
+        cdef Py_ssize_t s
+        cdef double c, qty
         cdef double held = 0.0
         cdef bint in_market = False
         cdef Py_ssize_t row = i - self.base
-        cdef Trade* tr
         for s in range(self.n_symbols):
             c = self.close[row, s]
             if not isnan(c):
@@ -840,26 +839,34 @@ cdef class Broker:
             if qty != 0:
                 in_market = True
                 if qty < 0 and self.borrow_rate > 0:
-                    cost = -qty * self.last_price[s] * self.borrow_rate / self.periods_per_year
-                    self.add_cash(-cost)
-                    self.realised -= cost
-                    self.borrow_paid += cost
-                    # shared by the open lots pro rata by quantity (the last one
-                    # takes the rest, so that the lots are charged the whole cost)
-                    t = self.lot_head[s]
-                    rest = cost
-                    while t >= 0:
-                        tr = self.trade(t)
-                        part = rest if tr.next_lot < 0 else cost * (tr.qty / -qty)
-                        tr.costs += part
-                        tr.pnl -= part
-                        rest -= part
-                        t = tr.next_lot
+                    self.charge_borrow(s, qty)
                 held += qty * self.last_price[s]
         self.equity_out[row] = self.cash_value() + held
         self.cash_out[row] = self.cash_value()
         self.exposure_out[row] = in_market
         return 0
+
+    cdef void charge_borrow(self, Py_ssize_t s, double qty) noexcept nogil:
+        """Charge one close's borrow on the short ``qty`` (< 0) of symbol ``s``.
+
+        The cost is shared by the open lots in proportion to their quantities (the
+        last lot takes the rest, so that the lots carry the whole cost).
+        """
+        cdef double cost = -qty * self.last_price[s] * self.borrow_rate / self.periods_per_year
+        cdef double rest = cost
+        cdef double part
+        cdef Py_ssize_t t = self.lot_head[s]
+        cdef Trade* tr
+        self.add_cash(-cost)
+        self.realised -= cost
+        self.borrow_paid += cost
+        while t >= 0:
+            tr = self.trade(t)
+            part = rest if tr.next_lot < 0 else cost * (tr.qty / -qty)
+            tr.costs += part
+            tr.pnl -= part
+            rest -= part
+            t = tr.next_lot
 
     # ------------------------------------------------------------------ Python face
 

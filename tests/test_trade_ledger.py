@@ -208,6 +208,25 @@ def test_two_lots_filled_on_one_bar_keep_their_own_signal_bars():
     assert entry_signal_bars(res.trades, res.orders, res.panel.ts).tolist() == [0, 2]
 
 
+def test_a_position_not_marked_yet_counts_at_its_cost_when_sizing():
+    # Found by the property tests: with fills at the close, A is bought on the first
+    # bar, before any close was marked; sizing B by equity then read A at NaN and
+    # filled B with a NaN quantity. A now counts at its cost (its lots' entry price).
+    bars = pd.concat([make_bars([at(9.0), at(9.0)], symbol=s) for s in ("A", "B")])
+
+    class Half(engine.Strategy):
+        def on_bar(self, bar):
+            if bar.index == 0:
+                self.order_target_percent(0.5, symbol="A")
+                self.order_target_percent(0.5, symbol="B")
+
+    res = engine.run(Half, data=bars, mode="event", cash=2000.0, fill="close")
+    # A: 1000 / 9 -> 111; B: equity 2000 - 999 + 111 * 9 = 2000 -> 111
+    assert res.orders["fill_qty"].to_list() == [111.0, 111.0]
+    assert res.equity["cash"].to_list() == [2.0, 2.0]
+    assert_reconciles(res)
+
+
 # --------------------------------------------------------------------------- properties
 
 SYMBOLS = ("AAA", "BBB", "CCC")

@@ -155,6 +155,7 @@ cdef class Broker:
     cdef double commission_for(self, double qty, double price) noexcept nogil
     cdef double slipped(self, double price, int side) noexcept nogil
     cdef double equity_at(self, Py_ssize_t symbol, double price) noexcept nogil
+    cdef double average_entry(self, Py_ssize_t s) noexcept nogil
     cdef Py_ssize_t new_order(self) except -1
     cdef int push_active(self, Py_ssize_t oid) except -1
     cdef Py_ssize_t new_trade(self, Py_ssize_t symbol, Py_ssize_t bar, int direction) except -1

@@ -242,12 +242,30 @@ cdef class Broker:
         return price * (1.0 + side * self.slippage_bps * 1e-4) + side * self.slippage_fixed
 
     cdef double equity_at(self, Py_ssize_t symbol, double price) noexcept nogil:
+        # Positions at `price` for `symbol`, else at their last close; one not marked
+        # yet (opened on its symbol's first bar, before that bar's close was marked)
+        # at its cost, the open lots' mean entry price.
         cdef double value = self.cash_value()
+        cdef double mark
         cdef Py_ssize_t s
         for s in range(self.n_symbols):
             if self.position[s] != 0:
-                value += self.position[s] * (price if s == symbol else self.last_price[s])
+                mark = price if s == symbol else self.last_price[s]
+                if isnan(mark):
+                    mark = self.average_entry(s)
+                value += self.position[s] * mark
         return value
+
+    cdef double average_entry(self, Py_ssize_t s) noexcept nogil:
+        """The open lots' mean entry price, weighted by quantity (0 when flat)."""
+        cdef double qty = 0.0
+        cdef double value = 0.0
+        cdef Py_ssize_t t = self.lot_head[s]
+        while t >= 0:
+            qty += self.trade(t).qty
+            value += self.trade(t).qty * self.trade(t).entry_price
+            t = self.trade(t).next_lot
+        return value / qty if qty > 0 else 0.0
 
     # ------------------------------------------------------------------ storage
 
@@ -898,18 +916,10 @@ cdef class Broker:
         """Per symbol, the mean entry price of the open lots weighted by their
         quantity (0 when flat): what the unrealised P&L is measured from, so that
         ``starting_cash + realised + sum(position * (last - average)) = equity``."""
-        cdef Py_ssize_t s, t
-        cdef double qty, value
+        cdef Py_ssize_t s
         out = np.zeros(self.n_symbols)
         for s in range(self.n_symbols):
-            qty = value = 0.0
-            t = self.lot_head[s]
-            while t >= 0:
-                qty += self.trade(t).qty
-                value += self.trade(t).qty * self.trade(t).entry_price
-                t = self.trade(t).next_lot
-            if qty > 0:
-                out[s] = value / qty
+            out[s] = self.average_entry(s)
         return out
 
     @property

@@ -864,6 +864,8 @@ cdef class Broker:
         self.exposure_out[row] = in_market
         return 0
 
+    # No None check on `self` (see add_cash): it writes its attributes without the GIL.
+    @cython.nonecheck(False)
     cdef void charge_borrow(self, Py_ssize_t s, double qty) noexcept nogil:
         """Charge one close's borrow on the short ``qty`` (< 0) of symbol ``s``.
 

@@ -168,7 +168,7 @@ def print_result(result, tables=None, out_dir=None) -> None:
                       f"{_fmt('entry_ts', row['entry_ts'])} (not in the hit rates)",
                       highlight=False)
     if still_open.height > OPEN_SHOWN:
-        console.print(f"... and {still_open.height - OPEN_SHOWN} more open positions "
+        console.print(f"... and {still_open.height - OPEN_SHOWN} more open lots "
                       f"(trades.parquet with --out)")
 
     console.print(frame_table(

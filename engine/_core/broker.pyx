@@ -1,6 +1,6 @@
 """The order simulator: order matching, fills, positions, one cash account and the ledger.
 
-Execution rules (the README repeats them for users):
+Execution rules (docs/execution.md repeats them for users):
 
 * An order placed while bar ``t`` is processed is matched from bar ``t + 1``.
   A market order fills at that bar's open (at its close when the open is missing),

@@ -1,11 +1,15 @@
 # The event loop, the vectorised loop, and the bounded views a strategy reads.
 
+cimport numpy as cnp
+
 from engine._core.broker cimport Broker
+from engine._core.sealed cimport Seal
 
 
 cdef class Cursor:
-    # Index of the last bar a strategy may see; -1 before the first bar.
-    cdef public Py_ssize_t index
+    # Index of the last bar a strategy may see; -1 before the first bar. Only the
+    # loops move it (readonly: Python code cannot move it forward to peek).
+    cdef readonly Py_ssize_t index
 
 
 cdef class Series:
@@ -13,7 +17,9 @@ cdef class Series:
     cdef readonly Py_ssize_t column     # -1: every column (a row per bar)
     cdef readonly str name
     cdef Cursor cursor
-    cdef object array                   # the numpy array behind `values`
+    cdef cnp.ndarray array              # the sealed array behind `values`
+    cdef cnp.ndarray shown              # what visible() cuts: `array` or its column
+    cdef Seal seal                      # base of every array handed out: hides `array`
 
     cdef Py_ssize_t position(self, Py_ssize_t key) except -1
 

@@ -4,8 +4,15 @@ A strategy never holds a raw array of the panel: it reads :class:`Series` views
 whose visible length is the current bar plus one. Asking for a later bar raises
 ``LookAheadError``; the bound is the shared :class:`Cursor`, advanced only by the
 loop, so look-ahead is refused by construction rather than by trust.
+
+Every array a :class:`Series` or a :class:`Bar` hands out is sealed
+(:mod:`engine._core.sealed`): read-only for good, and its ``.base`` is an opaque
+object, so neither ``.base`` chains nor ``flags.writeable = True`` lead to a later
+bar or to a price the broker fills at. The arrays are views, not copies: reading
+``np.asarray(series)`` on every bar costs the same at bar 10 as at bar 1,000,000.
 """
 
+cimport numpy as cnp
 from libc.math cimport isnan
 
 import numpy as np
@@ -14,8 +21,11 @@ from engine._core.broker cimport (
     ALL_CASH, MARKET, PERCENT_EQUITY, SHARES, TARGET_PERCENT, TARGET_SHARES, CASH,
     Broker,
 )
+from engine._core.sealed cimport seal, seal_of, window
 
 from engine.errors import LookAheadError
+
+cnp.import_array()
 
 cdef extern from *:
     """
@@ -50,7 +60,8 @@ cdef class Series:
     ``s[-1]`` is the current bar, ``s[-2]`` the previous one, ``s[0]`` the first;
     ``len(s)`` is the number of visible bars. For a one-symbol view the items are
     floats; for a panel-wide view (``column == -1``) each item is the row of all
-    symbols at that bar, as a read-only array.
+    symbols at that bar, as a read-only array. Arrays (``visible()``,
+    ``np.asarray(s)``, slices, rows) are sealed views of the visible bars only.
     """
 
     def __cinit__(self, array, Cursor cursor, Py_ssize_t column=0, str name=""):
@@ -58,10 +69,19 @@ cdef class Series:
         if arr.ndim == 1:
             arr = arr.reshape(-1, 1)
             column = 0
-        arr = np.ascontiguousarray(arr)
-        arr.flags.writeable = False
+        if arr.ndim != 2 or column < -1 or column >= arr.shape[1]:
+            raise ValueError(f"Series takes a 1-D or 2-D array and a column in "
+                             f"-1..{arr.shape[1] - 1 if arr.ndim == 2 else 0}; got "
+                             f"{arr.ndim} dimensions and column {column}")
+        # Zero-copy when already contiguous; sealed at the root, so that nothing
+        # handed out can be made writeable.
+        arr = seal(np.ascontiguousarray(arr))
         self.array = arr
         self.values = arr
+        self.shown = arr if column < 0 else arr[:, column]
+        # Every array handed out has this as its base: its owner stays out of reach,
+        # so no `.base` leads from the visible bars to the later ones.
+        self.seal = seal_of(arr)
         self.cursor = cursor
         self.column = column
         self.name = name
@@ -89,17 +109,18 @@ cdef class Series:
         pos = self.position(key)
         if self.column >= 0:
             return self.values[pos, self.column]
-        return self.array[pos]
+        return window(self.array, pos, pos + 1, True, self.seal)
 
     def __len__(self):
         return self.cursor.index + 1
 
     def visible(self):
-        """The bars visible now, as a read-only numpy array (no copy)."""
-        cdef Py_ssize_t stop = self.cursor.index + 1
-        if self.column >= 0:
-            return self.array[:stop, self.column]
-        return self.array[:stop]
+        """The bars visible now, as a read-only numpy array (no copy).
+
+        The array is sealed: it cannot be made writeable, and its ``.base`` leads
+        to no later bar. ``numpy.array(s)`` gives a writeable copy.
+        """
+        return window(self.shown, 0, self.cursor.index + 1, False, self.seal)
 
     def _full(self):
         # For the engine only (indicator computation, audited for look-ahead).
@@ -114,7 +135,9 @@ cdef class Series:
 
     def __array__(self, dtype=None, copy=None):
         out = self.visible()
-        return out if dtype is None else out.astype(dtype)
+        if copy or (dtype is not None and np.dtype(dtype) != out.dtype):
+            return np.array(out, dtype=dtype, copy=True)
+        return out
 
     def __float__(self):
         return float(self.__getitem__(-1))
@@ -127,8 +150,8 @@ cdef class Bar:
     """The bar that just closed, as handed to ``on_bar``.
 
     Attributes read the panel at the cursor: ``bar.close`` is a float for one
-    symbol, or an array over symbols for a panel; ``bar.index`` is the bar
-    number and ``bar.ts`` its timestamp.
+    symbol, or a sealed read-only array over symbols for a panel (a view of this
+    bar's row alone); ``bar.index`` is the bar number and ``bar.ts`` its timestamp.
     """
 
     def __cinit__(self, ts, dict fields, Cursor cursor):
@@ -149,7 +172,8 @@ cdef class Bar:
         arr = self.fields[name]
         if self.n_symbols == 1:
             return arr[self.cursor.index, 0]
-        return arr[self.cursor.index]
+        # A row of the sealed panel would lead to the whole panel through `.base`.
+        return window(arr, self.cursor.index, self.cursor.index + 1, True, seal_of(arr))
 
     def __getattr__(self, str name):
         try:

@@ -1,10 +1,18 @@
-"""The in-memory market data panel: timestamps x symbols, one float64 matrix per field."""
+"""The in-memory market data panel: timestamps x symbols, one float64 matrix per field.
+
+The panel's arrays are sealed (:func:`engine._core.sealed.seal`): read-only, and no
+view of them can be made writeable, because their root is an opaque object rather
+than an array that owns its memory. The broker fills at these prices; a strategy
+that receives a view of them can read but never rewrite them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from engine._core.sealed import seal
 
 PRICE_FIELDS = ("open", "high", "low", "close")
 BAR_FIELDS = (*PRICE_FIELDS, "volume")
@@ -24,9 +32,10 @@ class Panel:
         ``Panel.DEFAULT_SYMBOL``.
     fields : dict of str to numpy.ndarray
         ``open, high, low, close, volume`` and every extra numeric feature column,
-        each a C-contiguous, read-only ``float64`` array of shape
-        ``(n_bars, n_symbols)``. NaN marks a symbol with no bar (or no value) at
-        that timestamp.
+        each a C-contiguous ``float64`` array of shape ``(n_bars, n_symbols)``.
+        NaN marks a symbol with no bar (or no value) at that timestamp. The panel
+        keeps sealed views of them (read-only for good, no copy): keep no
+        writeable reference to arrays you hand it if they must not change.
     source : str
         Where the data came from (a path, or ``"<DataFrame>"``), for messages.
     meta : dict
@@ -51,7 +60,11 @@ class Panel:
                     f"Panel field {name!r} must be a C-contiguous float64 array of shape "
                     f"({n}, {k}); got {arr.dtype} {arr.shape}"
                 )
-            arr.flags.writeable = False
+        # Sealed, not merely flagged read-only: numpy lets an array that owns its
+        # memory be made writeable again, and every view leads to it through `.base`.
+        # A new dict, so that the caller's own (writeable) arrays stay theirs.
+        object.__setattr__(self, "ts", seal(np.asarray(self.ts)))
+        object.__setattr__(self, "fields", {name: seal(arr) for name, arr in self.fields.items()})
 
     @property
     def n_bars(self) -> int:

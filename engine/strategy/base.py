@@ -22,6 +22,7 @@ import numpy as np
 
 from engine._core.broker import Broker
 from engine._core.loop import Bar, Cursor, Series
+from engine._core.sealed import sealed_prefix
 from engine.data.panel import Panel
 from engine.errors import LookAheadError, OrderError, did_you_mean, known_names
 from engine.strategy.params import collect_params, resolve_params
@@ -102,8 +103,8 @@ class DataView:
 
     @property
     def ts(self) -> np.ndarray:
-        """Timestamps of the visible bars."""
-        return self._panel.ts[: self._cursor.index + 1]
+        """Timestamps of the visible bars (a sealed read-only view of them only)."""
+        return sealed_prefix(self._panel.ts, self._cursor.index + 1)
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -115,30 +116,32 @@ class DataView:
 
 
 class VectorData:
-    """The whole data, for ``signals()``: plain read-only numpy arrays.
+    """The whole data, for ``signals()``: read-only numpy arrays.
 
-    Fields are 1-D for one symbol and ``(n_bars, n_symbols)`` otherwise.
+    Fields are 1-D for one symbol and ``(n_bars, n_symbols)`` otherwise. They are
+    views of the panel the broker fills at, sealed: no view of them can be made
+    writeable (``numpy.array(x)`` gives a writeable copy).
     """
 
     def __init__(self, panel: Panel):
-        self.panel = panel
+        self._panel = panel
         self.ts = panel.ts
         self.symbols = panel.symbols
 
     def __getattr__(self, name: str) -> np.ndarray:
-        if name.startswith("_") or name == "panel":
+        if name.startswith("_"):
             raise AttributeError(name)
-        fields = self.panel.fields
+        fields = self._panel.fields
         if name not in fields:
             raise AttributeError(
                 f"the data has no field {name!r}; fields: {', '.join(fields)}."
                 + did_you_mean(name, fields)
             )
         arr = fields[name]
-        return arr[:, 0] if self.panel.n_symbols == 1 else arr
+        return arr[:, 0] if self._panel.n_symbols == 1 else arr
 
     def __len__(self) -> int:
-        return self.panel.n_bars
+        return self._panel.n_bars
 
 
 class Strategy:

@@ -17,6 +17,15 @@ from engine.backtest.result import Result, equity_frame, orders_frame, trades_fr
 from engine.data.panel import Panel
 from engine.errors import EngineError, LookAheadError, ParameterError, StrategyError
 from engine.strategy.base import Signals, Strategy, VectorData
+from engine.strategy.lookahead import (
+    FIX,
+    audit_prefixes,
+    check_audit,
+    cut_points,
+    gap_rows,
+    stops_at,
+    where,
+)
 from engine.strategy.plugins import load_strategy
 
 FILL_MODES = ("open", "close")
@@ -33,7 +42,7 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
         start=None, end=None, periods_per_year=None, risk_free: float = 0.0,
         feeds=None, strict: bool = False, date_format: str | None = None,
-        tz: str | None = None, **params) -> Result:
+        tz: str | None = None, audit: str = "cuts", **params) -> Result:
     """Run one backtest and return its :class:`~engine.backtest.result.Result`.
 
     Parameters
@@ -88,11 +97,19 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         The IANA time zone the results are shown in (CLI ``--tz``): time-zone-aware
         data is converted to it, data without a zone is taken to be in it. Default:
         the data's own zone (none for data without one).
+    audit : {"cuts", "full", "off"}
+        The look-ahead audit of ``signals`` and of ``self.I`` indicators
+        (:mod:`engine.strategy.lookahead`): recomputed on prefixes of the data
+        ending at cut points spread over all of it (``"cuts"``, about 4-6 times
+        their cost), at every bar (``"full"``, quadratic: small data or a
+        pre-flight check), or not at all (``"off"``, for audited code in sweeps;
+        a leak then goes through). ``settings["audit"]`` records it.
     **params
         Strategy parameters, by name.
     """
     cls = load_strategy(strategy)
     instance = cls(**params)
+    audit = check_audit(audit)
     if fill not in FILL_MODES:
         raise ParameterError(f"fill must be 'open' or 'close'; got {fill!r}")
     if mode not in RUN_MODES:
@@ -120,9 +137,9 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
     except (ValueError, TypeError) as exc:
         raise ParameterError(_account_message(str(exc))) from None
     cursor = Cursor()
-    instance._bind(panel, broker, cursor)
+    instance._bind(panel, broker, cursor, audit=audit)
     if path == "vector":
-        _run_vector(instance, panel, broker)
+        _run_vector(instance, panel, broker, audit)
     else:
         _run_event(instance, panel, broker, cursor)
     settings = {
@@ -133,7 +150,8 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         "slippage_bps": float(slippage_bps), "slippage_fixed": float(slippage_fixed),
         "fill": fill, "mode": path, "fractional": bool(fractional), "shorting": bool(shorting),
         "borrow_rate": float(borrow_rate), "periods_per_year": ppy,
-        "periods_per_year_from": ppy_from, "risk_free": float(risk_free), "data": panel.source,
+        "periods_per_year_from": ppy_from, "risk_free": float(risk_free), "audit": audit,
+        "data": panel.source,
         "start": str(local[0])[:10] if panel.n_bars else None,
         "end": str(local[-1])[:10] if panel.n_bars else None,
         "tz": panel.meta.get("tz"),
@@ -283,9 +301,15 @@ def _failure(instance: Strategy, hook: str, exc: BaseException, panel: Panel, in
         return type(exc)(f"{where}: {exc}")
     # str(KeyError(...)) is the repr of its argument; show the text itself.
     text = str(exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else exc)
+    fix = "correct the strategy there"
+    if isinstance(exc, ValueError) and ("read-only" in text or "WRITEABLE" in text):
+        # numpy's words for a write to a sealed array (engine._core.sealed)
+        fix = ("the bars, timestamps and indicators a strategy reads are read-only, so "
+               "that no strategy can change the prices the broker fills at; write to a "
+               "copy (np.array(x)) instead")
     return StrategyError(
-        f"{where} raised {type(exc).__name__}: {text.rstrip().rstrip('.')}. Fix: correct the "
-        f"strategy there (--debug shows the traceback)."
+        f"{where} raised {type(exc).__name__}: {text.rstrip().rstrip('.')}. Fix: {fix} "
+        f"(--debug shows the traceback)."
     )
 
 
@@ -329,11 +353,24 @@ def _run_event(instance: Strategy, panel: Panel, broker: Broker, cursor: Cursor)
 
 
 def _signal_arrays(signals, panel: Panel, cls_name: str):
+    """``(entries, exits, size)`` of ``signals`` checked against ``panel``.
+
+    ``entries``/``exits`` are ``uint8`` arrays of shape ``(n_bars, n_symbols)``,
+    ``size`` a float64 array of one row or ``n_bars`` rows.
+    """
     if not isinstance(signals, Signals):
         raise StrategyError(
             f"{cls_name}.signals must return engine.Signals(entries=..., exits=...); "
             f"got {type(signals).__name__}"
         )
+    if signals.size_type not in SIZE_TYPES:
+        raise StrategyError(
+            f"{cls_name}.signals: size_type must be one of {', '.join(SIZE_TYPES)}; "
+            f"got {signals.size_type!r}"
+        )
+    if signals.direction not in ("long", "short"):
+        raise StrategyError(f"{cls_name}.signals: direction must be 'long' or 'short'; "
+                            f"got {signals.direction!r}")
     shape = (panel.n_bars, panel.n_symbols)
     out = []
     for name in ("entries", "exits"):
@@ -354,61 +391,76 @@ def _signal_arrays(signals, panel: Panel, cls_name: str):
                 raise StrategyError(f"{cls_name}.signals: {name} must be booleans (or 0/1)")
             arr = np.nan_to_num(arr.astype(float)).astype(bool)
         out.append(np.ascontiguousarray(arr, dtype=np.uint8))
-    return out
-
-
-def _vector_signals(instance: Strategy, panel: Panel, audit: bool = True):
-    """``instance.signals`` on ``panel``, checked: ``(signals, entries, exits, size)``.
-
-    ``entries``/``exits`` are ``uint8`` arrays of shape ``(n_bars, n_symbols)`` and
-    ``size`` a float64 array of one row or ``n_bars`` rows. With ``audit``, the
-    signals are recomputed on the first half of the bars and must agree there.
-    Shared by :func:`run` and :func:`engine.stream_run` (one call per chunk).
-    """
-    cls = type(instance)
-    try:
-        signals = instance.signals(VectorData(panel))
-        entries, exits = _signal_arrays(signals, panel, cls.__name__)
-        if audit and panel.n_bars >= 4:
-            cut = panel.n_bars // 2
-            # A zero-copy view of the first half: the audit must not double the panel.
-            head = panel.view(0, cut)
-            early = _signal_arrays(instance.signals(VectorData(head)), head, cls.__name__)
-            for name, full, part in zip(("entries", "exits"), (entries, exits), early,
-                                        strict=True):
-                diff = np.argwhere(full[:cut] != part)
-                if len(diff):
-                    row = int(diff[0][0])
-                    raise LookAheadError(
-                        f"{cls.__name__}.signals reads the future: {name} at bar {row} "
-                        f"({str(panel.ts[row])[:10]}) is {bool(full[row, diff[0][1]])} with all "
-                        f"bars but {bool(part[row, diff[0][1]])} when the data stops at bar "
-                        f"{cut - 1}; a signal must depend only on bars up to its own"
-                    )
-            del early, head
-    except EngineError:
-        raise
-    except Exception as exc:
-        raise _failure(instance, "signals", exc, panel, -1) from exc
-    if signals.size_type not in SIZE_TYPES:
-        raise StrategyError(
-            f"{cls.__name__}.signals: size_type must be one of {', '.join(SIZE_TYPES)}; "
-            f"got {signals.size_type!r}"
-        )
-    if signals.direction not in ("long", "short"):
-        raise StrategyError(f"{cls.__name__}.signals: direction must be 'long' or 'short'; "
-                            f"got {signals.direction!r}")
     size = signals.size if signals.size is not None else 0.0
     size = np.asarray(size, dtype=np.float64)
     if size.ndim == 0:
         size = np.full((1, panel.n_symbols), float(size))
     elif size.ndim == 1:
         size = size.reshape(-1, 1) if panel.n_symbols == 1 else size.reshape(1, -1)
-    return signals, entries, exits, np.ascontiguousarray(size)
+    out.append(np.ascontiguousarray(size))
+    return out
 
 
-def _run_vector(instance: Strategy, panel: Panel, broker: Broker) -> None:
-    signals, entries, exits, size = _vector_signals(instance, panel)
+#: The outputs of ``signals`` the audit compares, in the order of ``_signal_arrays``.
+_SIGNAL_PARTS = ("entries", "exits", "size")
+
+
+def _vector_signals(instance: Strategy, panel: Panel, audit: str = "cuts", first: int = 0,
+                    offset: int = 0):
+    """``instance.signals`` on ``panel``, checked: ``(signals, entries, exits, size)``.
+
+    ``entries``/``exits`` are ``uint8`` arrays of shape ``(n_bars, n_symbols)`` and
+    ``size`` a float64 array of one row or ``n_bars`` rows. The signals are audited
+    for look-ahead as ``audit`` says (:mod:`engine.strategy.lookahead`), by cuts
+    after bar ``first`` (a streamed chunk's kept bars were audited with the chunk
+    before). ``offset`` is the number of the panel's first bar in the run, for
+    messages. Shared by :func:`run` and :func:`engine.stream_run` (one call per chunk).
+    """
+    cls = type(instance)
+    name = cls.__name__
+    try:
+        signals = instance.signals(VectorData(panel))
+        whole = _signal_arrays(signals, panel, name)
+        cuts = cut_points(panel.n_bars, audit, first=first, seed=(panel.n_symbols,),
+                          gaps=gap_rows(panel.fields.values()) if audit == "cuts" else None)
+
+        def on_prefix(cut: int):
+            # A zero-copy view of the prefix: the audit must not copy the panel.
+            head = panel.view(0, cut)
+            early = instance.signals(VectorData(head))
+            arrays = _signal_arrays(early, head, name)
+            for setting in ("size_type", "direction"):
+                if getattr(early, setting) != getattr(signals, setting):
+                    raise LookAheadError(
+                        f"{name}.signals reads the future: {setting} is "
+                        f"{getattr(signals, setting)!r} with all {panel.n_bars} bars but "
+                        f"{getattr(early, setting)!r} when {stops_at(panel, cut, offset)}. "
+                        f"It must not depend on later bars. {FIX}."
+                    )
+            return arrays
+
+        def describe(k, row, col, cut, full, prefix):
+            if k < 2:
+                full, prefix = bool(full), bool(prefix)
+            return (
+                f"{name}.signals reads the future: {_SIGNAL_PARTS[k]} at "
+                f"{where(panel, row, col, panel.n_symbols, offset)} is {full!r} with all "
+                f"{panel.n_bars} bars but {prefix!r} when {stops_at(panel, cut, offset)}. "
+                f"A signal must depend only on bars up to its own. {FIX}. audit='off' (CLI "
+                f"--audit off) skips this check: only for code you trust."
+            )
+
+        audit_prefixes(whole, on_prefix, cuts, describe)
+    except EngineError:
+        raise
+    except Exception as exc:
+        raise _failure(instance, "signals", exc, panel, -1) from exc
+    entries, exits, size = whole
+    return signals, entries, exits, size
+
+
+def _run_vector(instance: Strategy, panel: Panel, broker: Broker, audit: str = "cuts") -> None:
+    signals, entries, exits, size = _vector_signals(instance, panel, audit)
     run_vector(broker, entries, exits, size, signals.size_type,
                1 if signals.direction == "long" else -1)
 

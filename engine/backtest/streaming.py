@@ -108,7 +108,7 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
                fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
                start=None, end=None, periods_per_year=None, risk_free: float = 0.0,
                feeds=None, strict: bool = False, date_format: str | None = None,
-               tz: str | None = None, **params) -> StreamResult:
+               tz: str | None = None, audit: str = "cuts", **params) -> StreamResult:
     """Run the vectorised path over a Parquet file read in chunks, in bounded memory.
 
     The account and run options (``cash``, ``commission``,
@@ -145,6 +145,10 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
         Only the vectorised path streams; ``"event"`` is refused.
     feeds : dict, optional
         Only ``None`` or ``{}``: feeds are not joined in streaming mode.
+    audit : {"cuts", "full", "off"}
+        The look-ahead audit of :func:`engine.run`, applied to each chunk: the
+        signals on the kept bars and the chunk are recomputed on prefixes cut
+        within the chunk (``"cuts"``: a few per chunk; ``"full"``: at every bar).
     **params
         Strategy parameters, by name.
 
@@ -180,11 +184,13 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
     )
     from engine.report.outputs import check_output, staged_output
     from engine.strategy.base import Strategy
+    from engine.strategy.lookahead import check_audit
     from engine.strategy.plugins import load_strategy
 
     cls = load_strategy(strategy)
     instance = cls(**params)
     name = cls.__name__
+    audit = check_audit(audit)
     if fill not in FILL_MODES:
         raise ParameterError(f"fill must be 'open' or 'close'; got {fill!r}")
     if mode not in ("vector", "auto"):
@@ -275,10 +281,12 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
                     raise ParameterError(_account_message(str(exc))) from None
             else:
                 broker.bind_chunk(*prices)
-            instance._bind(panel, broker, Cursor())
-            # The look-ahead audit of engine.run, on the first chunk (the whole panel
-            # when it fits in one).
-            signals, entries, exits, size = _vector_signals(instance, panel, audit=chunks == 0)
+            instance._bind(panel, broker, Cursor(), audit=audit)
+            # The look-ahead audit of engine.run, on every chunk: cuts after the kept
+            # bars, which the chunk before audited. A leak confined to one stretch of
+            # the file is looked for there too.
+            signals, entries, exits, size = _vector_signals(
+                instance, panel, audit, first=h, offset=broker.base - h)
             kind = (signals.size_type, signals.direction)
             if signal_kind is not None and kind != signal_kind:
                 raise StrategyError(
@@ -332,7 +340,7 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
             "fill": fill, "mode": "vector", "fractional": bool(fractional),
             "shorting": bool(shorting), "borrow_rate": float(borrow_rate),
             "periods_per_year": ppy, "periods_per_year_from": ppy_from,
-            "risk_free": float(risk_free), "data": reader.src,
+            "risk_free": float(risk_free), "audit": audit, "data": reader.src,
             "start": _fmt(first_ts, reader.zone)[:10], "end": _fmt(last_ts, reader.zone)[:10],
             "tz": reader.zone,
             "stream": True, "chunk_bars": chunk_bars, "chunks": chunks,

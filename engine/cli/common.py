@@ -73,6 +73,11 @@ def add_run_options(command: argparse.ArgumentParser, *, compare: bool = False) 
     command.add_argument("--strict", action="store_true",
                          help="fail (exit 2) when any order is rejected, naming the first, "
                               "instead of warning")
+    command.add_argument("--audit", choices=("cuts", "full", "off"), default="cuts",
+                         help="look-ahead audit of signals and indicators: recompute them on "
+                              "prefixes cut at points spread over the data (cuts, default), "
+                              "at every bar (full: slow, for small data or a pre-flight "
+                              "check), or not at all (off: for audited code)")
     command.add_argument("--json", action="store_true", help="print one JSON object")
     add_debug_option(command)
     # What each run option is when not given: a sweep may grid a run option only if
@@ -85,7 +90,7 @@ def add_run_options(command: argparse.ArgumentParser, *, compare: bool = False) 
 _RUN_OPTION_DESTS = frozenset({
     "cash", "commission", "commission_per_share", "commission_fixed", "commission_minimum",
     "slippage_bps", "slippage_fixed", "fill", "mode", "fractional", "shorting",
-    "borrow_rate", "start", "end", "periods_per_year", "risk_free", "strict"})
+    "borrow_rate", "start", "end", "periods_per_year", "risk_free", "strict", "audit"})
 
 
 def run_options(args) -> dict:
@@ -98,7 +103,7 @@ def run_options(args) -> dict:
         mode=args.mode, fractional=args.fractional, shorting=args.shorting,
         borrow_rate=args.borrow_rate, start=args.start, end=args.end,
         periods_per_year=args.periods_per_year, risk_free=args.risk_free, strict=args.strict,
-        date_format=args.date_format, tz=args.tz,
+        date_format=args.date_format, tz=args.tz, audit=args.audit,
     )
 
 

@@ -8,8 +8,39 @@ Two paths drive the same simulator:
   current one only, and orders placed now are matched from the next bar.
 * **Vectorised path** — override ``signals(self, data)`` and return
   :class:`Signals` computed once over the whole data; the compiled loop turns them
-  into orders with no Python call per bar. The engine recomputes the signals on the
-  first half of the data and refuses them if the prefix changes (look-ahead).
+  into orders with no Python call per bar.
+
+Signals and ``self.I`` indicators see the whole data, so the engine audits them
+(:mod:`engine.strategy.lookahead`): recomputed on prefixes of the data cut at
+points spread over all of it (``audit="cuts"``, the default), or at every bar
+(``"full"``), they must not change up to the cut; ``"off"`` trusts them.
+
+What a strategy can see, and where the guarantee stops
+------------------------------------------------------
+* **Event path.** ``self.data.<field>``, ``self.data[symbol].<field>`` and
+  indicators are :class:`~engine._core.loop.Series`: reading a later bar raises
+  ``LookAheadError``. Every array they give — ``visible()``, ``np.asarray(s)``,
+  a slice ``s[a:b]``, the row of a panel-wide series ``s[-1]``, ``self.data.ts``,
+  ``bar.<field>`` over several symbols — is *sealed* (:mod:`engine._core.sealed`):
+  a view of the visible bars (no copy) that cannot be made writeable, whose
+  ``.base`` chain ends at an opaque object exposing no later bar, no buffer and
+  no pickle state. ``np.array(s)`` gives a writeable copy.
+* **Vectorised path.** ``signals(data)`` sees the whole data by design. Its arrays
+  (``data.close``, features, ``data.ts``) are sealed views of the panel the broker
+  fills at: no strategy can rewrite a price (``flags.writeable = True`` is refused
+  at every level of ``.base``). The audit checks what the signals read.
+* **Code given the whole data** — ``signals``, functions passed to ``self.I`` — is
+  checked through its outputs only. State it keeps elsewhere (a copy of its input
+  saved on ``self`` or in a global and read later in ``on_bar``) is not watched:
+  keep such functions free of side effects. ``entry_condition`` and
+  ``entry_labels`` feed reports, not orders, and are not audited.
+* **Outside the boundary**, as for any Python code running in the same process:
+  engine internals reached through underscore names (``self._panel``,
+  ``self._broker``, ``self.data._panel``, ``Series._full()``), introspection
+  (``gc``, ``inspect``, frames) and raw memory (``ctypes``, ``arr.ctypes.data``,
+  ``numpy.lib.stride_tricks.as_strided`` reading past the end of a view). The
+  engine keeps a strategy written in good faith from looking ahead by accident;
+  it does not sandbox one written to defeat it.
 """
 
 from __future__ import annotations
@@ -25,6 +56,7 @@ from engine._core.loop import Bar, Cursor, Series
 from engine._core.sealed import sealed_prefix
 from engine.data.panel import Panel
 from engine.errors import LookAheadError, OrderError, did_you_mean, known_names
+from engine.strategy.lookahead import FIX, audit_prefixes, cut_points, gap_rows, stops_at, where
 from engine.strategy.params import collect_params, resolve_params
 
 # codes shared with engine/_core/broker.pxd
@@ -263,10 +295,11 @@ class Strategy:
 
     # -- binding to a run --------------------------------------------------------
 
-    def _bind(self, panel: Panel, broker: Broker, cursor: Cursor) -> None:
+    def _bind(self, panel: Panel, broker: Broker, cursor: Cursor, audit: str = "cuts") -> None:
         self._panel = panel
         self._broker = broker
         self._cursor = cursor
+        self._audit = audit  # the run's look-ahead audit mode, for self.I
         self._symbol_index = {name: i for i, name in enumerate(panel.symbols)}
         self.data = DataView(panel, cursor)
 
@@ -276,22 +309,38 @@ class Strategy:
         """Compute an indicator once over all bars and return bounded views of it.
 
         ``Series`` arguments (``self.data.close``) are passed to ``func`` as whole
-        numpy arrays; the result (an array or a tuple of arrays of ``n_bars`` rows)
-        comes back as :class:`Series` that show only bars up to the current one.
+        numpy arrays (read-only); the result (an array or a tuple of arrays of
+        ``n_bars`` rows) comes back as :class:`Series` that show only bars up to
+        the current one.
 
-        With ``audit=True`` the indicator is recomputed on the first half of the
-        bars and must give the same values there: an indicator that reads later
-        bars (a ``shift(-1)``, a centred window) raises ``LookAheadError``.
+        The indicator is audited for look-ahead as the run's ``audit`` option says
+        (:mod:`engine.strategy.lookahead`): recomputed on prefixes of the data
+        ending at cut points spread over all of it, it must give the same values
+        up to each cut, else ``LookAheadError`` names the first bar that differs.
+        ``audit=False`` skips the audit of this indicator alone.
         """
         label = name or getattr(func, "__name__", "indicator")
-        n = self._panel.n_bars
+        panel = self._panel
+        n = panel.n_bars
         full = _call_indicator(func, args, kwargs, n)
-        if audit and n >= 4:
-            cut = n // 2
-            prefix = _call_indicator(func, args, kwargs, cut)
-            for part, (whole_arr, prefix_arr) in enumerate(zip(full, prefix, strict=True)):
-                _check_prefix(whole_arr, prefix_arr, cut, f"indicator {label!r}"
-                              + (f" (output {part})" if len(full) > 1 else ""), self._panel)
+        mode = getattr(self, "_audit", "cuts") if audit else "off"
+        inputs = [a._full() for a in (*args, *kwargs.values()) if isinstance(a, Series)]
+        cuts = cut_points(n, mode, gaps=gap_rows(inputs) if mode == "cuts" else None,
+                          seed=(panel.n_symbols,))
+
+        def describe(k, row, col, cut, whole, prefix):
+            output = f" (output {k})" if len(full) > 1 else ""
+            cols = full[k].shape[1] if full[k].ndim == 2 else 1
+            return (
+                f"indicator {label!r}{output} reads the future: its value at "
+                f"{where(panel, row, col, cols)} is {whole!r} with all {n} bars but "
+                f"{prefix!r} when {stops_at(panel, cut)}. A value must depend only on bars "
+                f"up to its own. {FIX}. self.I(..., audit=False) skips the audit of this "
+                f"indicator and audit='off' (CLI --audit off) that of the run: only for "
+                f"code you trust."
+            )
+
+        audit_prefixes(full, lambda cut: _call_indicator(func, args, kwargs, cut), cuts, describe)
         views = tuple(
             Series(arr, self._cursor, 0 if arr.ndim == 1 or arr.shape[1] == 1 else -1, label)
             for arr in full
@@ -526,17 +575,3 @@ def _call_indicator(func, args, kwargs, stop):
             )
         arrays.append(arr)
     return tuple(arrays)
-
-
-def _check_prefix(whole: np.ndarray, prefix: np.ndarray, cut: int, label: str, panel: Panel):
-    head = whole[:cut]
-    bad = ~np.isclose(head, prefix, rtol=1e-9, atol=0.0, equal_nan=True)
-    if bad.any():
-        row = int(np.argwhere(bad)[0][0])
-        raise LookAheadError(
-            f"{label} reads the future: its value at bar {row} ({panel.ts[row]}) is "
-            f"{float(np.ravel(head[row])[0])!r} with all bars but "
-            f"{float(np.ravel(prefix[row])[0])!r} when the data stops at bar {cut - 1}. "
-            f"A value must depend only on bars up to its own (no shift(-1), no centred "
-            f"windows); pass audit=False to self.I only if you are sure"
-        )

@@ -107,6 +107,7 @@ class DataView:
         self._column = column if column is not None else (0 if panel.n_symbols == 1 else -1)
         self._series: dict[str, Series] = {}
         self._symbols = {name: i for i, name in enumerate(panel.symbols)}
+        self._children: dict[int, DataView] = {}  # self.data["GME"], built once per symbol
 
     def __getattr__(self, name: str) -> Series:
         if name.startswith("_"):
@@ -128,7 +129,11 @@ class DataView:
                 f"unknown symbol {symbol!r}." + did_you_mean(symbol, self._symbols)
                 + known_names("symbol", self._symbols)
             )
-        return DataView(self._panel, self._cursor, self._symbols[symbol])
+        column = self._symbols[symbol]
+        child = self._children.get(column)
+        if child is None:
+            child = self._children[column] = DataView(self._panel, self._cursor, column)
+        return child
 
     def __len__(self) -> int:
         return self._cursor.index + 1

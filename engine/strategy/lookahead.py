@@ -50,9 +50,11 @@ RANDOM_CUTS = 7
 #: Cut points just inside gaps of the data, at most.
 GAP_CUTS = 4
 #: Data with at most this many bars is checked at every bar in ``"cuts"`` mode.
-EVERY_BAR_UP_TO = 64
+EVERY_BAR_UP_TO = 32
 #: Relative tolerance of float comparisons (NaN equals NaN).
 RTOL = 1e-9
+#: Rows compared at once: bounds the audit's temporaries (a bool per value).
+BLOCK = 1 << 16
 
 #: What to look for when the audit fails.
 FIX = (
@@ -171,20 +173,27 @@ def first_difference(whole: np.ndarray, part: np.ndarray, cut: int):
     part = _columns(part)
     shape = np.broadcast_shapes(head.shape, part.shape)
     head, part = np.broadcast_to(head, shape), np.broadcast_to(part, shape)
-    differs = head != part  # NaN != NaN: settled below, for the few candidates only
-    if not differs.any():
-        return None
-    rows, cols = np.nonzero(differs)
-    if head.dtype.kind == "f" or part.dtype.kind == "f":
-        a = head[rows, cols].astype(np.float64)
-        b = part[rows, cols].astype(np.float64)
-        real = ~np.isclose(a, b, rtol=RTOL, atol=0.0, equal_nan=True)
-        rows, cols = rows[real], cols[real]
-        if not len(rows):
-            return None
-    # np.nonzero is row-major: the first entry is the earliest bar
-    row, col = int(rows[0]), int(cols[0])
-    return row, col, head[row, col].item(), part[row, col].item()
+    exact = head.dtype.kind != "f" and part.dtype.kind != "f"
+    # Block by block: temporaries stay small, and the scan stops at the first block
+    # with a real difference. NaN != NaN, so a block with candidates is settled by
+    # isclose (equal_nan) on the candidates alone: warm-up NaN cost one block.
+    for start in range(0, shape[0], BLOCK):
+        a, b = head[start:start + BLOCK], part[start:start + BLOCK]
+        differs = a != b
+        if not differs.any():
+            continue
+        rows, cols = np.nonzero(differs)
+        if not exact:
+            x = a[rows, cols].astype(np.float64)
+            y = b[rows, cols].astype(np.float64)
+            real = ~np.isclose(x, y, rtol=RTOL, atol=0.0, equal_nan=True)
+            rows, cols = rows[real], cols[real]
+            if not len(rows):
+                continue
+        # np.nonzero is row-major: the first entry is the earliest bar
+        row, col = int(rows[0]), int(cols[0])
+        return start + row, col, a[row, col].item(), b[row, col].item()
+    return None
 
 
 def _columns(arr: np.ndarray) -> np.ndarray:

@@ -304,6 +304,21 @@ def test_a_multi_symbol_message_names_the_symbol():
         engine.run(PeeksAtOne, data=panel, audit="full")
 
 
+def test_a_zoned_message_names_the_local_time():
+    """Data with a time zone holds UTC instants; the message shows the bar's local time,
+    as every other message of the run does."""
+    stamps = pd.date_range("2024-01-02 09:00", periods=N, freq="h", tz="Asia/Tokyo")
+    close = 100 + np.cumsum(np.random.default_rng(2).normal(0, 0.1, N))
+    frame = pd.DataFrame({"ts": stamps, "open": close, "high": close + 1, "low": close - 1,
+                          "close": close, "volume": 1.0})
+    with pytest.raises(LookAheadError) as info:
+        engine.run(_strategy("second_half", "event", _walk()), data=frame)
+    message = str(info.value)
+    bar = int(message.split("at bar ")[1].split(" ")[0])
+    local = stamps[bar].strftime("%Y-%m-%d %H:%M:%S")
+    assert f"at bar {bar} ({local}, symbol" in message
+
+
 # --------------------------------------------------------------------------- cut plan
 
 

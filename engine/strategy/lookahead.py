@@ -240,7 +240,7 @@ def where(panel, row: int, col: int, n_cols: int, offset: int = 0) -> str:
     ``row`` is a row of ``panel``; ``offset`` the number of the panel's first bar in
     the whole run (a streamed chunk's), so that the bar is named as in the run.
     """
-    text = f"bar {row + offset} ({fmt_ts(panel.ts[row])}"
+    text = f"bar {row + offset} ({fmt_ts(_local(panel)[row])}"
     if n_cols == panel.n_symbols:
         text += f", symbol {panel.symbols[col]}"
     elif n_cols > 1:
@@ -250,4 +250,9 @@ def where(panel, row: int, col: int, n_cols: int, offset: int = 0) -> str:
 
 def stops_at(panel, cut: int, offset: int = 0) -> str:
     """``the data stops at bar 99 (2020-05-20)``: a cut named for a message."""
-    return f"the data stops at bar {cut - 1 + offset} ({fmt_ts(panel.ts[cut - 1])})"
+    return f"the data stops at bar {cut - 1 + offset} ({fmt_ts(_local(panel)[cut - 1])})"
+
+
+def _local(panel) -> np.ndarray:
+    # Timestamps as the data's own messages show them: local times of its zone.
+    return getattr(panel, "local_ts", panel.ts)

@@ -1145,7 +1145,7 @@ cdef class Broker:
             The drained orders, as :meth:`orders_table` gives them.
         """
         cdef Py_ssize_t stop = self.order_base
-        cdef Py_ssize_t keep
+        cdef Py_ssize_t keep, j, kept
         if everything:
             stop = self.n_orders
         else:
@@ -1154,6 +1154,15 @@ cdef class Broker:
         table = self._orders_table(stop)
         keep = self.n_orders - stop
         if stop > self.order_base:
+            # The active list may still name finished orders (filled at the close,
+            # cancelled) until the next bar compacts it; once drained they have no
+            # memory left, and reading them would read before the order array.
+            kept = 0
+            for j in range(self.n_active):
+                if self.active[j] >= stop:
+                    self.active[kept] = self.active[j]
+                    kept += 1
+            self.n_active = kept
             memmove(self.orders, self.order(stop), keep * sizeof(Order))
             for oid in [k for k in self.reasons if k < stop]:
                 del self.reasons[oid]

@@ -20,7 +20,8 @@ Shell blocks (``bash``, ``sh``, ``shell``; in ``console`` only the ``$ `` lines)
     0 (or the block's ``exit=N``). Two kinds of line are not run, by rule:
     ``pip install ...`` (installing is the test environment's job; in
     ``pip install ... && CMD`` the ``CMD`` still runs) and ``dask scheduler``/``dask
-    worker`` (they start services that never end). Any other line that does not
+    worker`` (they start services that never end), and ``python -m pytest -q``
+    (the whole suite, this test included, which CI runs itself). Any other line that does not
     start with ``python`` fails the test: mark the block instead.
 
 Markers: an HTML comment on the line just before the opening fence (invisible on
@@ -67,6 +68,7 @@ MARKER = re.compile(r"^\s*<!--\s*(?P<kind>skip-test|test)\s*:(?P<body>.*?)-->\s*
 NOT_RUN = (  # shell lines not run, by rule (see the module docstring)
     (re.compile(r"^pip3? install\b"), "installs packages"),
     (re.compile(r"^dask (scheduler|worker)\b"), "starts a Dask service"),
+    (re.compile(r"^python3? -m pytest -q$"), "the whole test suite, which CI runs itself"),
 )
 
 
@@ -333,6 +335,9 @@ def test_the_line_rules():
     assert runnable("pip install -e . && python -m engine run x.py") == (
         [f"{shlex.quote(sys.executable)} -m engine run x.py"],
         ["'pip install -e .': installs packages"])
+    assert runnable('pip install -e ".[dev]" && python -m pytest -q') == (
+        [], ["'pip install -e \".[dev]\"': installs packages",
+             "'python -m pytest -q': the whole test suite, which CI runs itself"])
     assert runnable("dask worker tcp://HOST:8786 --nworkers 4")[0] == []
     with pytest.raises(ValueError, match="not a python command"):
         runnable("bench/peers/run.sh")

@@ -247,15 +247,14 @@ def rate_evidence(success, signal, horizon: int, *, level: float = 0.95,
     finite = diff_d[np.isfinite(diff_d)]
     p_value = (1 + np.count_nonzero(np.abs(finite - difference) >= abs(difference))) \
         / (1 + finite.size) if finite.size else nan
+    (rate_low, rate_high), (base_low, base_high), (diff_low, diff_high) = (
+        _percentile_interval(d, level) for d in (rate_d, base_d, diff_d))
     return RateEvidence(
         signals=int(positions.size), episodes=episodes(positions, horizon),
         non_overlapping=non_overlapping(positions, horizon), first=first, last=last,
-        rate=rate, rate_low=_percentile_interval(rate_d, level)[0],
-        rate_high=_percentile_interval(rate_d, level)[1],
-        base=base, base_low=_percentile_interval(base_d, level)[0],
-        base_high=_percentile_interval(base_d, level)[1],
-        difference=difference, difference_low=_percentile_interval(diff_d, level)[0],
-        difference_high=_percentile_interval(diff_d, level)[1],
+        rate=rate, rate_low=rate_low, rate_high=rate_high,
+        base=base, base_low=base_low, base_high=base_high,
+        difference=difference, difference_low=diff_low, difference_high=diff_high,
         p_value=float(p_value), level=level, block=block)
 
 

@@ -83,28 +83,21 @@ def add_run_options(command: argparse.ArgumentParser, *, compare: bool = False) 
     # What each run option is when not given: a sweep may grid a run option only if
     # its fixed value was left alone.
     command.set_defaults(run_option_defaults={
-        action.dest: action.default for action in command._actions
-        if action.dest in _RUN_OPTION_DESTS})
+        name: command.get_default(name) for name in RUN_OPTIONS})
 
 
-_RUN_OPTION_DESTS = frozenset({
+#: The options of :func:`engine.run` the CLI sets, by their ``args`` names.
+RUN_OPTIONS = (
     "cash", "commission", "commission_per_share", "commission_fixed", "commission_minimum",
     "slippage_bps", "slippage_fixed", "fill", "mode", "fractional", "shorting",
-    "borrow_rate", "start", "end", "periods_per_year", "risk_free", "strict", "audit"})
+    "borrow_rate", "start", "end", "periods_per_year", "risk_free", "strict",
+    "date_format", "tz", "audit",
+)
 
 
 def run_options(args) -> dict:
     """The keyword arguments of :func:`engine.run` from parsed run options."""
-    return dict(
-        cash=args.cash, commission=args.commission,
-        commission_per_share=args.commission_per_share,
-        commission_fixed=args.commission_fixed, commission_minimum=args.commission_minimum,
-        slippage_bps=args.slippage_bps, slippage_fixed=args.slippage_fixed, fill=args.fill,
-        mode=args.mode, fractional=args.fractional, shorting=args.shorting,
-        borrow_rate=args.borrow_rate, start=args.start, end=args.end,
-        periods_per_year=args.periods_per_year, risk_free=args.risk_free, strict=args.strict,
-        date_format=args.date_format, tz=args.tz, audit=args.audit,
-    )
+    return {name: getattr(args, name) for name in RUN_OPTIONS}
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:

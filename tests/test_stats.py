@@ -72,6 +72,38 @@ def test_the_bootstrap_is_seeded():
     assert a != stats.rate_evidence(success, signal, 5, seed=8)
 
 
+def test_block_sums_cover_n_rows_and_follow_archs_stationary_bootstrap():
+    from arch.bootstrap import StationaryBootstrap
+
+    rng = np.random.default_rng(3)
+    n, block, reps = 400, 12.0, 4000
+    x = np.empty(n)
+    x[0] = 0.0
+    for t in range(1, n):  # an AR(1), so the block length matters
+        x[t] = 0.8 * x[t - 1] + rng.standard_normal()
+    columns = np.column_stack([np.ones(n), x])
+    sums = stats.stationary_block_sums(columns, block, reps, seed=5)
+    assert sums.shape == (reps, 2)
+    assert np.all(sums[:, 0] == n)     # every resample draws exactly n rows
+    np.testing.assert_array_equal(sums, stats.stationary_block_sums(columns, block, reps,
+                                                                      seed=5))
+    # The circular scheme is unbiased for the sum: E[sum*] = sum(x).
+    assert sums[:, 1].mean() == pytest.approx(x.sum(), abs=4 * sums[:, 1].std() / reps ** 0.5)
+    sampler = StationaryBootstrap(block, x, seed=np.random.default_rng(9))
+    reference = np.array([data.sum() for (data,), _ in sampler.bootstrap(reps)])
+    # Same law as arch's: the spread of the resampled sums agrees within sampling error.
+    assert sums[:, 1].std() == pytest.approx(reference.std(), rel=0.08)
+
+
+def test_a_window_shorter_than_two_blocks_has_no_interval():
+    success = np.tile([1.0, 0.0, 1.0], 20)
+    signal = np.zeros(60, dtype=bool)
+    signal[[5, 40]] = True  # window of 36 bars, block 2 * 21 = 42
+    found = stats.rate_evidence(success, signal, 21, reps=200)
+    assert found.signals == 2 and not math.isnan(found.rate)
+    assert math.isnan(found.rate_low) and math.isnan(found.p_value)
+
+
 def test_the_interval_of_an_ar1_indicator_has_the_width_theory_gives():
     # x_t = phi x_{t-1} + e_t; the indicator 1{x_t > 0} of a Gaussian AR(1) has
     # corr(I_t, I_{t+k}) = (2/pi) arcsin(phi^k), so the variance of its mean over n bars

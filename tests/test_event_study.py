@@ -8,7 +8,13 @@ import pytest
 from conftest import make_bars
 
 import engine
-from engine.analysis.event_study import EVENT_COLUMNS, episodes, event_table, forward_returns
+from engine.analysis.event_study import (
+    EVENT_COLUMNS,
+    EVIDENCE_COLUMNS,
+    episodes,
+    event_table,
+    forward_returns,
+)
 from engine.errors import StrategyError
 
 
@@ -39,7 +45,7 @@ def test_event_table_statistics_by_hand():
     close = np.array([100.0, 110.0, 99.0, 99.0, 120.0, 60.0])
     mask = np.array([True, True, True, False, True, True])
     table = event_table(close, {"sig": mask}, horizons=(1, 2), claims={})
-    assert table.columns == list(EVENT_COLUMNS)
+    assert table.columns == [*EVENT_COLUMNS, *EVIDENCE_COLUMNS]
     h1, h2 = table.to_dicts()
     # h=1 forward returns at bars 0,1,2,4: +10%, -10%, 0%, -50%; bar 5 has none (the end).
     assert h1["count"] == 4
@@ -51,6 +57,17 @@ def test_event_table_statistics_by_hand():
     assert h2["count"] == 3
     assert h2["share_positive"] == pytest.approx(1 / 3)
     assert h2["median_return"] == pytest.approx(-0.01)
+    # Evidence: h=1, signals at bars 0, 1, 2, 4 (gap 2 > 1 before bar 4: two episodes);
+    # the base is every bar 0..4 with a forward return: +, -, 0, +21%, - -> 2 of 5.
+    assert h1["episodes"] == 2
+    assert h1["base_rate"] == pytest.approx(2 / 5)
+    assert h1["difference"] == pytest.approx(0.25 - 0.4)
+    # The window (bars 0..4) holds two blocks of 2h = 2 bars: it has an interval.
+    assert h1["rate_low"] <= h1["share_positive"] <= h1["rate_high"]
+    # h=2: window 0..2 is 3 bars, fewer than two blocks of 4: no interval, no p-value.
+    assert h2["episodes"] == 1 and h2["rate_low"] is None and h2["p_value"] is None
+    plain = event_table(close, {"sig": mask}, horizons=(1,), evidence=False)
+    assert plain.columns == list(EVENT_COLUMNS)
 
 
 def test_event_table_with_no_forward_return_counts_zero():
@@ -222,7 +239,7 @@ def test_move_threshold_adds_the_shares_that_fell_and_rose():
     close = np.array([100.0, 95.0, 89.0, 100.0, 111.0, 100.0, 100.0])
     everything = np.ones(close.size, dtype=bool)
     table = event_table(close, {"all": everything}, horizons=(2,), move_threshold=0.10)
-    assert table.columns == list(EVENT_COLUMNS) + list(MOVE_COLUMNS)
+    assert table.columns == [*EVENT_COLUMNS, *EVIDENCE_COLUMNS, *MOVE_COLUMNS]
     row = table.row(0, named=True)
     # windows of bars 0-4: bar 0 falls to 89 (-11%), bar 2 rises to 111 (+24.7%),
     # bar 3 rises to 111 (+11%); bar 1 (95 -> 89, 100: -6.3%) and bar 4 neither
@@ -230,7 +247,8 @@ def test_move_threshold_adds_the_shares_that_fell_and_rose():
     assert row["share_fell"] == pytest.approx(1 / 5)
     assert row["share_rose"] == pytest.approx(2 / 5)
     # without it the table is as before
-    assert event_table(close, {"all": everything}, horizons=(2,)).columns == list(EVENT_COLUMNS)
+    assert event_table(close, {"all": everything}, horizons=(2,)).columns == [
+        *EVENT_COLUMNS, *EVIDENCE_COLUMNS]
     with pytest.raises(ValueError, match="move_threshold"):
         event_table(close, {"all": everything}, horizons=(2,), move_threshold=-0.1)
 

@@ -17,14 +17,15 @@ import polars as pl
 import pytest
 
 import engine
-from engine.analysis.event_study import EVENT_COLUMNS
+from engine.analysis.event_study import EVENT_COLUMNS, EVIDENCE_COLUMNS
 from engine.analysis.tables import DRAWDOWN_COLUMNS, HIT_RATE_COLUMNS, YEARLY_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 SMA = str(ROOT / "strategies" / "sma_cross.py")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TABLE_FILES = {"drawdowns": DRAWDOWN_COLUMNS, "yearly": YEARLY_COLUMNS,
-               "hit_rates": HIT_RATE_COLUMNS, "event_study": EVENT_COLUMNS}
+               "hit_rates": HIT_RATE_COLUMNS,
+               "event_study": (*EVENT_COLUMNS, *EVIDENCE_COLUMNS)}
 
 
 def cli(*args, env=None):
@@ -109,7 +110,11 @@ def test_report_html_is_self_contained_and_holds_every_table(out_dir):
     assert {"drawdowns", "yearly", "hit_rates", "event_study"} <= set(page.tables)
     years = pl.read_csv(out / "yearly.csv")
     assert len(page.tables["yearly"]) == years.height + 1  # header + every year
-    assert page.tables["event_study"][0] == list(EVENT_COLUMNS)
+    # The page joins each rate to its interval; the CSV keeps every column.
+    assert page.tables["event_study"][0] == [
+        "signal", "horizon", "count", "episodes", "share > 0 [95%]", "vs base (pts) [95%]",
+        "p_value", "mean_return", "median_return", "claimed_rate"]
+    assert page.tables["hit_rates"][0][3:5] == ["hit rate [95%]", "vs all (pts)"]
     assert len(page.images) == 1
     prefix = "data:image/png;base64,"
     assert page.images[0].startswith(prefix)

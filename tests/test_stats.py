@@ -59,8 +59,23 @@ def test_no_signal_gives_nan_rates_and_bad_arguments_are_named():
         stats.rate_evidence([1.0], [True], 1, reps=10)
     with pytest.raises(ParameterError, match="level must be a probability"):
         stats.rate_evidence([1.0], [True], 1, level=95)
-    with pytest.raises(ParameterError, match="one length"):
+    with pytest.raises(ParameterError, match="one shape"):
         stats.rate_evidence([1.0, 0.0], [True], 1)
+
+
+def test_pooled_symbols_and_counted_events_by_hand():
+    success = np.array([[1, 0], [0, 1], [1, 1], [0, np.nan]], dtype=float)
+    signal = np.array([[0, 2], [1, 0], [0, 1], [1, 1]])
+    found = stats.rate_evidence(success, signal, 1, reps=100)
+    # weighted signal outcomes: (0,1) twice -> 0, 0; (1,0) -> 0; (2,1) -> 1; (3,0) -> 0;
+    # (3,1) has no outcome and is not counted
+    assert found.signals == 5 and found.rate == pytest.approx(1 / 5)
+    # base over bars 0..3, both symbols, defined outcomes: 1,0,0,1,1,1,0 -> 4 of 7
+    assert found.base == pytest.approx(4 / 7)
+    # per symbol: bars 1, 3 (gap 2 > h = 1: two episodes) and bars 0, 2 (two)
+    assert (found.first, found.last, found.episodes) == (0, 3, 4)
+    one = stats.rate_evidence(success[:, 0], signal[:, 0] > 0, 1, reps=100)
+    assert one.rate == pytest.approx(0.0) and one.signals == 2
 
 
 def test_the_bootstrap_is_seeded():

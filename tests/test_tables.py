@@ -160,6 +160,20 @@ def test_hit_rate_table_by_hand():
     assert rows["entry_label", "fear"]["trades"] == 2  # the open trade is left out
     assert rows["entry_label", "fear"]["hit_rate"] == 0.5
     assert rows["entry_label", "(none)"]["hits"] == 0
+    # Evidence. Clopper-Pearson for 2 of 4: the 2.5% quantile of Beta(2, 3) and the
+    # 97.5% quantile of Beta(3, 2), 0.06759 and 0.93241; for 1 of 1 the lower end is
+    # 0.025 ** (1 / 1) and the upper 1; for 0 of 1, 0 and 1 - 0.025.
+    assert overall["hit_rate_low"] == pytest.approx(0.067586, abs=1e-6)
+    assert overall["hit_rate_high"] == pytest.approx(0.932414, abs=1e-6)
+    greed = rows["entry_label", "greed"]
+    assert (greed["hit_rate_low"], greed["hit_rate_high"]) == pytest.approx((0.025, 1.0))
+    none = rows["entry_label", "(none)"]
+    assert (none["hit_rate_low"], none["hit_rate_high"]) == pytest.approx((0.0, 0.975))
+    assert greed["base_rate"] == 0.5 and greed["difference"] == 0.5
+    # Fisher, greed (1 trade, 1 hit) against the other 3 (1 hit): P(1 hit) = C(2,1)C(2,0)/C(4,1)
+    # = 1/2 and P(0 hits) = 1/2, so every table is as likely: p = 1.
+    assert greed["p_value"] == pytest.approx(1.0)
+    assert overall["p_value"] is None and overall["difference"] == 0.0
 
 
 def test_hit_rate_table_without_trades():
@@ -169,7 +183,9 @@ def test_hit_rate_table_without_trades():
     table = hit_rate_table(empty)
     assert table.to_dicts() == [{"group": "all", "value": "all", "trades": 0, "hits": 0,
                                  "hit_rate": None, "avg_return": None, "total_pnl": 0.0,
-                                 "avg_bars_held": None}]
+                                 "avg_bars_held": None, "hit_rate_low": None,
+                                 "hit_rate_high": None, "base_rate": None, "difference": None,
+                                 "p_value": None}]
 
 
 # --------------------------------------------------------------------------- a hand-built run

@@ -20,6 +20,8 @@ cpdef void wilder_rsi(const double[:, ::1] x, Py_ssize_t window, double[:, ::1] 
 cpdef void cross_signs(const double[:, ::1] diff, signed char[:, ::1] out)
 cpdef void hold_curve(const double[:, ::1] close, double part, double[::1] first,
                       double[::1] mark, double[::1] out)
+cpdef void block_sums(const double[:, ::1] prefix, const int64_t[:, ::1] starts,
+                      const int64_t[:, ::1] taken, double[:, ::1] out)
 
 # Per-column workers (nogil); the caller owns the scratch buffers.
 cdef bint rolling_mean_cents(const double* x, Py_ssize_t n, Py_ssize_t window,

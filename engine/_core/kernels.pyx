@@ -1,5 +1,8 @@
 """Indicator kernels: the loops numpy cannot express without drift or an O(n*window) cost.
 
+(Also :func:`block_sums`, the inner loop of the statistics' block bootstrap: a
+gather numpy can only do through large temporaries.)
+
 Every public kernel takes a C-contiguous float64 panel ``x`` of shape
 ``(n_bars, n_cols)``, processes each column independently along axis 0 and writes
 into a caller-allocated ``out`` of the same shape. They are causal: ``out[t]``
@@ -690,3 +693,36 @@ cpdef void hold_curve(const double[:, ::1] close, double part, double[::1] first
                 else:
                     total += part * mark[j] / first[j]
             out[i] = total
+
+
+cpdef void block_sums(const double[:, ::1] prefix, const int64_t[:, ::1] starts,
+                      const int64_t[:, ::1] taken, double[:, ::1] out):
+    """Sums of blocks of rows, one resample per row of ``starts``.
+
+    ``prefix[j]`` holds the running sums of column ``j`` (``prefix[j, 0] = 0``);
+    resample ``r`` is the blocks ``starts[r, q] .. starts[r, q] + taken[r, q] - 1``
+    for ``q`` up to the first empty block, and ``out[r, j]`` their sum of column
+    ``j``: ``sum_q prefix[j, start + taken] - prefix[j, start]``. The caller
+    (:func:`engine.analysis.stats.stationary_block_sums`) draws the blocks and
+    keeps every index inside ``prefix``.
+    """
+    cdef Py_ssize_t r, j, q, start, length
+    cdef Py_ssize_t reps = starts.shape[0], per = starts.shape[1], k = prefix.shape[0]
+    cdef double acc
+    if taken.shape[0] != reps or taken.shape[1] != per:
+        raise ValueError(f"taken has shape ({taken.shape[0]}, {taken.shape[1]}), "
+                         f"starts has ({reps}, {per})")
+    if out.shape[0] != reps or out.shape[1] != k:
+        raise ValueError(f"out has shape ({out.shape[0]}, {out.shape[1]}); "
+                         f"expected ({reps}, {k})")
+    with nogil:
+        for r in range(reps):
+            for j in range(k):
+                acc = 0.0
+                for q in range(per):
+                    length = taken[r, q]
+                    if length == 0:
+                        break
+                    start = starts[r, q]
+                    acc += prefix[j, start + length] - prefix[j, start]
+                out[r, j] = acc

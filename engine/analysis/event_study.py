@@ -41,6 +41,23 @@ Signals (the ``signal`` column)
 The hooks are evaluated once per result on ``VectorData(panel)``, the whole
 data as the strategy's ``signals`` sees it.
 
+Evidence (``evidence=True``, the default)
+-----------------------------------------
+Overlapping forward windows make consecutive signal days far fewer independent
+trials than ``count`` says, so each row carries, from
+:func:`engine.analysis.stats.rate_evidence` with success = forward return ``> 0``:
+``episodes`` (runs of signal bars split at gaps longer than ``h``, per symbol,
+added up); ``rate_low``/``rate_high``, the 95% interval of ``share_positive``;
+``base_rate``, the share positive over every bar from the row's first to its last
+signal (the same period: what the signal has to beat); ``difference`` =
+``share_positive - base_rate`` with ``difference_low``/``difference_high``; and
+``p_value``, two-sided, of the difference. The intervals come from a stationary
+block bootstrap of whole bars (all symbols of a bar together) with a mean block
+of ``max(2h, n^(1/3))`` bars, 1,000 resamples, seeded (reruns are identical).
+When the signals span fewer than two blocks the intervals and p-value are null
+(too short to tell). ``all_bars`` is its own base: difference 0, no interval
+nor p-value.
+
 Optional statistics and filters (off by default; the table above is unchanged)
 ------------------------------------------------------------------------------
 ``move_threshold=x`` (a fraction, e.g. 0.10)
@@ -81,6 +98,9 @@ EVENT_COLUMNS = ("signal", "horizon", "count", "share_positive", "mean_return",
                  "median_return", "claimed_rate")
 #: Columns added by ``move_threshold``.
 MOVE_COLUMNS = ("share_fell", "share_rose")
+#: Columns of the evidence (``evidence=True``, the default): see the module docstring.
+EVIDENCE_COLUMNS = ("episodes", "rate_low", "rate_high", "base_rate", "difference",
+                    "difference_low", "difference_high", "p_value")
 
 
 # --------------------------------------------------------------------------- the strategy's hooks
@@ -306,7 +326,8 @@ def _claim(claims: dict, keys, horizon: int) -> float:
 
 
 def event_table(close, signals: dict, horizons=HORIZONS, claims=None, *,
-                move_threshold: float | None = None) -> pl.DataFrame:
+                move_threshold: float | None = None, evidence: bool = True,
+                reps: int = 1000, seed: int = 0) -> pl.DataFrame:
     """The event-study table for given signals.
 
     Parameters
@@ -325,12 +346,17 @@ def event_table(close, signals: dict, horizons=HORIZONS, claims=None, *,
     move_threshold : float, optional
         When given (a fraction > 0), the columns ``share_fell`` and ``share_rose``
         are added (see the module docstring).
+    evidence : bool, default True
+        Add :data:`EVIDENCE_COLUMNS` (episodes, intervals, base rate, difference).
+    reps, seed : int
+        Bootstrap resamples and seed of the evidence.
 
     Returns
     -------
     polars.DataFrame
-        Columns :data:`EVENT_COLUMNS` (then :data:`MOVE_COLUMNS` with
-        ``move_threshold``), one row per signal and horizon.
+        Columns :data:`EVENT_COLUMNS` (then :data:`EVIDENCE_COLUMNS` with
+        ``evidence``, :data:`MOVE_COLUMNS` with ``move_threshold``), one row per
+        signal and horizon.
     """
     close = np.asarray(close, dtype=np.float64)
     if close.ndim == 1:
@@ -351,6 +377,9 @@ def event_table(close, signals: dict, horizons=HORIZONS, claims=None, *,
             where = np.nonzero(mask)
         r_idx, c_idx = (np.asarray(a, dtype=np.int64) for a in where)
         keys = _claim_keys(name)
+        if evidence:
+            counts = np.zeros(close.shape, dtype=np.int64)
+            np.add.at(counts, (r_idx, c_idx), 1)
         for h in horizons:
             values = forward[h][r_idx, c_idx]
             counted = np.isfinite(values)
@@ -365,6 +394,10 @@ def event_table(close, signals: dict, horizons=HORIZONS, claims=None, *,
                 "median_return": float(np.median(values)) if count else None,
                 "claimed_rate": _none_if_nan(_claim(claims, keys, h)),
             }
+            if evidence:
+                row.update(_evidence_columns(forward[h], counts, h, reps, seed))
+                if name == "all_bars":  # its own base: no difference to test
+                    row.update(difference_low=None, difference_high=None, p_value=None)
             if move_threshold is not None:
                 worst, best = (e[r_idx, c_idx][counted] for e in extremes[h])
                 row["share_fell"] = float((worst <= -move_threshold).mean()) if count else None
@@ -373,10 +406,29 @@ def event_table(close, signals: dict, horizons=HORIZONS, claims=None, *,
     schema = {"signal": pl.String, "horizon": pl.Int64, "count": pl.Int64,
               "share_positive": pl.Float64, "mean_return": pl.Float64,
               "median_return": pl.Float64, "claimed_rate": pl.Float64}
+    if evidence:
+        schema.update({name: pl.Float64 for name in EVIDENCE_COLUMNS})
+        schema["episodes"] = pl.Int64
     if move_threshold is not None:
         schema.update({"share_fell": pl.Float64, "share_rose": pl.Float64})
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(
         schema=schema)
+
+
+def _evidence_columns(forward: np.ndarray, counts: np.ndarray, horizon: int, reps: int,
+                      seed: int) -> dict:
+    from engine.analysis.stats import rate_evidence
+
+    success = np.where(np.isfinite(forward), (forward > 0).astype(np.float64), np.nan)
+    found = rate_evidence(success, counts, int(horizon), reps=reps, seed=seed)
+    return {
+        "episodes": found.episodes,
+        "rate_low": _none_if_nan(found.rate_low), "rate_high": _none_if_nan(found.rate_high),
+        "base_rate": _none_if_nan(found.base), "difference": _none_if_nan(found.difference),
+        "difference_low": _none_if_nan(found.difference_low),
+        "difference_high": _none_if_nan(found.difference_high),
+        "p_value": _none_if_nan(found.p_value),
+    }
 
 
 def _none_if_nan(value: float):
@@ -401,7 +453,7 @@ def label_order(names: list[str], claims: dict) -> list[str]:
 
 
 def event_study(result, horizons=HORIZONS, *, signals_from=None,
-                move_threshold: float | None = None) -> pl.DataFrame:
+                move_threshold: float | None = None, evidence: bool = True) -> pl.DataFrame:
     """The event study of a :class:`~engine.backtest.result.Result` (see the module docstring).
 
     Parameters
@@ -416,6 +468,8 @@ def event_study(result, horizons=HORIZONS, *, signals_from=None,
         began before the date is not cut into a new episode.
     move_threshold : float, optional
         Adds ``share_fell`` and ``share_rose`` for this size of move.
+    evidence : bool, default True
+        Adds the evidence columns (episodes, intervals, base rate, difference).
     """
     panel = result.panel
     if panel is None:
@@ -440,7 +494,7 @@ def event_study(result, horizons=HORIZONS, *, signals_from=None,
         first = int(np.searchsorted(panel.ts, _as_datetime(signals_from, panel.ts.dtype)))
         signals = {name: _from_bar(where, first) for name, where in signals.items()}
     return event_table(close, signals, horizons, hooks["claims"],
-                       move_threshold=move_threshold)
+                       move_threshold=move_threshold, evidence=evidence)
 
 
 def _as_datetime(when, dtype) -> np.datetime64:

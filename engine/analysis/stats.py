@@ -152,6 +152,8 @@ def stationary_block_sums(columns, block: float, reps: int, seed: int = 0) -> np
     -------
     numpy.ndarray, shape ``(reps, k)``
     """
+    from engine._core.kernels import block_sums
+
     columns = np.asarray(columns, dtype=np.float64)
     if columns.ndim == 1:
         columns = columns.reshape(-1, 1)
@@ -171,20 +173,19 @@ def stationary_block_sums(columns, block: float, reps: int, seed: int = 0) -> np
     for first in range(0, reps, batch):
         b = min(batch, reps - first)
         lengths = rng.geometric(chance, size=(b, per_rep))
-        starts = rng.integers(0, n, size=(b, per_rep))
+        starts = rng.integers(0, n, size=(b, per_rep), dtype=np.int64)
         reach = np.cumsum(lengths, axis=1)
         short = reach[:, -1] < n
         while short.any():  # rare: draw more blocks for the resamples that fell short
             more = rng.geometric(chance, size=(b, per_rep))
             lengths = np.concatenate([lengths, more], axis=1)
-            starts = np.concatenate([starts, rng.integers(0, n, size=(b, per_rep))], axis=1)
+            starts = np.concatenate([starts, rng.integers(0, n, size=(b, per_rep),
+                                                          dtype=np.int64)], axis=1)
             reach = np.cumsum(lengths, axis=1)
             short = reach[:, -1] < n
         # Cut each resample at n rows: the crossing block is shortened, later ones emptied.
         taken = np.clip(n - (reach - lengths), 0, lengths)
-        ends = starts + taken
-        for j in range(k):
-            out[first:first + b, j] = prefix[j][ends].sum(axis=1) - prefix[j][starts].sum(axis=1)
+        block_sums(prefix, starts, taken.astype(np.int64), out[first:first + b])
     return out
 
 
@@ -250,11 +251,12 @@ def rate_evidence(success, signal, horizon: int, *, level: float = 0.95,
 
     Parameters
     ----------
-    success : array of float
-        Per bar: 1.0 for a success, 0.0 for a failure, NaN where the outcome is
-        undefined (the forward window runs past the data).
-    signal : array of bool
-        Per bar: whether the signal holds.
+    success : array of float, shape ``(n,)`` or ``(n, m)``
+        Per bar (and symbol): 1.0 for a success, 0.0 for a failure, NaN where the
+        outcome is undefined (the forward window runs past the data).
+    signal : array of bool or of whole counts, the shape of ``success``
+        Per bar (and symbol): whether the signal holds, or how many times (an
+        event counted twice on one bar weighs twice).
     horizon : int
         The forward window in bars (``h``): it sets the episode gap, the spacing
         of non-overlapping windows and the least block length (``2h``).
@@ -271,28 +273,43 @@ def rate_evidence(success, signal, horizon: int, *, level: float = 0.95,
         Counts, the rate, the base rate over the window from the first to the
         last signal, the difference, each with its interval, and the
         difference's two-sided p-value. With no signal bar, the rates are NaN.
+
+    Notes
+    -----
+    With several symbols (2-D inputs) the rates pool them: the bootstrap
+    resamples whole bars, each with every symbol's outcome on it, so outcomes
+    that move together across symbols on one day stay together. ``episodes``
+    and ``non_overlapping`` are counted per symbol and added.
     """
     level, reps = _check_level(level), _check_reps(reps)
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ParameterError(f"horizon must be a whole number of bars >= 1; got {horizon!r}")
     success = np.asarray(success, dtype=np.float64)
-    signal = np.asarray(signal, dtype=bool)
-    if success.shape != signal.shape or success.ndim != 1:
-        raise ParameterError(f"success and signal must be 1-D and of one length; got shapes "
-                             f"{success.shape} and {signal.shape}")
+    signal = np.asarray(signal)
+    if success.shape != signal.shape or success.ndim not in (1, 2):
+        raise ParameterError(f"success and signal must be 1-D (or 2-D: bars x symbols) and of "
+                             f"one shape; got shapes {success.shape} and {signal.shape}")
+    if signal.dtype != bool and (not np.issubdtype(signal.dtype, np.integer)
+                                 or (signal < 0).any()):
+        raise ParameterError(f"signal must be booleans or whole counts >= 0; got {signal.dtype}")
+    if success.ndim == 1:
+        success, signal = success.reshape(-1, 1), signal.reshape(-1, 1)
     defined = np.isfinite(success)
     hits = defined & (success > 0)
-    positions = np.flatnonzero(signal & defined)
+    weight = np.where(defined, signal, 0).astype(np.float64)
+    rows = np.flatnonzero(weight.any(axis=1))
     nan = math.nan
-    if positions.size == 0:
+    if rows.size == 0:
         return RateEvidence(0, 0, 0, None, None, nan, nan, nan, nan, nan, nan, nan, nan, nan,
                             nan, level, nan)
-    first, last = int(positions[0]), int(positions[-1])
+    first, last = int(rows[0]), int(rows[-1])
     window = slice(first, last + 1)
     # The four sums every statistic is a ratio of, per bar of the window.
     columns = np.column_stack([
-        (signal & defined)[window], (signal & hits)[window], defined[window], hits[window],
+        weight[window].sum(axis=1), (weight * hits)[window].sum(axis=1),
+        defined[window].sum(axis=1), hits[window].sum(axis=1),
     ]).astype(np.float64)
+    per_symbol = [np.flatnonzero(weight[:, j]) for j in range(weight.shape[1])]
     n = columns.shape[0]
     block = float(max(2 * horizon, math.ceil(n ** (1 / 3))))
 
@@ -315,8 +332,9 @@ def rate_evidence(success, signal, horizon: int, *, level: float = 0.95,
     (rate_low, rate_high), (base_low, base_high), (diff_low, diff_high) = (
         _percentile_interval(d, level) for d in (rate_d, base_d, diff_d))
     return RateEvidence(
-        signals=int(positions.size), episodes=episodes(positions, horizon),
-        non_overlapping=non_overlapping(positions, horizon), first=first, last=last,
+        signals=int(weight.sum()), episodes=sum(episodes(p, horizon) for p in per_symbol),
+        non_overlapping=sum(non_overlapping(p, horizon) for p in per_symbol),
+        first=first, last=last,
         rate=rate, rate_low=rate_low, rate_high=rate_high,
         base=base, base_low=base_low, base_high=base_high,
         difference=difference, difference_low=diff_low, difference_high=diff_high,

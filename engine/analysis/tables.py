@@ -41,7 +41,12 @@ Hit rates (:func:`hit_rate_table`)
     ``entry_condition``: whether ``entry_condition(data)`` held on that bar
     (``true``/``false``). The last two appear only when the strategy defines the
     hook. Columns: ``trades, hits, hit_rate, avg_return`` (mean ``return_pct``),
-    ``total_pnl, avg_bars_held``.
+    ``total_pnl, avg_bars_held``, then the evidence: ``hit_rate_low`` and
+    ``hit_rate_high``, the exact (Clopper–Pearson) 95% interval of ``hit_rate``
+    (trades of one symbol do not overlap, so each is one trial); ``base_rate``,
+    the hit rate of all closed trades; ``difference = hit_rate - base_rate``; and
+    ``p_value``, Fisher's exact test (two-sided) of the group's hits against the
+    other trades' (null for ``all`` and when no trade is outside the group).
 Confidence (:func:`confidence`)
     The run's headline figures with an interval each, at ``level`` (0.95):
     ``sharpe``, ``cagr`` and ``max_drawdown`` from a stationary block bootstrap of
@@ -64,7 +69,8 @@ DRAWDOWN_COLUMNS = ("rank", "peak_ts", "trough_ts", "recovery_ts", "depth", "len
 YEARLY_COLUMNS = ("year", "bars", "return", "volatility", "sharpe", "max_drawdown", "trades",
                   "hit_rate")
 HIT_RATE_COLUMNS = ("group", "value", "trades", "hits", "hit_rate", "avg_return", "total_pnl",
-                    "avg_bars_held")
+                    "avg_bars_held", "hit_rate_low", "hit_rate_high", "base_rate", "difference",
+                    "p_value")
 
 
 def _daily(ts: np.ndarray) -> bool:
@@ -272,6 +278,13 @@ def hit_rate_table(trades: pl.DataFrame, groups: dict | None = None) -> pl.DataF
             order = [v for v in order if v in present] + sorted(
                 set(present) - set(order))
         keyed.append((name, values, order))
+    from scipy.stats import fisher_exact
+
+    from engine.analysis.stats import hit_rate_interval
+
+    closed_pnl = trades["pnl"].to_numpy()[closed_mask] if trades.height else np.zeros(0)
+    total, total_hits = int(closed_pnl.size), int((closed_pnl > 0).sum())
+    base = total_hits / total if total else None
     rows = []
     for name, values, order in keyed:
         tagged = frame.with_columns(pl.Series("value", values, dtype=pl.String)).filter(
@@ -291,16 +304,26 @@ def hit_rate_table(trades: pl.DataFrame, groups: dict | None = None) -> pl.DataF
                             "avg_bars_held": None}
         for value in order:
             s = stats[value]
+            n, hits = int(s["trades"]), int(s["hits"])
+            low, high = hit_rate_interval(hits, n) if n else (None, None)
+            rate = hits / n if n else None
+            p_value = None
+            if name != "all" and 0 < n < total:
+                table = [[hits, n - hits], [total_hits - hits, total - n - (total_hits - hits)]]
+                p_value = float(fisher_exact(table).pvalue)
             rows.append({
-                "group": name, "value": value, "trades": int(s["trades"]),
-                "hits": int(s["hits"]),
-                "hit_rate": s["hits"] / s["trades"] if s["trades"] else None,
+                "group": name, "value": value, "trades": n, "hits": hits, "hit_rate": rate,
                 "avg_return": s["avg_return"], "total_pnl": float(s["total_pnl"]),
-                "avg_bars_held": s["avg_bars_held"],
+                "avg_bars_held": s["avg_bars_held"], "hit_rate_low": low, "hit_rate_high": high,
+                "base_rate": base,
+                "difference": rate - base if rate is not None and base is not None else None,
+                "p_value": p_value,
             })
     schema = {"group": pl.String, "value": pl.String, "trades": pl.Int64, "hits": pl.Int64,
               "hit_rate": pl.Float64, "avg_return": pl.Float64, "total_pnl": pl.Float64,
-              "avg_bars_held": pl.Float64}
+              "avg_bars_held": pl.Float64, "hit_rate_low": pl.Float64,
+              "hit_rate_high": pl.Float64, "base_rate": pl.Float64, "difference": pl.Float64,
+              "p_value": pl.Float64}
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 

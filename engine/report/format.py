@@ -12,7 +12,8 @@ import numbers
 PERCENT = frozenset({
     "total_return", "cagr", "volatility", "max_drawdown", "hit_rate", "exposure", "best_trade",
     "worst_trade", "benchmark_return", "depth", "return", "share_positive", "mean_return",
-    "median_return", "claimed_rate", "avg_return",
+    "median_return", "claimed_rate", "avg_return", "rate_low", "rate_high", "base_rate",
+    "difference", "difference_low", "difference_high", "hit_rate_low", "hit_rate_high",
 })
 COUNTS = frozenset({
     "trades", "open_trades", "max_drawdown_duration", "same_bar_exits", "bars", "rejected",
@@ -68,3 +69,67 @@ def fmt(name: str, value) -> str:
         return f"{number:.1f}"
     return f"{number:.3f}"
 
+
+
+def _finite(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def rate_with_interval(value, low, high) -> str:
+    """A rate and its interval, compactly: ``55.5% [51.8, 59.2]`` (percent)."""
+    if not _finite(value):
+        return MISSING
+    if not (_finite(low) and _finite(high)):
+        return f"{value:.1%} [{MISSING}]"
+    return f"{value:.1%} [{low * 100:.1f}, {high * 100:.1f}]"
+
+
+def points_with_interval(value, low, high) -> str:
+    """A difference of rates in percentage points with its interval: ``-0.8 [-4.2, +2.6]``."""
+    if not _finite(value):
+        return MISSING
+    if not (_finite(low) and _finite(high)):
+        return f"{value * 100:+.1f} [{MISSING}]"
+    return f"{value * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
+
+
+def _evidence_columns(frame, rate: str, low: str, high: str, rate_header: str,
+                      diff_header: str):
+    """``frame`` with its rate and difference columns joined to their intervals as text."""
+    import polars as pl
+
+    if low not in frame.columns:
+        return frame
+    rows = frame.select(rate, low, high, "difference", "difference_low",
+                        "difference_high").rows() if "difference_low" in frame.columns else [
+        (*r, None, None) for r in frame.select(rate, low, high, "difference").rows()]
+    shown = frame.with_columns(
+        pl.Series(rate_header, [rate_with_interval(r[0], r[1], r[2]) for r in rows]),
+        pl.Series(diff_header, [points_with_interval(r[3], r[4], r[5]) if r[4] is not None
+                                else _points(r[3]) for r in rows]),
+    )
+    moved = (low, high, "difference", "difference_low", "difference_high", "base_rate",
+             "episodes", "p_value")
+    order = [c for c in frame.columns if c not in moved]
+    at = order.index(rate)
+    order[at:at + 1] = [rate_header, diff_header] + (["p_value"] if "p_value" in frame.columns
+                                                     else [])
+    if "episodes" in frame.columns:
+        order.insert(order.index("count") + 1, "episodes")
+    return shown.select(order)
+
+
+def _points(value) -> str:
+    return MISSING if value is None else f"{value * 100:+.1f}"
+
+
+def hit_rate_display(frame):
+    """The hit-rate table as shown: the rate with its interval, the gap to all trades."""
+    return _evidence_columns(frame.drop("hits"), "hit_rate", "hit_rate_low", "hit_rate_high",
+                             "hit rate [95%]", "vs all (pts)")
+
+
+def event_study_display(frame):
+    """The event-study table as shown: share > 0 with its interval, the gap to the base."""
+    return _evidence_columns(frame, "share_positive", "rate_low", "rate_high",
+                             "share > 0 [95%]", "vs base (pts) [95%]")

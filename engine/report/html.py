@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from engine.report.format import fmt
+from engine.report.format import event_study_display, fmt, hit_rate_display
 
 TABLE_FILES = ("drawdowns", "yearly", "hit_rates", "event_study")
 
@@ -40,13 +40,23 @@ CAPTIONS = {
               "year.",
     "hit_rates": "Closed trades. A hit is a trade with pnl > 0 after costs. Entry label and "
                  "entry condition are read on the bar the entry order was placed (the signal "
-                 "bar).",
+                 "bar). In brackets the exact 95% interval of the hit rate; vs all: points "
+                 "above the hit rate of all trades; p: Fisher's exact test of the group "
+                 "against the other trades.",
     "event_study": "Forward return of the traded instrument from the signal bar's close over "
                    "the horizon (bars). Success = forward return > 0, so share_positive is the "
                    "measured success rate, beside the rate the source notes claim. Signals too "
                    "close to the end have no forward return and are not counted. all_bars is "
-                   "the base rate.",
+                   "the base rate of all the data. In brackets the 95% interval from a "
+                   "stationary block bootstrap (blocks of at least twice the horizon); vs "
+                   "base: points above the share > 0 of every bar from the first to the last "
+                   "signal, with its interval and p-value; episodes: runs of signals split at "
+                   "gaps longer than the horizon (the independent trials are nearer this "
+                   "than the count).",
 }
+
+#: Tables shown with their intervals joined to the rates (the CSV files keep every column).
+DISPLAYS = {"hit_rates": hit_rate_display, "event_study": event_study_display}
 
 TITLES = {
     "metrics": "Metrics", "drawdowns": "Worst drawdowns", "yearly": "Per year",
@@ -153,7 +163,8 @@ def render_html(result, tables: dict[str, pl.DataFrame], png: bytes | None) -> s
         sections.append(_section("equity", png_img(png, "equity and drawdown")))
     for key in TABLE_FILES:
         if key in tables:
-            sections.append(_section(key, html_table(tables[key], CAPTIONS[key], key)))
+            shown = DISPLAYS[key](tables[key]) if key in DISPLAYS else tables[key]
+            sections.append(_section(key, html_table(shown, CAPTIONS[key], key)))
     if result.metrics.get("same_bar_exits"):
         sections.append(_section("notes", "<p>" + html.escape(
             f"{result.metrics['same_bar_exits']:.0f} bars touched both a stop-loss and a "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.report.format import event_study_display, hit_rate_display
 from engine.report.format import fmt as _fmt
 
 #: Years of the per-year table shown in the terminal (all of them are in the files).
@@ -155,12 +156,14 @@ def print_result(result, tables=None, out_dir=None) -> None:
                               headers={"max_drawdown": "max dd", "hit_rate": "hit rate"}))
 
     console.print(frame_table(
-        tables["hit_rates"].drop("hits"),
+        hit_rate_display(tables["hit_rates"]),
         "Hit rates: overall, by exit reason and by entry condition",
         caption="closed trades; a hit is pnl > 0 after costs (zero is not a hit); label and "
-                "condition are read on the bar the entry order was placed",
-        headers={"hit_rate": "hit rate", "avg_return": "avg return", "total_pnl": "total pnl",
-                 "avg_bars_held": "bars held"},
+                "condition are read on the bar the entry order was placed; [95% exact "
+                "interval]; vs all: points above the hit rate of all trades, p from "
+                "Fisher's exact test against the other trades",
+        headers={"avg_return": "avg return", "total_pnl": "total pnl",
+                 "avg_bars_held": "bars held", "p_value": "p"},
         formats={"group": lambda g: GROUP_NAMES.get(g, g), "total_pnl": _whole_money}))
     still_open = result.trades.filter(pl.col("exit_ts").is_null())
     for row in still_open.head(OPEN_SHOWN).iter_rows(named=True):
@@ -172,12 +175,15 @@ def print_result(result, tables=None, out_dir=None) -> None:
                       f"(trades.parquet with --out)")
 
     console.print(frame_table(
-        tables["event_study"], "Event study: forward returns after each signal",
+        event_study_display(tables["event_study"]),
+        "Event study: forward returns after each signal",
         caption="from the signal bar's close over horizon bars; share > 0 is the measured "
-                "success rate (forward return > 0), claimed the rate the source notes claim; "
-                "all_bars is the base rate",
-        headers={"share_positive": "share > 0", "mean_return": "mean", "median_return":
-                 "median", "claimed_rate": "claimed"}))
+                "success rate (forward return > 0) [95% block-bootstrap interval]; vs base: "
+                "points above the share > 0 of every bar from the first to the last signal; "
+                "episodes: runs of signals split at gaps longer than the horizon; claimed: "
+                "the rate the source notes claim",
+        headers={"mean_return": "mean", "median_return": "median", "claimed_rate": "claimed",
+                 "p_value": "p"}))
     if "confidence" in tables:
         import polars as pl
 

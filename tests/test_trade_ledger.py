@@ -467,3 +467,20 @@ def test_draining_closed_rows_bar_by_bar_hands_out_the_whole_ledger(k, n, data):
             continue
         joined = np.concatenate([p[key] for p in parts])
         np.testing.assert_array_equal(joined, value, err_msg=key)
+
+
+class _NumberTags(engine.Strategy):
+    """Buys on bar 0 and closes on bar 1 with the tag 3, a number."""
+
+    def on_bar(self, bar):
+        if bar.index == 0:
+            self.buy(size=1, tag=7)
+        elif bar.index == 1:
+            self.close(tag=3)
+
+
+def test_a_number_tag_is_recorded_as_its_text_not_as_an_engine_code():
+    # The broker's own tags are numbered (3 was "close"); a strategy's number is its name.
+    res = engine.run(_NumberTags, make_bars([(10, 11, 9, 10)] * 4))
+    assert res.trades["exit_reason"].to_list() == ["3"]
+    assert res.orders["tag"].to_list() == ["7", "3"]

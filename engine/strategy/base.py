@@ -431,20 +431,20 @@ class Strategy:
         index = self._symbol(symbol)
         if self._broker.get_position(index) == 0:
             return None
-        return self._broker.submit(index, 0, MARKET, TARGET_SHARES, 0.0, tag=tag)
+        return self._broker.submit(index, 0, MARKET, TARGET_SHARES, 0.0, tag=_user_tag(tag))
 
     def order_target_percent(self, percent: float, *, symbol=None, tag=None) -> int:
         """Trade to hold ``percent`` of equity (signed; -0.5 is a half-equity short)."""
         _check_number("percent", percent, allow_negative=True)
         return self._broker.submit(self._symbol(symbol), 0, MARKET, TARGET_PERCENT,
-                                   float(percent), tag=tag)
+                                   float(percent), tag=_user_tag(tag))
 
     def order_target_shares(self, shares: float, *, symbol=None, tag=None) -> int:
         """Trade to hold ``shares`` (signed)."""
         _check_number("shares", shares, allow_negative=True)
         self._check_whole("shares", shares)
         return self._broker.submit(self._symbol(symbol), 0, MARKET, TARGET_SHARES,
-                                   float(shares), tag=tag)
+                                   float(shares), tag=_user_tag(tag))
 
     def cancel(self, order_id: int) -> bool:
         """Cancel an open order; False when it had already filled or ended."""
@@ -511,8 +511,17 @@ class Strategy:
             TIF_CODES[tif],
             nan if stop_loss is None else float(stop_loss),
             nan if take_profit is None else float(take_profit),
-            relative, tag, -1 if oco is None else int(oco),
+            relative, _user_tag(tag), -1 if oco is None else int(oco),
         )
+
+
+def _user_tag(tag):
+    """A strategy's tag as the text recorded as the exit reason (``tag=3`` is ``"3"``).
+
+    The broker reads an ``int`` tag as one of its own codes (``signal``, ``close``...),
+    so a strategy's tags always reach it as text.
+    """
+    return None if tag is None else str(tag)
 
 
 #: The largest size, amount of money or price an order may name. Prices above it are

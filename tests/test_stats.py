@@ -292,3 +292,16 @@ def test_a_runs_confidence_table_and_the_cli_option():
     assert proc.returncode == 0, proc.stderr
     metrics = [row["metric"] for row in json.loads(proc.stdout)["confidence"]]
     assert metrics[:4] == ["sharpe", "cagr", "max_drawdown", "hit_rate"]
+
+
+def test_set_summary_by_hand_and_sets_on_other_bars_are_refused():
+    r = np.array([0.01, -0.02, np.nan, 0.03, 0.0, 0.01])
+    found = stats.set_summary(r, n_blocks=2)
+    finite = r[np.isfinite(r)]
+    assert found[0] == pytest.approx(finite.mean() / finite.std(ddof=1))
+    assert found[3] == 5
+    # blocks: bars 0..2 and 3..5, NaN as 0
+    np.testing.assert_allclose(found[4:], [3, 3, -0.01, 0.04, 0.0005, 0.001])
+    other = stats.set_summary(np.zeros(8) + 0.001, n_blocks=2)
+    with pytest.raises(ParameterError, match="same bars"):
+        stats.overfitting_from_summaries(np.array([found, found, other]), n_blocks=2)

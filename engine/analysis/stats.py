@@ -500,6 +500,48 @@ def deflated_sharpe(sharpe: float, n: int, skew: float, kurtosis: float, n_trial
     return psr_from_moments(sharpe, n, skew, kurtosis, expected_max_sharpe(n_trials, variance))
 
 
+#: Contiguous blocks of a sweep's bars for :func:`probability_of_overfitting`: C(16, 8)
+#: = 12,870 splits.
+PBO_BLOCKS = 16
+
+
+def set_summary(returns, n_blocks: int = PBO_BLOCKS) -> np.ndarray:
+    """What the sweep statistics need of one parameter set's per-bar returns.
+
+    A sweep's workers compute this beside each set's metrics and send it back
+    instead of the returns themselves (``3 + 3 * n_blocks`` numbers instead of
+    one per bar), so the deflated Sharpe ratio and the probability of
+    overfitting cost almost nothing on top of the sweep.
+
+    Parameters
+    ----------
+    returns : array of float
+        The set's per-bar returns (NaN: no return on that bar; counted as 0 in
+        the blocks, as :func:`probability_of_overfitting` does).
+    n_blocks : int
+        Contiguous blocks of bars (the CSCV blocks).
+
+    Returns
+    -------
+    numpy.ndarray of shape ``(4 + 3 * n_blocks,)``
+        Per-bar Sharpe ratio (``ddof=1``), skewness, non-excess kurtosis, the
+        count of finite returns, then per block the bar count, the sum and the
+        sum of squares of the returns. NaN moments when the set cannot have a
+        Sharpe ratio (fewer than 3 returns or no spread).
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    out = np.full(4 + 3 * n_blocks, np.nan)
+    out[:3] = _moments(r)
+    out[3] = np.count_nonzero(np.isfinite(r))
+    if r.size >= n_blocks:
+        m = np.nan_to_num(r, nan=0.0)
+        edges = np.linspace(0, r.size, n_blocks + 1).astype(int)
+        out[4:4 + n_blocks] = np.diff(edges)
+        out[4 + n_blocks:4 + 2 * n_blocks] = np.add.reduceat(m, edges[:-1])
+        out[4 + 2 * n_blocks:] = np.add.reduceat(m * m, edges[:-1])
+    return out
+
+
 def deflated_sharpes(returns_matrix) -> np.ndarray:
     """The deflated Sharpe ratio of every set of a sweep.
 
@@ -516,17 +558,23 @@ def deflated_sharpes(returns_matrix) -> np.ndarray:
         did not run or has no spread.
     """
     m = np.asarray(returns_matrix, dtype=np.float64)
-    stats = np.array([_moments(m[:, j]) for j in range(m.shape[1])]).reshape(-1, 3)
-    ran = np.isfinite(stats[:, 0])
+    summaries = np.array([set_summary(m[:, j], 2) for j in range(m.shape[1])]).reshape(-1, 10)
+    return deflated_sharpes_from_summaries(summaries)
+
+
+def deflated_sharpes_from_summaries(summaries) -> np.ndarray:
+    """:func:`deflated_sharpes` from the sets' :func:`set_summary` rows (NaN rows: failed)."""
+    summaries = np.asarray(summaries, dtype=np.float64).reshape(len(summaries), -1)
+    stats = summaries[:, :3]
+    ran = np.isfinite(stats).all(axis=1)
     if ran.sum() < 2:
-        return np.full(m.shape[1], np.nan)
+        return np.full(len(summaries), np.nan)
     sr0 = expected_max_sharpe(int(ran.sum()), float(np.var(stats[ran, 0], ddof=1)))
-    counts = np.isfinite(m).sum(axis=0)
-    return np.array([psr_from_moments(s, int(c), g3, g4, sr0) if ok else np.nan
-                     for (s, g3, g4), c, ok in zip(stats, counts, ran, strict=True)])
+    return np.array([psr_from_moments(sr, int(n), g3, g4, sr0) if ok else np.nan
+                     for (sr, g3, g4, n), ok in zip(summaries[:, :4], ran, strict=True)])
 
 
-def probability_of_overfitting(returns_matrix, n_blocks: int = 16) -> dict:
+def probability_of_overfitting(returns_matrix, n_blocks: int = PBO_BLOCKS) -> dict:
     """The probability of backtest overfitting by combinatorially symmetric
     cross-validation (see the module docstring).
 
@@ -544,21 +592,47 @@ def probability_of_overfitting(returns_matrix, n_blocks: int = 16) -> dict:
         ``pbo`` (share of splits whose logit is ``<= 0``), ``splits``, and
         ``logits`` (one per split, for a histogram).
     """
-    from itertools import combinations
-
-    m = np.nan_to_num(np.asarray(returns_matrix, dtype=np.float64), nan=0.0)
+    m = np.asarray(returns_matrix, dtype=np.float64)
     if m.ndim != 2 or m.shape[1] < 2:
         raise ParameterError("the probability of overfitting needs a (bars, sets) matrix of "
                              "at least two parameter sets")
-    if n_blocks < 2 or n_blocks % 2 or m.shape[0] < 2 * n_blocks:
+    _check_blocks(n_blocks, m.shape[0])
+    summaries = np.array([set_summary(m[:, j], n_blocks) for j in range(m.shape[1])])
+    return overfitting_from_summaries(summaries, n_blocks)
+
+
+def _check_blocks(n_blocks: int, n_bars: int) -> None:
+    if n_blocks < 2 or n_blocks % 2 or n_bars < 2 * n_blocks:
         raise ParameterError(f"n_blocks must be an even number >= 2 with at least two bars "
-                             f"per block; got n_blocks={n_blocks} for {m.shape[0]} bars")
-    edges = np.linspace(0, m.shape[0], n_blocks + 1).astype(int)
+                             f"per block; got n_blocks={n_blocks} for {n_bars} bars")
+
+
+def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS) -> dict:
+    """:func:`probability_of_overfitting` from the sets' :func:`set_summary` rows.
+
+    Every row must come from the same bars (one block layout); rows of failed
+    sets (NaN blocks) are left out.
+    """
+    from itertools import combinations
+
+    summaries = np.asarray(summaries, dtype=np.float64)
+    blocks = summaries[:, 4:]
+    ok = np.isfinite(blocks).all(axis=1)
+    blocks = blocks[ok]
+    if blocks.shape[0] < 2:
+        raise ParameterError("the probability of overfitting needs at least two parameter "
+                             "sets that ran")
+    _check_blocks(n_blocks, int(blocks[0, :n_blocks].sum()))
+    if not (blocks[:, :n_blocks] == blocks[0, :n_blocks]).all():
+        raise ParameterError("the probability of overfitting needs every set on the same "
+                             "bars; these sets ran on different bars (a grid over start or "
+                             "end?)")
     # Per block: bar count, sum and sum of squares of each set: a half's Sharpe ratio
     # is then a ratio of block totals, with no pass over the bars per split.
-    count = np.diff(edges).astype(np.float64)
-    total = np.add.reduceat(m, edges[:-1], axis=0)
-    square = np.add.reduceat(m * m, edges[:-1], axis=0)
+    count = blocks[0, :n_blocks]
+    total = blocks[:, n_blocks:2 * n_blocks].T
+    square = blocks[:, 2 * n_blocks:].T
+    n_sets = blocks.shape[0]
     splits = np.array(list(combinations(range(n_blocks), n_blocks // 2)))
     chosen = np.zeros((len(splits), n_blocks))
     chosen[np.arange(len(splits))[:, None], splits] = 1.0
@@ -577,6 +651,6 @@ def probability_of_overfitting(returns_matrix, n_blocks: int = 16) -> dict:
     below = (out_sample < oos_best[:, None]).sum(axis=1)
     equal = (out_sample == oos_best[:, None]).sum(axis=1)
     rank = below + (equal + 1) / 2
-    relative = rank / (m.shape[1] + 1)
+    relative = rank / (n_sets + 1)
     logits = np.log(relative / (1 - relative))
     return {"pbo": float(np.mean(logits <= 0)), "splits": int(len(splits)), "logits": logits}

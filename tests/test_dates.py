@@ -439,3 +439,31 @@ def test_a_strategy_without_hooks_is_named_before_the_data_loads(tmp_path):
         engine.run(strategy, tmp_path / "no_such_file.csv")
     assert "Idle defines neither on_bar (event path) nor signals" in str(info.value)
     assert "idle.py" in str(info.value) and "engine/strategy" not in str(info.value)
+
+
+class _MorningBuyer(engine.Strategy):
+    """Records the local hour each bar reads, on both paths."""
+
+    seen = []
+
+    def on_bar(self, bar):
+        _MorningBuyer.seen.append((int(self.data.ts[-1].astype("datetime64[h]").astype(int) % 24),
+                                   int(self.data.local_ts[-1].astype("datetime64[h]")
+                                       .astype(int) % 24), len(self.data.local_ts)))
+
+
+def test_strategies_read_local_times_of_zoned_data_beside_utc():
+    stamps = pd.date_range("2024-03-08 09:30", periods=3, freq="D", tz="America/New_York")
+    frame = pd.DataFrame({"ts": stamps, "open": 1.0, "high": 2.0, "low": 1.0, "close": 1.5})
+    _MorningBuyer.seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        engine.run(_MorningBuyer, frame)
+    # 09:30 New York is 14:30 UTC, then 13:30 after the switch to daylight saving time
+    assert _MorningBuyer.seen == [(14, 9, 1), (14, 9, 2), (13, 9, 3)]
+    from engine.strategy.base import VectorData
+
+    panel = quietly(frame)
+    local = VectorData(panel).local_ts
+    assert list(local) == days("2024-03-08T09:30", "2024-03-09T09:30", "2024-03-10T09:30")
+    assert panel.local_ts is local       # computed once per panel

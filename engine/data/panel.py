@@ -84,9 +84,14 @@ class Panel:
         tz = self.meta.get("tz")
         if not tz:
             return self.ts
-        from engine.data.timestamps import wall_clock
+        cached = self.__dict__.get("_local_ts")
+        if cached is None or cached[0] != tz:
+            from engine.data.timestamps import wall_clock
 
-        return wall_clock(self.ts, tz)
+            # Computed once: a strategy reads it on every bar.
+            cached = (tz, seal(wall_clock(self.ts, tz)))
+            object.__setattr__(self, "_local_ts", cached)
+        return cached[1]
 
     @property
     def features(self) -> tuple[str, ...]:

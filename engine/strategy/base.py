@@ -98,7 +98,8 @@ class DataView:
 
     ``self.data.close`` is the close of the only symbol (or a row per bar over all
     symbols); ``self.data["GME"].close`` the close of one symbol;
-    ``self.data.ts`` the visible timestamps.
+    ``self.data.ts`` the visible timestamps (UTC instants for data with a time
+    zone) and ``self.data.local_ts`` the same as local times of the zone.
     """
 
     def __init__(self, panel: Panel, cursor: Cursor, column: int | None = None):
@@ -144,6 +145,12 @@ class DataView:
         return sealed_prefix(self._panel.ts, self._cursor.index + 1)
 
     @property
+    def local_ts(self) -> np.ndarray:
+        """The visible timestamps as local times of the data's zone (``ts`` holds UTC
+        instants when the data has one; without a zone the two are the same)."""
+        return sealed_prefix(self._panel.local_ts, self._cursor.index + 1)
+
+    @property
     def symbols(self) -> tuple[str, ...]:
         return self._panel.symbols
 
@@ -163,6 +170,7 @@ class VectorData:
     def __init__(self, panel: Panel):
         self._panel = panel
         self.ts = panel.ts
+        self.local_ts = panel.local_ts
         self.symbols = panel.symbols
 
     def __getattr__(self, name: str) -> np.ndarray:

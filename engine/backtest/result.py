@@ -6,7 +6,6 @@ import datetime
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ TRADE_COLUMNS = ("symbol", "entry_ts", "entry_price", "exit_ts", "exit_price", "
                  "entry_order")
 
 
-@dataclass
 class Result:
     """The outcome of one backtest.
 
@@ -54,6 +52,10 @@ class Result:
         zone (``settings["tz"]``: the file's, or ``tz=``), naive for data without one.
     equity : polars.DataFrame
         ``ts, equity, cash`` at every bar's close.
+
+    ``trades``, ``equity`` and ``orders`` are built from the broker's arrays on
+    first access and kept: a run whose frames are never read (a sweep's) never
+    pays for them. :attr:`metrics` never needs them.
     orders : polars.DataFrame
         Every order with its status and, when not filled, the reason.
     settings : dict
@@ -70,22 +72,75 @@ class Result:
         and ``beta`` measure against.
     """
 
-    strategy: str
-    params: dict
-    metrics: dict
-    trades: pl.DataFrame
-    equity: pl.DataFrame
-    orders: pl.DataFrame
-    settings: dict = field(default_factory=dict)
-    panel: Panel | None = field(default=None, repr=False)
-    instance: Any = field(default=None, repr=False, compare=False)
-    benchmark: np.ndarray | None = field(default=None, repr=False, compare=False)
-    #: Memoised report inputs (the strategy's hooks evaluated on the data).
-    cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    def __init__(self, strategy: str, params: dict, metrics: dict,
+                 trades: pl.DataFrame | None = None, equity: pl.DataFrame | None = None,
+                 orders: pl.DataFrame | None = None, settings: dict | None = None,
+                 panel: Panel | None = None, instance: Any = None,
+                 benchmark: np.ndarray | None = None, source: dict | None = None):
+        self.strategy = strategy
+        self.params = params
+        self.metrics = metrics
+        self.settings = settings if settings is not None else {}
+        self.panel = panel
+        self.instance = instance
+        self.benchmark = benchmark
+        #: Memoised report inputs (the strategy's hooks evaluated on the data).
+        self.cache: dict = {}
+        # The broker's tables the frames are built from, on first access
+        # (``trades_table``, ``orders_table``, ``equity``, ``cash``).
+        self._source = source
+        self._frames = {"trades": trades, "equity": equity, "orders": orders}
+
+    def __repr__(self) -> str:
+        return (f"Result(strategy={self.strategy!r}, params={self.params!r}, "
+                f"metrics={self.metrics!r}, settings={self.settings!r})")
+
+    def _frame(self, name: str) -> pl.DataFrame:
+        frame = self._frames[name]
+        if frame is None:
+            source, panel = self._source, self.panel
+            if source is None:
+                raise AttributeError(f"this Result holds no {name}")
+            if name == "trades":
+                frame = trades_frame(source["trades_table"], panel)
+            elif name == "orders":
+                frame = orders_frame(source["orders_table"], panel)
+            else:
+                frame = equity_frame(panel, source["equity"], source["cash"])
+            self._frames[name] = frame
+            if all(f is not None for f in self._frames.values()):
+                self._source = None
+        return frame
+
+    @property
+    def trades(self) -> pl.DataFrame:
+        return self._frame("trades")
+
+    @trades.setter
+    def trades(self, frame: pl.DataFrame) -> None:
+        self._frames["trades"] = frame
+
+    @property
+    def equity(self) -> pl.DataFrame:
+        return self._frame("equity")
+
+    @equity.setter
+    def equity(self, frame: pl.DataFrame) -> None:
+        self._frames["equity"] = frame
+
+    @property
+    def orders(self) -> pl.DataFrame:
+        return self._frame("orders")
+
+    @orders.setter
+    def orders(self, frame: pl.DataFrame) -> None:
+        self._frames["orders"] = frame
 
     def __getstate__(self) -> dict:
         # The strategy object holds the compiled broker, which does not pickle: evaluate
         # its report hooks now (they land in the cache) and leave the object behind.
+        for name in self._frames:  # the frames travel, not the broker's tables
+            self._frame(name)
         state = dict(self.__dict__)
         if self.instance is not None:
             from engine.analysis.event_study import strategy_hooks
@@ -93,6 +148,9 @@ class Result:
             strategy_hooks(self)
             state["instance"] = None
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     @property
     def starting_cash(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import traceback
@@ -13,7 +14,7 @@ from engine._core.broker import STATUS_NAMES, Broker
 from engine._core.loop import Bar, Cursor, run_event, run_vector
 from engine.analysis.conventions import choose_periods_per_year, resolve_periods_per_year
 from engine.analysis.metrics import compute_metrics
-from engine.backtest.result import Result, equity_frame, orders_frame, trades_frame
+from engine.backtest.result import Result
 from engine.data.panel import Panel
 from engine.errors import EngineError, LookAheadError, ParameterError, StrategyError
 from engine.strategy.base import Signals, Strategy, VectorData
@@ -122,7 +123,11 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
                        date_format=date_format, tz=tz)
     # Calendar days where the data trades: a Tokyo session opens on the previous UTC day.
     local = panel.local_ts
-    ppy, ppy_from = choose_periods_per_year(periods_per_year, local)
+    if periods_per_year is None:  # read off the data: once per panel (a sweep's is shared)
+        ppy, ppy_from = panel_memo(panel, "periods_per_year",
+                                   lambda: choose_periods_per_year(None, local))
+    else:
+        ppy, ppy_from = choose_periods_per_year(periods_per_year, local)
     try:
         broker = Broker(
             panel.fields["open"], panel.fields["high"], panel.fields["low"],
@@ -162,6 +167,20 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
 
         raise strict_error(result.rejections())
     return result
+
+
+def panel_memo(panel: Panel, key, compute):
+    """``compute()`` once per panel and ``key``: what a run reads off its bars alone
+    (the inferred periods per year, the buy-and-hold curve) is the same for every
+    run of a sweep on that panel. The panel's arrays are read-only, so the value
+    cannot go stale; it lives in the panel's ``__dict__`` (a frozen dataclass)."""
+    memo = panel.__dict__.get("_run_memo")
+    if memo is None:
+        memo = {}
+        object.__setattr__(panel, "_run_memo", memo)
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 def check_commission(commission) -> None:
@@ -278,9 +297,23 @@ def _choose_path(cls, mode: str) -> str:
 
 def _strategy_file(cls) -> Path | None:
     try:
-        return Path(inspect.getfile(cls)).resolve()
+        name = inspect.getfile(cls)
     except (TypeError, OSError):
         return None
+    if not Path(name).is_absolute():  # relative to the working directory: never cached
+        return Path(name).resolve()
+    return _resolved(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolved(name: str) -> Path:
+    return Path(name).resolve()
+
+
+def _read_only(array):
+    if array is not None:
+        array.setflags(write=False)  # shared by every run on the panel
+    return array
 
 
 def _failure(instance: Strategy, hook: str, exc: BaseException, panel: Panel, index: int):
@@ -465,24 +498,35 @@ def _run_vector(instance: Strategy, panel: Panel, broker: Broker, audit: str = "
                1 if signals.direction == "long" else -1)
 
 
+def closed_trade_arrays(table: dict) -> tuple[np.ndarray, np.ndarray]:
+    """P&L and return (P&L over the entry value ``entry_price * |size|``) of the closed
+    rows of the broker's trade table: the ``pnl`` and ``return_pct`` of
+    :attr:`Result.trades` where ``exit_ts`` is set, without building the frame."""
+    closed = table["exit_bar"] >= 0
+    pnl = table["pnl"][closed]
+    entry_value = table["entry_price"][closed] * np.abs(table["size"][closed])
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        returns = pnl / entry_value
+    return pnl, returns
+
+
 def _result(cls, instance, panel, broker, settings, ppy, risk_free) -> Result:
     from engine.backtest.benchmark import benchmark_equity
 
-    trades = trades_frame(broker.trades_table(), panel)
+    trades_table = broker.trades_table()
     orders_table = broker.orders_table()
-    orders = orders_frame(orders_table, panel)
     equity = broker.equity_curve
-    closed = trades.filter(trades["exit_ts"].is_not_null())
-    benchmark = benchmark_equity(panel, broker.starting_cash)
+    pnl, returns = closed_trade_arrays(trades_table)
+    benchmark = panel_memo(panel, ("benchmark", broker.starting_cash),
+                           lambda: _read_only(benchmark_equity(panel, broker.starting_cash)))
     metrics = compute_metrics(
-        equity, starting_cash=broker.starting_cash,
-        trade_pnl=closed["pnl"].to_numpy(), trade_return=closed["return_pct"].to_numpy(),
+        equity, starting_cash=broker.starting_cash, trade_pnl=pnl, trade_return=returns,
         in_market=broker.exposure,
         benchmark_equity=benchmark,
         benchmark_start=broker.starting_cash if benchmark is not None else None,
         periods_per_year=ppy, risk_free=risk_free,
     )
-    metrics["open_trades"] = float(len(trades) - len(closed))
+    metrics["open_trades"] = float(len(trades_table["exit_bar"]) - len(pnl))
     metrics["commissions"] = float(broker.commissions_paid)
     metrics["borrow_costs"] = float(broker.borrow_paid)
     metrics["same_bar_exits"] = float(broker.same_bar_exits)
@@ -491,8 +535,10 @@ def _result(cls, instance, panel, broker, settings, ppy, risk_free) -> Result:
     for key, value in metrics.items():
         if isinstance(value, float) and math.isnan(value):
             metrics[key] = float("nan")
+    # The frames are built on first access (Result._frame), from these tables.
+    source = {"trades_table": trades_table, "orders_table": orders_table, "equity": equity,
+              "cash": broker.cash_curve}
     return Result(
-        strategy=cls.__name__, params=dict(instance.params), metrics=metrics, trades=trades,
-        equity=equity_frame(panel, equity, broker.cash_curve), orders=orders,
-        settings=settings, panel=panel, instance=instance, benchmark=benchmark,
+        strategy=cls.__name__, params=dict(instance.params), metrics=metrics,
+        settings=settings, panel=panel, instance=instance, benchmark=benchmark, source=source,
     )

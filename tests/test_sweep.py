@@ -266,33 +266,71 @@ def test_workers_that_cannot_read_the_strategy_file_load_the_copy_sent(tmp_path,
     moved = ("file", str(tmp_path / "gone" / "sma_cross.py"), source)
     cls = resolve_ref(moved)
     assert cls.__name__ == "SmaCross" and resolve_ref(moved) is cls
-    [(row, metrics, error)] = run_batch_from_ref(moved, [bars], {}, [(0, 0, {"fast": 5})])
-    assert error is None and metrics["sharpe"] == engine.run(SMA, bars, fast=5).metrics["sharpe"]
+    [(row, metrics, error, extra)] = run_batch_from_ref(moved, [bars], {},
+                                                        [(0, 0, {"fast": 5})])
+    assert error is None and extra is None
+    assert metrics["sharpe"] == engine.run(SMA, bars, fast=5).metrics["sharpe"]
 
 
-def test_a_crashed_worker_keeps_the_finished_rows(tmp_path, bars):
+CRASH = """
+import os
+import signal
+
+from engine import Strategy, param
+
+
+class Crash(Strategy):
+    window: int = param(10, min=1)
+
+    def on_start(self):
+        self.seen = 0
+
+    def on_bar(self, bar):
+        self.seen += 1
+        if self.seen == 50 and self.window == 5:
+            os.kill(os.getpid(), signal.SIGSEGV)  # as a crash in a C extension would
+        if self.seen == 50 and self.window == 16:
+            os._exit(3)
+        if self.seen % self.window == 0:
+            if self.position:
+                self.close()
+            else:
+                self.buy()
+"""
+
+
+def test_a_set_that_kills_its_worker_becomes_an_error_row(tmp_path, bars):
     path = tmp_path / "crash.py"
-    path.write_text(textwrap.dedent("""
-        import os
-
-        from engine import Signals, Strategy, param
-        from engine.strategy.indicators import crossover, crossunder, sma
-
-        class Crash(Strategy):
-            window: int = param(10, min=1)
-
-            def signals(self, data):
-                if self.window == 16:
-                    os._exit(3)  # the interpreter dies, as a segfault would
-                fast = sma(data.close, self.window)
-                slow = sma(data.close, 30)
-                return Signals(entries=crossover(fast, slow), exits=crossunder(fast, slow))
-    """))
-    with pytest.warns(SweepWarning, match=r"sweep incomplete: \d+ of 16 parameter sets "
-                                          r"missing \(a worker process died\)"):
+    path.write_text(CRASH)
+    with pytest.warns(SweepWarning, match=r"sweep crashed: 2 of 16 parameter sets killed "
+                                          r"their worker process \(the first: window=5\)"):
         frame = engine.sweep(str(path), {"window": list(range(1, 17))}, data=bars, n_jobs=2,
                              progress=False)
-    assert 0 < frame.height < 16 and 16 not in frame["window"].to_list()
+    assert frame["window"].to_list() == list(range(1, 17))  # every set has its row
+    errors = dict(zip(frame["window"], frame["error"], strict=True))
+    assert errors[5] == ("the worker process running this set died (killed by signal "
+                         "SIGSEGV); set: window=5")
+    assert errors[16] == ("the worker process running this set died (exited with status 3); "
+                          "set: window=16")
+    assert frame.filter(pl.col("window").is_in([5, 16]))["sharpe"].null_count() == 2
+    others = [w for w in range(1, 17) if w not in (5, 16)]
+    alone = engine.sweep(str(path), {"window": others}, data=bars, n_jobs=1, progress=False)
+    _same(frame.filter(pl.col("window").is_in(others)), alone)
+
+
+def test_cli_exits_3_when_sets_crashed_their_worker(tmp_path, bars_file, capsys):
+    path = tmp_path / "crash.py"
+    path.write_text(CRASH)
+    out = tmp_path / "out"
+    code = main([str(path), "--grid", "window=3:6", "--data", bars_file, "--jobs", "2",
+                 "--out", str(out)])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "sweep crashed: 1 of 4 parameter sets killed their worker process (the first: " \
+           "window=5)" in err
+    assert "error: the sweep is incomplete" in err
+    frame = pl.read_parquet(out / "sweep.parquet")
+    assert frame.height == 4 and frame["error"].null_count() == 3
 
 
 def test_cli_grids_a_run_option_unless_it_is_also_given_fixed(bars_file, capsys):

@@ -8,6 +8,9 @@ from engine.errors import ParameterError
 
 #: Exit status of a user mistake (bad data, parameters, strategy file, options).
 EXIT_USER_ERROR = 2
+#: Exit status of a sweep that finished with parameter sets missing, or with sets
+#: that killed their worker process (it still prints and writes what finished).
+EXIT_INCOMPLETE = 3
 #: Exit status of an interrupted command (Ctrl-C), as a shell reports SIGINT.
 EXIT_INTERRUPTED = 130
 

@@ -31,6 +31,7 @@ import sys
 import warnings
 
 from engine.cli.common import (
+    EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
     add_output_options,
     add_run_options,
@@ -194,4 +195,10 @@ def command(args) -> int:
         print(f"warning: {rejected} of {frame.height} parameter sets had rejected orders (the "
               f"rejected column counts them; run one with python -m engine run for the first "
               f"case of each reason, or add --strict to make them errors)", file=sys.stderr)
-    return EXIT_INTERRUPTED if any("interrupted" in n for n in notes) else 0
+    if any("interrupted" in n for n in notes):
+        return EXIT_INTERRUPTED
+    if notes:  # sets missing (a lost worker) or killed their worker process
+        print("error: the sweep is incomplete: see the warnings above; the rows shown and "
+              "written are the sets that finished", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    return 0

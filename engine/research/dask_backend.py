@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 
 from engine.errors import EngineError, ParameterError
-from engine.research.sweep_plan import Plan, _Interrupted, batches, run_batch_from_ref
+from engine.research.sweep_plan import Plan, _Interrupted, batches, record, run_batch_from_ref
 
 
 def _client(address):
@@ -89,9 +89,7 @@ def run_dask(plan: Plan, address, advance: Callable[[int], None]) -> dict:
                 reason = reason or f"Dask: {type(exc).__name__}: {exc}"
                 advance(len(part))
                 continue
-            for row, metrics, error in rows:
-                done[row] = (metrics, error)
-            advance(len(rows))
+            advance(record(plan, done, rows))
         if lost:
             raise _Interrupted(done, reason)
         return done

@@ -34,14 +34,16 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import EngineError, ParameterError, did_you_mean
+from engine.errors import ParameterError, did_you_mean
 from engine.research.sweep_plan import (
     Plan,
+    SetOutcome,
     _Interrupted,
     batches,
     error_message,
     parameter_sets,
     prepare,
+    record,
     resolve_ref,
     run_batch,
 )
@@ -55,13 +57,11 @@ LOWER_IS_BETTER = frozenset({"volatility", "max_drawdown", "max_drawdown_duratio
 
 
 class SweepWarning(UserWarning):
-    """A sweep that did not finish: some parameter sets are missing from the rows."""
+    """A sweep that did not finish (some parameter sets are missing from the rows), or
+    whose sets killed their worker process (their rows hold the error)."""
 
 
 # --------------------------------------------------------------------------- local pool
-
-_WORKER: dict = {}  # per local-pool worker: ref, panels, options (or the set-up error)
-
 
 def share_panel(panel, folder: Path) -> dict:
     """Write ``panel``'s arrays as ``.npy`` files for workers to map read-only."""
@@ -87,22 +87,28 @@ def open_panel(spec: dict):
                  source=spec["source"], meta=dict(spec["meta"]))
 
 
-def _init_worker(ref, specs, options) -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _WORKER.clear()
+def _start_worker(setup) -> tuple:
+    """In a pool worker, once: the strategy class and the mapped panels (or the
+    set-up error, then reported by every set)."""
+    ref, specs, options = setup
     try:
-        _WORKER.update(cls=resolve_ref(ref), panels=[open_panel(s) for s in specs],
-                       options=options)
-    except Exception as exc:  # reported per set: a raising initializer respawns forever
-        _WORKER["error"] = error_message(exc)
+        state = {"cls": resolve_ref(ref), "panels": [open_panel(s) for s in specs],
+                 "options": options}
+    except Exception as exc:
+        state = {"error": error_message(exc)}
+    return state, _pool_batch
 
 
-def _pool_batch(batch) -> list[tuple]:
-    if "error" in _WORKER:
-        return [(row, None, _WORKER["error"]) for row, _, _ in batch]
-    return run_batch(_WORKER["cls"], _WORKER["panels"], _WORKER["options"], batch)
+def _pool_batch(state: dict, batch) -> list[SetOutcome]:
+    if "error" in state:
+        return [SetOutcome(row, None, state["error"]) for row, _, _ in batch]
+    return run_batch(state["cls"], state["panels"], state["options"], batch)
+
+
+def crash_message(params: dict, how: str) -> str:
+    """The error row of a set that killed its worker process."""
+    shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "the defaults"
+    return f"the worker process running this set died ({how}); set: {shown}"
 
 
 def cpu_count() -> int:
@@ -131,65 +137,33 @@ def run_local(plan: Plan, n_jobs, advance: Callable[[int], None]) -> dict:
     if workers == 1:
         try:
             for batch in batches(plan.tasks, 1):
-                for row, metrics, error in run_batch(plan.cls, plan.panels, plan.options, batch):
-                    done[row] = (metrics, error)
-                advance(len(batch))
+                advance(record(plan, done, run_batch(plan.cls, plan.panels, plan.options,
+                                                     batch)))
         except KeyboardInterrupt:
             raise _Interrupted(done, "interrupted") from None
         return done
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
+    from engine.research.pool import run_pool
 
+    def on_answer(batch, outcomes) -> None:
+        advance(record(plan, done, outcomes))
+
+    def on_crash(task, how: str) -> None:
+        row, _, params = task
+        done[row] = (None, crash_message(params, how))
+        crashed.append(row)
+        advance(1)
+
+    crashed = plan.crashed
     folder = Path(tempfile.mkdtemp(prefix="engine-sweep-"))
     try:
         specs = [share_panel(p, folder / f"panel{i}") for i, p in enumerate(plan.panels)]
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker,
-                                   initargs=(plan.ref, specs, plan.options))
-        try:
-            pending = {pool.submit(_pool_batch, part) for part in batches(plan.tasks, workers)}
-            broken = None
-            while pending and broken is None:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    try:
-                        rows = future.result()
-                    except BrokenProcessPool as exc:
-                        broken = exc
-                        continue
-                    for row, metrics, error in rows:
-                        done[row] = (metrics, error)
-                    advance(len(rows))
-            if broken is not None:
-                if not done:
-                    raise EngineError(
-                        "a worker process of the sweep died before any parameter set "
-                        "finished: the strategy crashed the interpreter, or engine.sweep was "
-                        "called from a script without `if __name__ == \"__main__\":` (the "
-                        "workers import the script, which must not start a sweep again)"
-                    ) from broken
-                raise _Interrupted(done, "a worker process died")
-        except KeyboardInterrupt:
-            _stop(pool)
-            raise _Interrupted(done, "interrupted") from None
-        except BaseException:
-            _stop(pool)
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        run_pool(_start_worker, (plan.ref, specs, plan.options),
+                 batches(plan.tasks, workers), workers, on_answer, on_crash)
+    except KeyboardInterrupt:
+        raise _Interrupted(done, "interrupted") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return done
-
-
-def _stop(pool) -> None:
-    """Terminate the pool's workers now (the executor has no public way before 3.14)."""
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        try:
-            process.terminate()
-        except (OSError, ValueError, AttributeError):
-            pass
 
 
 # --------------------------------------------------------------------------- progress
@@ -259,6 +233,16 @@ def warn_missing(missing: int, total: int, reason: str | None) -> None:
         word = "interrupted" if reason == "interrupted" else "incomplete"
         warnings.warn(f"sweep {word}: {missing} of {total} parameter sets missing{why}",
                       SweepWarning, stacklevel=3)
+
+
+def warn_crashed(plan: Plan) -> None:
+    """A SweepWarning naming the sets that killed their worker process."""
+    if plan.crashed:
+        first = next(params for row, _, params in plan.tasks if row == plan.crashed[0])
+        shown = ", ".join(f"{k}={v!r}" for k, v in first.items()) or "the defaults"
+        warnings.warn(f"sweep crashed: {len(plan.crashed)} of {len(plan.tasks)} parameter sets "
+                      f"killed their worker process (the first: {shown}); their rows hold "
+                      f"the error", SweepWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------- frame
@@ -371,5 +355,6 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
     done, reason = execute(plan, n_jobs=n_jobs, backend=backend, address=address,
                            progress=progress)
     warn_missing(len(plan.tasks) - len(done), len(plan.tasks), reason)
+    warn_crashed(plan)
     frame = frame_of(plan, done)
     return sort_rows(frame, sort_by) if sort_by else frame

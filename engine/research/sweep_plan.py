@@ -4,7 +4,7 @@ Both backends, the local process pool (:mod:`engine.research.sweep`) and Dask
 (:mod:`engine.research.dask_backend`), execute the same :class:`Plan`: the
 strategy (as a reference a worker can import), the panels loaded once, the run
 options, and the parameter sets cut into batches. A task is one batch; it comes
-back as ``(index, metrics or None, error or None)`` tuples.
+back as one :class:`SetOutcome` per set.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -103,6 +104,35 @@ class Plan:
     tasks: list[tuple[int, int, dict]]
     options: dict
     names: list[str] = field(default_factory=list)
+    #: Rows whose set killed its worker process (their error says how).
+    crashed: list[int] = field(default_factory=list)
+    #: Row → the :attr:`SetOutcome.extra` payload of the sets that sent one.
+    extras: dict = field(default_factory=dict)
+
+
+class SetOutcome(NamedTuple):
+    """What one parameter set gives back from a worker.
+
+    ``metrics`` is None when the set failed and ``error`` None when it ran.
+    ``extra`` is a per-set payload beyond the metrics row (None today; the place
+    for, e.g., the per-bar returns that statistics across sets need), kept in
+    :attr:`Plan.extras` by the backends.
+    """
+
+    row: int
+    metrics: dict | None
+    error: str | None
+    extra: object = None
+
+
+def record(plan: Plan, done: dict, outcomes) -> int:
+    """Put ``outcomes`` in ``done`` (row → ``(metrics, error)``) and their extras in
+    ``plan.extras``; return how many."""
+    for outcome in outcomes:
+        done[outcome.row] = (outcome.metrics, outcome.error)
+        if outcome.extra is not None:
+            plan.extras[outcome.row] = outcome.extra
+    return len(outcomes)
 
 
 def run_option_names() -> tuple[str, ...]:
@@ -242,8 +272,12 @@ def error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def run_batch(cls, panels, options: dict, batch) -> list[tuple]:
-    """Run each ``(row, panel_number, params)``; return ``(row, metrics, error)`` each."""
+def run_batch(cls, panels, options: dict, batch) -> list[SetOutcome]:
+    """Run each ``(row, panel_number, params)``; one :class:`SetOutcome` each.
+
+    Only the metrics are computed: a run's frames (trades, orders, equity) are
+    built on first access, and a sweep never reads them.
+    """
     from engine.backtest.run import run
 
     out = []
@@ -251,18 +285,18 @@ def run_batch(cls, panels, options: dict, batch) -> list[tuple]:
         try:
             result = run(cls, panels[number], **options, **params)
         except Exception as exc:
-            out.append((row, None, error_message(exc)))
+            out.append(SetOutcome(row, None, error_message(exc)))
         else:
-            out.append((row, result.metrics, None))
+            out.append(SetOutcome(row, result.metrics, None))
     return out
 
 
-def run_batch_from_ref(ref, panels, options, batch) -> list[tuple]:
+def run_batch_from_ref(ref, panels, options, batch) -> list[SetOutcome]:
     """:func:`run_batch` with the strategy given by reference (the Dask task)."""
     try:
         cls = resolve_ref(ref)
     except Exception as exc:
-        return [(row, None, error_message(exc)) for row, _, _ in batch]
+        return [SetOutcome(row, None, error_message(exc)) for row, _, _ in batch]
     return run_batch(cls, panels, options, batch)
 
 

@@ -51,8 +51,28 @@ def record_process(benchmark, name: str) -> None:
         PROCESSES[name] = stats.stats.min
 
 
+#: One short run (bench/test_bench_lean_run.py): name -> best seconds.
+RUNS: dict[str, float] = {}
+#: The run the others are compared with: a run that also builds its frames.
+RUN_BASELINE = "run + frames (eager, as before lean runs), audit off"
+
+
+def record_run(benchmark, name: str) -> None:
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:
+        RUNS[name] = stats.stats.min
+
+
 def pytest_terminal_summary(terminalreporter):
     write = terminalreporter.write_line
+    if RUNS:
+        base = RUNS.get(RUN_BASELINE)
+        write("")
+        write("one 2,520-bar sma_cross engine.run, best time, and speed relative to a run "
+              "that builds its trade, order and equity frames:")
+        for name, seconds in sorted(RUNS.items(), key=lambda kv: kv[1]):
+            ratio = f"{base / seconds:6.2f}x" if base else "   n/a"
+            write(f"  {name:<56} {seconds * 1e3:8.3f} ms {ratio}")
     if PROCESSES:
         base = PROCESSES.get(PROCESS_BASELINE)
         write("")

@@ -12,8 +12,11 @@ a ``.npy`` file in a temporary folder, and every worker of the process pool maps
 those files read-only (``numpy.load(mmap_mode="r")``): the pages are shared
 through the operating system's page cache, and no task carries a copy of the
 data. Tasks are batches of parameter dicts; results come back per batch as
-lists of metric dicts. The pool uses the ``spawn`` start method: ``fork`` after
-polars has started its threads (it does on import) can deadlock the children.
+:class:`~engine.research.sweep_plan.SetOutcome` lists. The pool
+(:mod:`engine.research.pool`) starts fresh interpreters that never import the
+caller's ``__main__`` (no ``if __name__ == "__main__":`` guard is needed, and a
+class defined in ``__main__`` travels by value); a set that kills its worker
+becomes an error row naming the signal or exit status.
 
 The same sweep gives the same rows whatever the number of workers or the
 backend: rows are put back in grid order (or sorted by ``sort_by``, ties in grid
@@ -305,8 +308,9 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
     Parameters
     ----------
     strategy : str, pathlib.Path, module or Strategy subclass
-        As for :func:`engine.run`. A file path is best: workers load the file
-        themselves (a class must be importable by its module name).
+        As for :func:`engine.run`. A file path travels as its path and source; a
+        class defined in ``__main__`` (a script, ``python -c``, a notebook) by value;
+        any other class by reference (importable by its module name).
     grid : dict of str to list
         Parameter name → values; every combination is run (the last name varies
         fastest). A name may also be a run option such as ``commission``. A single
@@ -346,7 +350,9 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
     -----
     SweepWarning
         When the sweep was interrupted (Ctrl-C) or a Dask worker was lost: the rows
-        that finished are returned and the warning says how many are missing.
+        that finished are returned and the warning says how many are missing. When
+        sets killed their worker process: their rows hold the error, and the
+        warning says how many.
     """
     if sort_by is not None:
         check_metric(sort_by)

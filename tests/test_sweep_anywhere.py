@@ -90,3 +90,42 @@ def test_python_dash_c_with_the_class_inline(tmp_path):
 @pytest.mark.parametrize("cwd", ["tmp", "root"])
 def test_notebook_cells_executed_in_main(tmp_path, cwd):
     _check(_python("-c", NOTEBOOK, cwd=tmp_path if cwd == "tmp" else ROOT))
+
+
+def test_ctrl_c_keeps_the_finished_rows_with_worker_processes(tmp_path):
+    import signal
+    import time
+
+    script = textwrap.dedent("""
+        import json, sys, time, warnings
+        import engine
+        from engine import Signals, Strategy, param
+        from engine.data.synthetic import random_walk
+
+        class Slow(Strategy):
+            n: int = param(0)
+
+            def signals(self, data):
+                time.sleep(0.3)
+                close = data.close
+                return Signals(entries=close > 1e9, exits=close > 1e9)
+
+        print("start", flush=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            table = engine.sweep(Slow, {"n": list(range(200))}, data=random_walk(100),
+                                 n_jobs=2, progress=False, audit="off")
+        print(json.dumps({"rows": table.height, "n": table["n"].to_list(),
+                          "warnings": [str(w.message) for w in caught]}), flush=True)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert child.stdout.readline().strip() == "start"
+    time.sleep(6)  # the workers start and finish some sets
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["rows"] < 200 and report["n"] == sorted(report["n"])
+    assert report["warnings"] == [
+        f"sweep interrupted: {200 - report['rows']} of 200 parameter sets missing"]

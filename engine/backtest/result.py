@@ -7,13 +7,15 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 
 from engine._core.broker import KIND_NAMES, SIZE_MODE_NAMES, STATUS_NAMES, TAG_NAMES, TIF_NAMES
 from engine.data.panel import Panel
+
+if TYPE_CHECKING:  # polars is imported when a frame is built: a sweep's worker never does
+    import polars as pl
 
 TRADE_COLUMNS = ("symbol", "entry_ts", "entry_price", "exit_ts", "exit_price", "size", "pnl",
                  "return_pct", "bars_held", "exit_reason", "costs", "stop_and_target_same_bar",
@@ -278,6 +280,8 @@ def _at(ts: np.ndarray, bars: np.ndarray, tz: str | None = None) -> pl.Series:
 def stamps(ts: np.ndarray, tz: str | None) -> pl.Series:
     """Panel stamps as a polars column: in the zone ``tz`` (the panel's UTC instants
     shown there), or as they are for data without a zone."""
+    import polars as pl
+
     series = pl.Series(np.asarray(ts, dtype="datetime64[ns]"))
     if tz:
         series = series.dt.replace_time_zone("UTC").dt.convert_time_zone(tz)
@@ -291,6 +295,8 @@ def _zone(panel) -> str | None:
 def _labels(codes, names, texts=None) -> pl.Series:
     """Strings from ``codes`` into ``names`` (-1: null), then ``texts`` ({row: text})
     written over their rows: a string column without a Python string per row."""
+    import polars as pl
+
     index = pl.Series(np.asarray(codes, dtype=np.int64))
     index = pl.select(pl.when(index >= 0).then(index)).to_series()
     out = pl.Series(list(names), dtype=pl.String).gather(index)
@@ -301,6 +307,8 @@ def _labels(codes, names, texts=None) -> pl.Series:
 
 
 def trades_frame(table: dict, panel: Panel) -> pl.DataFrame:
+    import polars as pl
+
     entry, exit_ = table["entry_bar"], table["exit_bar"]
     closed = exit_ >= 0
     size = table["size"]
@@ -326,6 +334,8 @@ def trades_frame(table: dict, panel: Panel) -> pl.DataFrame:
 
 
 def orders_frame(table: dict, panel: Panel) -> pl.DataFrame:
+    import polars as pl
+
     side = np.sign(table["side"]).astype(np.int64)      # sell -1 -> 0, buy 1 -> 1, 0 -> -1
     side = np.where(side == 0, -1, (side + 1) // 2)
     tz = _zone(panel)
@@ -353,6 +363,8 @@ def orders_frame(table: dict, panel: Panel) -> pl.DataFrame:
 
 
 def equity_frame(panel: Panel, equity: np.ndarray, cash: np.ndarray) -> pl.DataFrame:
+    import polars as pl
+
     # No copy: the broker's per-bar arrays are final once the run ends, and a copy
     # would add 16 bytes per bar to the run's peak memory.
     tz = _zone(panel)

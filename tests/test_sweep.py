@@ -344,3 +344,28 @@ def test_cli_grids_a_run_option_unless_it_is_also_given_fixed(bars_file, capsys)
     assert main([SMA, "--grid", "commission=0,0.01", "--commission", "0.001",
                  "--data", bars_file]) == 2
     assert "commission is both in --grid and given as --commission" in capsys.readouterr().err
+
+
+def test_a_class_the_workers_cannot_import_fails_every_set_with_the_reason(bars):
+    import sys
+    import types
+
+    ghost = types.ModuleType("engine_test_ghost_module")  # importable here only
+    exec(textwrap.dedent("""
+        from engine import Signals, Strategy, param
+
+        class Ghost(Strategy):
+            n: int = param(1)
+
+            def signals(self, data):
+                return Signals(entries=data.close > 0, exits=data.close < 0)
+    """), ghost.__dict__)
+    sys.modules[ghost.__name__] = ghost
+    try:
+        frame = engine.sweep(ghost.Ghost, {"n": [1, 2, 3]}, data=bars, n_jobs=2,
+                             progress=False)
+    finally:
+        del sys.modules[ghost.__name__]
+    assert frame.height == 3
+    assert set(frame["error"]) == {"ModuleNotFoundError: No module named "
+                                   "'engine_test_ghost_module'"}

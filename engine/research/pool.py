@@ -103,10 +103,11 @@ def _read(fd: int):
 def serve() -> None:
     """The worker's loop: a set-up message, then tasks until the parent closes the pipe.
 
-    Set-up: ``(function, setup_argument)``, pickled with cloudpickle; the worker
-    calls ``state = function(setup_argument)`` once. Task: ``(key, argument)``;
-    the answer is ``(key, handle(state, argument))`` with ``handle`` the second
-    element of what ``function`` returned.
+    Set-up: ``(function, blob)``, ``blob`` the argument pickled with cloudpickle;
+    the worker calls ``state, handle = function(load)`` once, ``load()`` giving
+    the argument (so that ``function`` can report a class that does not unpickle
+    here the way it reports any other set-up error). Task: ``(key, argument)``;
+    the answer is ``(key, handle(state, argument))``.
     """
     inbox = os.dup(0)
     outbox = os.fdopen(os.dup(1), "wb")
@@ -116,8 +117,8 @@ def serve() -> None:
     setup = _read(inbox)
     if setup is None:
         return
-    start, argument = setup
-    state, handle = start(argument)
+    start, blob = setup
+    state, handle = start(lambda: pickle.loads(blob))
     _write(outbox, pickle.dumps(("ready", None), protocol=pickle.HIGHEST_PROTOCOL))
     while True:
         task = _read(inbox)
@@ -195,8 +196,10 @@ def run_pool(start: Callable, argument, groups: list[list], workers: int,
     Parameters
     ----------
     start : callable
-        Run once in each worker as ``start(argument)``; returns ``(state, handle)``.
-        Both are pickled with cloudpickle (by value when defined in ``__main__``).
+        Run once in each worker as ``start(load)``, ``load()`` returning
+        ``argument``; returns ``(state, handle)``. ``start`` is pickled by reference
+        (an importable function), ``argument`` with cloudpickle (by value what is
+        defined in ``__main__``).
     groups : list of lists
         The tasks in batches; a worker runs ``handle(state, batch)`` per batch.
     on_answer : callable
@@ -211,7 +214,8 @@ def run_pool(start: Callable, argument, groups: list[list], workers: int,
     """
     import cloudpickle
 
-    setup = cloudpickle.dumps((start, argument), protocol=pickle.HIGHEST_PROTOCOL)
+    setup = pickle.dumps((start, cloudpickle.dumps(argument, protocol=pickle.HIGHEST_PROTOCOL)),
+                         protocol=pickle.HIGHEST_PROTOCOL)
     queue = deque(groups)
     selector = selectors.DefaultSelector()
     pool: dict[int, _Worker] = {}

@@ -90,11 +90,12 @@ def open_panel(spec: dict):
                  source=spec["source"], meta=dict(spec["meta"]))
 
 
-def _start_worker(setup) -> tuple:
+def _start_worker(load) -> tuple:
     """In a pool worker, once: the strategy class and the mapped panels (or the
-    set-up error, then reported by every set)."""
-    ref, specs, options = setup
+    set-up error, such as a class that does not import here, then reported by
+    every set)."""
     try:
+        ref, specs, options = load()
         state = {"cls": resolve_ref(ref), "panels": [open_panel(s) for s in specs],
                  "options": options}
     except Exception as exc:

@@ -369,3 +369,18 @@ def test_a_class_the_workers_cannot_import_fails_every_set_with_the_reason(bars)
     assert frame.height == 3
     assert set(frame["error"]) == {"ModuleNotFoundError: No module named "
                                    "'engine_test_ghost_module'"}
+
+
+def test_workers_that_cannot_start_stop_the_pool_with_the_reason():
+    import os
+
+    from engine.errors import EngineError
+    from engine.research.pool import run_pool
+
+    answers = []
+    # os._exit(load) raises TypeError in every worker: each exits with status 1
+    with pytest.raises(EngineError, match=r"the sweep's worker processes could not start "
+                                          r"\(exited with status 1; their error is printed"):
+        run_pool(os._exit, None, [[1], [2], [3]], 2, lambda b, a: answers.append(a),
+                 lambda t, how: answers.append(how))
+    assert answers == []

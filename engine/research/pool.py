@@ -140,6 +140,7 @@ class _Worker:
         )
         self.fd = self.process.stdout.fileno()
         self.ready = False
+        self.broken = False  # a write failed: it is dying, its pipe's EOF comes next
         self.task = None  # (key, tasks) being run
         try:
             _write(self.process.stdin, setup)
@@ -232,7 +233,7 @@ def run_pool(start: Callable, argument, groups: list[list], workers: int,
             batch = queue.popleft()
             if not worker.give(id(batch), batch):
                 queue.appendleft(batch)  # it died: its EOF comes next
-                worker.task = None
+                worker.task, worker.broken = None, True
         else:
             worker.task = None
 
@@ -269,7 +270,7 @@ def run_pool(start: Callable, argument, groups: list[list], workers: int,
                 else:
                     on_answer(worker.task[1], answer)
                 assign(worker)
-                if worker.task is None:  # nothing left for it: let it exit
+                if worker.task is None and not worker.broken:  # nothing left: let it exit
                     selector.unregister(worker.fd)
                     del pool[worker.fd]
                     worker.retire()

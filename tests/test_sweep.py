@@ -384,3 +384,44 @@ def test_workers_that_cannot_start_stop_the_pool_with_the_reason():
         run_pool(os._exit, None, [[1], [2], [3]], 2, lambda b, a: answers.append(a),
                  lambda t, how: answers.append(how))
     assert answers == []
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_dsr_and_pbo_equal_the_statistics_of_the_sets_run_alone(bars):
+    from engine.analysis.metrics import bar_returns
+    from engine.analysis.stats import deflated_sharpes, probability_of_overfitting
+
+    grid = {"fast": [3, 5, 8, 30], "slow": [10, 20, 40]}   # (30, 10) and (30, 20) fail
+    frame = engine.sweep(SMA, grid, data=bars, n_jobs=1, progress=False)
+    assert frame.columns[-2:] == ["dsr", "error"]        # on by default from 10 sets
+    ran = frame.filter(pl.col("error").is_null())
+    returns = np.column_stack([
+        bar_returns(engine.run(SMA, bars, fast=f, slow=s).equity["equity"].to_numpy(),
+                    100_000.0) for f, s in ran.select("fast", "slow").rows()])
+    np.testing.assert_allclose(ran["dsr"].to_numpy(), deflated_sharpes(returns), rtol=1e-9)
+    assert frame.filter(pl.col("error").is_not_null())["dsr"].is_null().all()
+    expected = probability_of_overfitting(returns)
+    assert frame.pbo == {"pbo": pytest.approx(expected["pbo"]), "splits": 12_870, "blocks": 16,
+                         "sets": ran.height}
+    ranked = engine.sweep(SMA, grid, data=bars, n_jobs=2, progress=False, sort_by="dsr")
+    assert ranked["dsr"][0] == ran["dsr"].max() and ranked.pbo == frame.pbo
+
+
+def test_statistics_are_off_below_ten_sets_unless_asked(bars):
+    small = {"fast": [3, 5], "slow": [20, 40]}
+    plain = engine.sweep(SMA, small, data=bars, n_jobs=1, progress=False)
+    assert "dsr" not in plain.columns and plain.pbo is None
+    asked = engine.sweep(SMA, small, data=bars, n_jobs=1, progress=False, stats=True)
+    assert asked["dsr"].is_not_null().all() and 0 <= asked.pbo["pbo"] <= 1
+    with pytest.raises(ParameterError, match="stats=True"):
+        engine.sweep(SMA, small, data=bars, n_jobs=1, progress=False, sort_by="dsr")
+
+
+def test_cli_prints_the_probability_of_overfitting(bars_file, capsys):
+    assert main([SMA, "--data", bars_file, "--grid", "fast=3,5,8", "--grid", "slow=20,30,40,50",
+                 "--jobs", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Probability of backtest overfitting:" in out and "12,870" in out
+    assert "Deflated Sharpe ratio of the best by sharpe" in out

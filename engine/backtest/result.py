@@ -155,6 +155,13 @@ class Result:
         self.__dict__.update(state)
 
     @property
+    def equity_values(self):
+        """Equity at each bar's close as a NumPy array, with no frame built."""
+        if self._source is not None and self._frames["equity"] is None:
+            return self._source["equity"]
+        return self.equity["equity"].to_numpy()
+
+    @property
     def starting_cash(self) -> float:
         """The cash before the first bar."""
         if "cash" in self.settings:

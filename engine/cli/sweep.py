@@ -15,6 +15,9 @@ and:
     cluster instead (``tcp://host:port``).
 ``--metric NAME`` / ``--top K``
     Rank the sets by this metric (default ``sharpe``) and show the best K (10).
+``--stats`` / ``--no-stats``
+    The deflated Sharpe ratio of every set (column ``dsr``) and the probability of
+    backtest overfitting, printed under the ranking (default: on from 10 sets).
 ``--out DIR``
     Write ``sweep.parquet`` and ``sweep.csv`` (every set, in grid order) and, for a
     two-parameter grid, ``heatmap.png`` of the metric.
@@ -65,6 +68,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
                          help="rank by this metric, best first (sharpe); also the heatmap's")
     command.add_argument("--top", type=int, default=TOP, metavar="K",
                          help=f"show the best K sets ({TOP})")
+    command.add_argument("--stats", action=argparse.BooleanOptionalAction, default=None,
+                         help="the deflated Sharpe ratio of each set (dsr) and the "
+                              "probability of backtest overfitting (default: on from 10 sets)")
     add_run_options(command)
     add_output_options(command, "sweep.parquet, sweep.csv and heatmap.png")
 
@@ -142,8 +148,8 @@ def _sweep_frame(args, grid: dict):
         warnings.simplefilter("always", SweepWarning)
         frame = sweep(args.file, grid, samples=args.samples, seed=args.seed, data=args.data,
                       n_jobs=args.jobs, backend="dask" if args.dask else "local",
-                      address=args.dask, progress=not args.json, **options,
-                      **fixed)
+                      address=args.dask, progress=not args.json, stats=args.stats,
+                      **options, **fixed)
     notes = []
     for item in caught:
         if issubclass(item.category, SweepWarning):
@@ -183,6 +189,7 @@ def command(args) -> int:
         from engine.backtest.result import jsonable
 
         print(json.dumps({"metric": args.metric, "missing": notes,
+                          "overfitting": jsonable(getattr(frame, "pbo", None)),
                           "sweep": jsonable(ranked.fill_nan(None).to_dicts())}))
     else:
         from engine.report.terminal import print_sweep_ranking

@@ -18,7 +18,7 @@ YEARS_SHOWN = 10
 #: Open positions listed in the terminal.
 OPEN_SHOWN = 5
 #: Metrics shown beside a sweep's ranking metric, as the width allows.
-SWEEP_METRICS = ("sharpe", "total_return", "cagr", "max_drawdown", "trades", "hit_rate",
+SWEEP_METRICS = ("sharpe", "dsr", "total_return", "cagr", "max_drawdown", "trades", "hit_rate",
                  "exposure", "sortino", "calmar", "volatility", "profit_factor", "final_equity",
                  "rejected")
 
@@ -252,7 +252,7 @@ def print_sweep_ranking(file, grid, frame, ranked, metric: str, top: int, out_di
     console = Console()
     failed = frame.filter(pl.col("error").is_not_null())
     params = frame.columns[:len(grid)]
-    metrics = [metric] + [m for m in SWEEP_METRICS if m != metric]
+    metrics = [metric] + [m for m in SWEEP_METRICS if m != metric and m in frame.columns]
     best = ranked.head(top)
     columns = params + metrics + (["error"] if best["error"].null_count() < best.height else [])
     shown = fit_columns(best.select(columns), [*params, *metrics, "error"], console.width)
@@ -266,6 +266,9 @@ def print_sweep_ranking(file, grid, frame, ranked, metric: str, top: int, out_di
         caption="best first; failed sets last" + (
             f". Not shown for lack of width: {', '.join(c for c in columns if c not in shown)}"
             if len(shown) < len(columns) else "")))
+    overfitting = getattr(frame, "pbo", None)
+    if overfitting:
+        console.print(overfitting_line(overfitting, ranked, metric), highlight=False)
     if failed.height:
         first = failed.row(0, named=True)
         where = ", ".join(f"{p}={first[p]}" for p in params)
@@ -274,6 +277,21 @@ def print_sweep_ranking(file, grid, frame, ranked, metric: str, top: int, out_di
     if out_dir:
         files = "sweep.parquet, sweep.csv" + (", heatmap.png" if len(grid) == 2 else "")
         console.print(f"Wrote {files} to {out_dir}", highlight=False)
+
+
+def overfitting_line(overfitting: dict, ranked, metric: str) -> str:
+    """One line on selection bias under a sweep's ranking: PBO and the best set's DSR."""
+    if overfitting.get("pbo") is None:
+        return f"Probability of backtest overfitting: not computed ({overfitting['reason']})"
+    text = (f"Probability of backtest overfitting: {overfitting['pbo']:.0%} (the share of "
+            f"{overfitting['splits']:,} in/out-of-sample splits of {overfitting['blocks']} "
+            f"blocks where the best of {overfitting['sets']} sets in sample fell to or below "
+            f"the median out of sample)")
+    if ranked.height and "dsr" in ranked.columns and ranked["dsr"][0] is not None:
+        text += (f". Deflated Sharpe ratio of the best by {metric}: {ranked['dsr'][0]:.2f} "
+                 f"(the probability that its Sharpe ratio beats the best of "
+                 f"{overfitting['sets']} tries with no skill)")
+    return text
 
 
 def print_params(strategy: str, rows: list[dict]) -> None:

@@ -39,6 +39,7 @@ import numpy as np
 
 from engine.errors import ParameterError, did_you_mean
 from engine.research.sweep_plan import (
+    SUMMARY_OPTION,
     Plan,
     SetOutcome,
     _Interrupted,
@@ -258,8 +259,58 @@ def known_metrics() -> tuple[str, ...]:
     return (*METRIC_KEYS, *BENCHMARK_KEYS, *EXTRA_METRICS)
 
 
+#: Columns across the sets of a sweep (``stats=True``), beside each row's metrics.
+SWEEP_STATISTICS = ("dsr",)
+#: Sweeps of at least this many sets compute :data:`SWEEP_STATISTICS` and PBO by default.
+STATS_MIN_SETS = 10
+
+
+def add_statistics(plan: Plan, done: dict, frame):
+    """``frame`` with the deflated Sharpe ratio of each set (``dsr``, before ``error``)
+    and the sweep's probability of backtest overfitting as ``frame.pbo``.
+
+    ``dsr`` is the probability that the set's true Sharpe ratio is above the one
+    expected of the best of the sweep's sets with no skill
+    (:func:`engine.analysis.stats.deflated_sharpes_from_summaries`: ``N`` the sets
+    that ran, ``V`` the variance of their per-bar Sharpe ratios). ``frame.pbo`` is a
+    dict (``pbo``, ``splits``, ``blocks``, ``sets``) from combinatorially symmetric
+    cross-validation over 16 blocks of bars
+    (:func:`engine.analysis.stats.overfitting_from_summaries`), or a dict with
+    ``pbo`` None and the ``reason`` when it cannot be computed (fewer than two sets
+    that ran, sets on different bars, fewer than 32 bars).
+    """
+    import numpy as np
+    import polars as pl
+
+    from engine.analysis.stats import (
+        PBO_BLOCKS,
+        deflated_sharpes_from_summaries,
+        overfitting_from_summaries,
+    )
+
+    rows = [task[0] for task in plan.tasks if task[0] in done]  # the frame's rows
+    width = 4 + 3 * PBO_BLOCKS
+    summaries = np.full((len(rows), width), np.nan)
+    for i, row in enumerate(rows):
+        extra = plan.extras.get(row)
+        if extra is not None:
+            summaries[i] = extra
+    dsr = deflated_sharpes_from_summaries(summaries) if len(rows) else np.zeros(0)
+    at = frame.columns.index("error")
+    frame = frame.insert_column(at, pl.Series("dsr", dsr, dtype=pl.Float64).fill_nan(None))
+    try:
+        found = overfitting_from_summaries(summaries, PBO_BLOCKS)
+        pbo = {"pbo": found["pbo"], "splits": found["splits"], "blocks": PBO_BLOCKS,
+               "sets": int(np.isfinite(summaries[:, 4:]).all(axis=1).sum())}
+    except ParameterError as exc:
+        pbo = {"pbo": None, "reason": str(exc)}
+    frame.pbo = pbo
+    return frame
+
+
+
 def check_metric(name: str, what: str = "sort_by") -> None:
-    known = known_metrics()
+    known = (*known_metrics(), *SWEEP_STATISTICS)
     if name not in known:
         raise ParameterError(f"{what} {name!r} is not a metric; metrics: {', '.join(known)}."
                              + did_you_mean(name, known))
@@ -303,7 +354,7 @@ def frame_of(plan: Plan, done: dict):
 
 def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, data=None,
           n_jobs: int = -1, backend: str = "local", address=None, progress: bool = True,
-          sort_by: str | None = None, **run_options):
+          sort_by: str | None = None, stats: bool | None = None, **run_options):
     """Run ``strategy`` once per parameter set of ``grid``; one row per set.
 
     Parameters
@@ -335,7 +386,13 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
     sort_by : str, optional
         A metric to sort by, best first (ascending for ``volatility``,
         ``max_drawdown`` and ``max_drawdown_duration``); failed sets last.
-        Default: grid order.
+        Default: grid order. ``"dsr"`` sorts by the deflated Sharpe ratio.
+    stats : bool, optional
+        Add the statistics across sets that say how much of the best result is
+        selection (:func:`add_statistics`): a ``dsr`` column, the deflated Sharpe
+        ratio of each set given how many were tried, and ``frame.pbo``, the
+        probability of backtest overfitting. Default: on from
+        :data:`STATS_MIN_SETS` sets. Each set sends 52 numbers beside its metrics.
     **run_options
         Options of :func:`engine.run` (``cash``, ``commission``, ``start``, ``feeds``,
         ...) and fixed strategy parameters, the same for every set.
@@ -359,9 +416,22 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
         check_metric(sort_by)
     sets = parameter_sets(grid, samples, seed)
     plan = prepare(strategy, sets, data, run_options)
+    if stats is None:
+        stats = len(sets) >= STATS_MIN_SETS
+    if sort_by in SWEEP_STATISTICS and not stats:
+        raise ParameterError(f"sort_by={sort_by!r} needs the sweep's statistics: pass "
+                             f"stats=True (on by default from {STATS_MIN_SETS} sets)")
+    if stats:
+        plan.options[SUMMARY_OPTION] = True
     done, reason = execute(plan, n_jobs=n_jobs, backend=backend, address=address,
                            progress=progress)
     warn_missing(len(plan.tasks) - len(done), len(plan.tasks), reason)
     warn_crashed(plan)
     frame = frame_of(plan, done)
-    return sort_rows(frame, sort_by) if sort_by else frame
+    pbo = None
+    if stats:
+        frame = add_statistics(plan, done, frame)
+        pbo = frame.pbo
+    frame = sort_rows(frame, sort_by) if sort_by else frame
+    frame.pbo = pbo
+    return frame

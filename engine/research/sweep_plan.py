@@ -272,6 +272,12 @@ def error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+#: A key of a plan's options (not passed to :func:`engine.run`): when true, each set
+#: also sends :func:`engine.analysis.stats.set_summary` of its per-bar returns as its
+#: :attr:`SetOutcome.extra`, for the sweep's deflated Sharpe ratios and PBO.
+SUMMARY_OPTION = "_set_summaries"
+
+
 def run_batch(cls, panels, options: dict, batch) -> list[SetOutcome]:
     """Run each ``(row, panel_number, params)``; one :class:`SetOutcome` each.
 
@@ -280,6 +286,8 @@ def run_batch(cls, panels, options: dict, batch) -> list[SetOutcome]:
     """
     from engine.backtest.run import run
 
+    options = dict(options)
+    summaries = options.pop(SUMMARY_OPTION, False)
     out = []
     for row, number, params in batch:
         try:
@@ -287,8 +295,17 @@ def run_batch(cls, panels, options: dict, batch) -> list[SetOutcome]:
         except Exception as exc:
             out.append(SetOutcome(row, None, error_message(exc)))
         else:
-            out.append(SetOutcome(row, result.metrics, None))
+            out.append(SetOutcome(row, result.metrics, None,
+                                  summary_of(result) if summaries else None))
     return out
+
+
+def summary_of(result):
+    """:func:`engine.analysis.stats.set_summary` of a run's per-bar returns."""
+    from engine.analysis.metrics import bar_returns
+    from engine.analysis.stats import set_summary
+
+    return set_summary(bar_returns(result.equity_values, result.starting_cash))
 
 
 def run_batch_from_ref(ref, panels, options, batch) -> list[SetOutcome]:

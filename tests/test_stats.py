@@ -297,11 +297,44 @@ def test_a_runs_confidence_table_and_the_cli_option():
 def test_set_summary_by_hand_and_sets_on_other_bars_are_refused():
     r = np.array([0.01, -0.02, np.nan, 0.03, 0.0, 0.01])
     found = stats.set_summary(r, n_blocks=2)
+    assert found[0] == 5
+    # blocks: bars 0..2 and 3..5 (NaN adds nothing): counts, then sums of r, r^2, r^3, r^4
+    np.testing.assert_allclose(found[1:], [
+        3, 3, -0.01, 0.04, 0.0005, 0.001, 1e-6 - 8e-6, 27e-6 + 1e-6,
+        1e-8 + 16e-8, 81e-8 + 1e-8], atol=1e-15)
+    sharpe, skew, kurtosis, n = stats.summary_moments(found, n_blocks=2)[0]
     finite = r[np.isfinite(r)]
-    assert found[0] == pytest.approx(finite.mean() / finite.std(ddof=1))
-    assert found[3] == 5
-    # blocks: bars 0..2 and 3..5, NaN as 0
-    np.testing.assert_allclose(found[4:], [3, 3, -0.01, 0.04, 0.0005, 0.001])
+    z = (finite - finite.mean()) / finite.std()
+    assert n == 5 and sharpe == pytest.approx(finite.mean() / finite.std(ddof=1), rel=1e-12)
+    assert skew == pytest.approx(np.mean(z ** 3), rel=1e-9)
+    assert kurtosis == pytest.approx(np.mean(z ** 4), rel=1e-9)
     other = stats.set_summary(np.zeros(8) + 0.001, n_blocks=2)
+    assert np.isnan(stats.summary_moments(other, n_blocks=2)[0, :3]).all()  # no spread
     with pytest.raises(ParameterError, match="same bars"):
         stats.overfitting_from_summaries(np.array([found, found, other]), n_blocks=2)
+
+
+def test_the_compiled_cscv_matches_a_direct_computation_on_the_bars():
+    from itertools import combinations
+
+    rng = np.random.default_rng(21)
+    m = rng.normal(0.0002, 0.01, size=(240, 7))
+    m[:, 3] = m[:, 2]                     # a tie, counted half
+    blocks = np.array_split(np.arange(240), 8)
+    logits = []
+    for half in combinations(range(8), 4):
+        rows_in = np.concatenate([blocks[b] for b in half])
+        rows_out = np.setdiff1d(np.arange(240), rows_in)
+
+        def sharpe(rows):
+            x = m[rows]
+            return x.mean(axis=0) / x.std(axis=0, ddof=1)
+
+        best = int(np.argmax(sharpe(rows_in)))
+        oos = sharpe(rows_out)
+        rank = (oos < oos[best]).sum() + ((oos == oos[best]).sum() + 1) / 2
+        w = rank / 8
+        logits.append(math.log(w / (1 - w)))
+    found = stats.probability_of_overfitting(m, n_blocks=8)
+    np.testing.assert_allclose(found["logits"], logits, rtol=1e-9)
+    assert found["pbo"] == np.mean(np.array(logits) <= 0)

@@ -1,7 +1,8 @@
 """Indicator kernels: the loops numpy cannot express without drift or an O(n*window) cost.
 
-(Also :func:`block_sums`, the inner loop of the statistics' block bootstrap: a
-gather numpy can only do through large temporaries.)
+(Also the inner loops of two statistics numpy can only do through large
+temporaries: :func:`block_sums` for the block bootstrap and :func:`cscv_logits` for
+the probability of backtest overfitting.)
 
 Every public kernel takes a C-contiguous float64 panel ``x`` of shape
 ``(n_bars, n_cols)``, processes each column independently along axis 0 and writes
@@ -12,7 +13,7 @@ API, parameter checks and documentation of each formula live in
 :mod:`engine.indicators`.
 """
 
-from libc.math cimport INFINITY, NAN, fabs, isfinite, isnan, round, sqrt
+from libc.math cimport INFINITY, NAN, fabs, isfinite, isnan, log, round, sqrt
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
 
@@ -726,3 +727,82 @@ cpdef void block_sums(const double[:, ::1] prefix, const int64_t[:, ::1] starts,
                     start = starts[r, q]
                     acc += prefix[j, start + length] - prefix[j, start]
                 out[r, j] = acc
+
+
+cdef inline double _half_sharpe(double n, double s1, double s2) noexcept nogil:
+    cdef double mean = s1 / n
+    cdef double var = (s2 - n * mean * mean) / (n - 1.0)
+    if var > 0:
+        return mean / sqrt(var)
+    return -INFINITY
+
+
+cpdef void cscv_logits(const double[::1] count, const double[:, ::1] total,
+                       const double[:, ::1] square, const int64_t[:, ::1] splits,
+                       double[::1] scratch, double[::1] out):
+    """The CSCV logit of every split (Bailey, Borwein, López de Prado & Zhu 2017).
+
+    ``count[b]`` is the number of bars of block ``b``; ``total[j, b]`` and
+    ``square[j, b]`` the sum and the sum of squares of set ``j``'s returns over it;
+    ``splits[k]`` the blocks of split ``k``'s in-sample half. For each split: the
+    Sharpe ratio of every set over the in-sample blocks (``-inf`` without spread),
+    the best set there (the first on a tie), its Sharpe ratio over the other blocks,
+    its rank among every set's there (ties count half) and the logit of the rank
+    over ``n_sets + 1``. ``scratch`` holds ``4 * n_sets`` doubles.
+    :func:`engine.analysis.stats.overfitting_from_summaries` is the reference.
+    """
+    cdef Py_ssize_t n_sets = total.shape[0], n_blocks = total.shape[1]
+    cdef Py_ssize_t n_splits = splits.shape[0], half = splits.shape[1]
+    cdef Py_ssize_t k, j, q, b, best
+    cdef double n_in, n_all = 0.0, s1, s2, value, top, oos_best, below, equal, relative
+    if square.shape[0] != n_sets or square.shape[1] != n_blocks or count.shape[0] != n_blocks:
+        raise ValueError("count, total and square must describe the same blocks and sets")
+    if scratch.shape[0] < 4 * n_sets or out.shape[0] != n_splits:
+        raise ValueError(f"scratch needs {4 * n_sets} doubles and out {n_splits}")
+    for b in range(n_blocks):
+        n_all += count[b]
+    with nogil:
+        # Each set's sums over every block: a half's complement is the whole less it.
+        for j in range(n_sets):
+            s1 = 0.0
+            s2 = 0.0
+            for b in range(n_blocks):
+                s1 += total[j, b]
+                s2 += square[j, b]
+            scratch[2 * n_sets + 2 * j] = s1
+            scratch[2 * n_sets + 2 * j + 1] = s2
+        for k in range(n_splits):
+            n_in = 0.0
+            for q in range(half):
+                n_in += count[splits[k, q]]
+            best = 0
+            top = -INFINITY
+            for j in range(n_sets):
+                s1 = 0.0
+                s2 = 0.0
+                for q in range(half):
+                    b = splits[k, q]
+                    s1 += total[j, b]
+                    s2 += square[j, b]
+                scratch[2 * j] = s1
+                scratch[2 * j + 1] = s2
+                value = _half_sharpe(n_in, s1, s2)
+                if value > top or j == 0:
+                    top = value
+                    best = j
+            below = 0.0
+            equal = 0.0
+            for j in range(n_sets):
+                scratch[2 * j] = _half_sharpe(n_all - n_in,
+                                              scratch[2 * n_sets + 2 * j] - scratch[2 * j],
+                                              scratch[2 * n_sets + 2 * j + 1]
+                                              - scratch[2 * j + 1])
+            oos_best = scratch[2 * best]
+            for j in range(n_sets):
+                value = scratch[2 * j]
+                if value < oos_best:
+                    below += 1.0
+                elif value == oos_best:
+                    equal += 1.0
+            relative = (below + (equal + 1.0) / 2.0) / (n_sets + 1.0)
+            out[k] = log(relative / (1.0 - relative))

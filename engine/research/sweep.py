@@ -289,7 +289,7 @@ def add_statistics(plan: Plan, done: dict, frame):
     )
 
     rows = [task[0] for task in plan.tasks if task[0] in done]  # the frame's rows
-    width = 4 + 3 * PBO_BLOCKS
+    width = 1 + 5 * PBO_BLOCKS
     summaries = np.full((len(rows), width), np.nan)
     for i, row in enumerate(rows):
         extra = plan.extras.get(row)
@@ -301,7 +301,7 @@ def add_statistics(plan: Plan, done: dict, frame):
     try:
         found = overfitting_from_summaries(summaries, PBO_BLOCKS)
         pbo = {"pbo": found["pbo"], "splits": found["splits"], "blocks": PBO_BLOCKS,
-               "sets": int(np.isfinite(summaries[:, 4:]).all(axis=1).sum())}
+               "sets": int(np.isfinite(summaries[:, 1:]).all(axis=1).sum())}
     except ParameterError as exc:
         pbo = {"pbo": None, "reason": str(exc)}
     frame.pbo = pbo
@@ -392,7 +392,7 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
         selection (:func:`add_statistics`): a ``dsr`` column, the deflated Sharpe
         ratio of each set given how many were tried, and ``frame.pbo``, the
         probability of backtest overfitting. Default: on from
-        :data:`STATS_MIN_SETS` sets. Each set sends 52 numbers beside its metrics.
+        :data:`STATS_MIN_SETS` sets. Each set sends 81 numbers beside its metrics.
     **run_options
         Options of :func:`engine.run` (``cash``, ``commission``, ``start``, ``feeds``,
         ...) and fixed strategy parameters, the same for every set.

@@ -16,7 +16,13 @@ How it is computed here, per symbol and bar ``t``:
   (``datasets/short_interest.parquet``): a settlement's figure is visible from the
   first bar at or after its ``first_seen`` time (the scrape that first showed it;
   intraday times fall after the midnight bar stamp, so the next bar), or, with
-  ``si_lag_days > 0``, from ``settlement_date + si_lag_days`` calendar days;
+  ``si_lag_days > 0``, from ``settlement_date + si_lag_days`` calendar days. A
+  figure expires: more than ``max_age`` calendar days after its settlement date it
+  is missing (NaN), so no signal fires on stale short interest (a missed
+  publication, or after the feed's last one). ``si_max_age_days=0`` (default)
+  takes the feed's ``max_age="auto"``: the usual gap between two publications (15
+  days) plus the usual publication delay (13 days) plus a week, 35 days on the
+  bundled data (:func:`engine.data.feeds.publication_max_age`); N > 0 sets N days;
 * days-to-cover ``dtc[t] = shares_sold_short[t] / sma(volume, adv_window)[t]`` with
   the as-traded ``volume`` of the bars up to ``t`` (the current 30-bar average,
   so a volume surge lowers the ratio: covering shows before the next report). A
@@ -40,7 +46,8 @@ Parameters the documents leave open (defaults chosen here): ``confirm`` and
 "moderate" band), ``trail_pct`` (15%), ``max_hold`` (20 bars), ``size`` (10% of
 equity) and ``max_positions`` (10), ``min_price`` ($1, to keep out sub-dollar
 shares whose tiny volume makes the ratio explode), ``si_lag_days`` (0: use
-``first_seen``). Fixed by the documents: ``dtc_threshold`` 10, ``adv_window`` 30.
+``first_seen``), ``si_max_age_days`` (0: the feed's publication schedule plus a
+week, 35 days). Fixed by the documents: ``dtc_threshold`` 10, ``adv_window`` 30.
 
 Default data: the bundled universe (``datasets/short_universe_daily.parquet``:
 4,663 US stocks with short interest and prices, 2020-08-03 to 2021-09-30). Short
@@ -79,7 +86,7 @@ class ShortSqueeze(Strategy):
     feeds = {
         "short_interest": Feed(
             "../datasets/short_interest.parquet", columns=["shares_sold_short"],
-            on="settlement_date", available_at="first_seen", by_symbol=True,
+            on="settlement_date", available_at="first_seen", by_symbol=True, max_age="auto",
         ),
     }
 
@@ -100,6 +107,11 @@ class ShortSqueeze(Strategy):
                              help="0: short interest visible from first_seen; N > 0: from "
                                   "settlement_date + N calendar days instead")
 
+    si_max_age_days: int = param(0, min=0,
+                                 help="0: short interest expires max_age='auto' after its "
+                                      "settlement (publication gap + delay + a week: 35 days "
+                                      "here); N > 0: after N calendar days")
+
     def validate(self):
         if self.dtc_exit >= self.dtc_threshold:
             raise ParameterError(f"dtc_exit ({self.dtc_exit}) must be below dtc_threshold "
@@ -109,6 +121,8 @@ class ShortSqueeze(Strategy):
         feed = self.feeds["short_interest"]
         if self.si_lag_days > 0:
             feed = feed.replace(available_at=None, lag=f"{self.si_lag_days}D")
+        if self.si_max_age_days > 0:
+            feed = feed.replace(max_age=f"{self.si_max_age_days}D")
         return {"short_interest": feed}
 
     # -- shared by the event path and the report hooks ---------------------------

@@ -21,7 +21,8 @@ The join is an **as-of join on availability**, never on the value's own date:
   in bars, from bar ``lag``: bars before the panel are not counted); rows available
   after the last bar are dropped; ``max_age`` (bars or a time span,
   counted from the row's ``on`` date) turns stale values into NaN so a gap in the
-  feed, or its end, does not carry an old value forward for ever.
+  feed, or its end, does not carry an old value forward for ever; ``max_age="auto"``
+  derives it from the feed's own publication schedule (:func:`publication_max_age`).
 
 Bars are stamped by their date (midnight) on daily data, and a strategy acts after
 the close of bar ``t`` with orders filled from bar ``t + 1``. So a value dated
@@ -53,9 +54,11 @@ from engine.data.bars import DataWarning, column_list
 from engine.data.panel import Panel
 from engine.errors import DataError, did_you_mean
 
-__all__ = ["Feed", "FeedWarning", "join_feeds"]
+__all__ = ["Feed", "FeedWarning", "join_feeds", "publication_max_age"]
 
 _NS_PER_DAY = 86_400 * 10**9
+#: The grace ``max_age="auto"`` allows beyond a publication's usual life.
+AUTO_MAX_AGE_GRACE_DAYS = 7
 
 
 class FeedWarning(DataWarning):
@@ -90,9 +93,12 @@ class Feed:
         one value per timestamp, the same for every symbol (Fear & Greed, VIX).
     symbol : str
         The symbol column of a by-symbol feed.
-    max_age : int, str, datetime.timedelta or numpy.timedelta64, optional
+    max_age : int, str, datetime.timedelta, numpy.timedelta64 or "auto", optional
         A value older than this, counted from its ``on`` date (in bars for an
         ``int``, else as a time span), is treated as missing (NaN). Default: no limit.
+        ``"auto"`` (for a feed published on a schedule, such as semi-monthly short
+        interest): the usual gap between two publications plus the usual
+        publication delay plus a week, see :func:`publication_max_age`.
     mapping : mapping of str to mapping, optional
         For text columns: ``{"rating": {"fear": 1, "greed": 2}}`` maps each text
         value to a number. A text column without a mapping is refused.
@@ -163,6 +169,52 @@ def _span(value, what: str, where: str):
             f"use values before they were available)"
         )
     return ("time", ns)
+
+
+def publication_max_age(on_ns: np.ndarray, available_ns: np.ndarray | None = None,
+                        lag_ns: int = 0) -> int:
+    """``max_age="auto"`` in whole days: how old a value of a scheduled feed may get.
+
+    A value dated ``d`` (its ``on`` date, e.g. a short-interest settlement date) is
+    published ``delay`` later and replaced when the next one is published, one
+    ``gap`` after that. So it is normally ``gap + delay`` old when it is replaced;
+    ``max_age`` adds a week of grace (:data:`AUTO_MAX_AGE_GRACE_DAYS`)::
+
+        max_age = round_days(median(gap) + median(delay) + lag) + 7 days
+
+    with ``gap`` the differences between consecutive distinct ``on`` dates (the
+    publication schedule, across symbols), ``delay`` the availability minus the
+    ``on`` date of each row (0 without an ``available_at`` column), and ``round_days``
+    rounding to the nearest whole day. On the bundled
+    short interest (15 semi-monthly settlements, seen 10–13 days after each):
+    ``15 + 13 + 7 = 35`` days, so a value more than 35 days past its settlement --
+    a missed publication, or the end of the feed -- is missing rather than carried
+    forward.
+
+    Parameters
+    ----------
+    on_ns : array of int64
+        The rows' ``on`` times in nanoseconds.
+    available_ns : array of int64, optional
+        The rows' availability times (same length).
+    lag_ns : int
+        A further delay in nanoseconds (a time-span ``lag``).
+
+    Returns
+    -------
+    int
+        Days. Raises :class:`~engine.errors.DataError` with fewer than two distinct
+        ``on`` dates (no schedule to read).
+    """
+    dates = np.unique(np.asarray(on_ns, dtype=np.int64))
+    if dates.size < 2:
+        raise DataError("max_age='auto' needs at least two distinct publication dates to "
+                        "read the feed's schedule; this feed has "
+                        f"{dates.size}. Fix: give max_age as a time span (e.g. '35D').")
+    gap = float(np.median(np.diff(dates)))
+    delay = 0.0 if available_ns is None else float(
+        np.median(np.asarray(available_ns, dtype=np.int64) - np.asarray(on_ns, dtype=np.int64)))
+    return int(round((gap + delay + lag_ns) / _NS_PER_DAY)) + AUTO_MAX_AGE_GRACE_DAYS
 
 
 def _describe_span(span) -> str | int | None:
@@ -366,7 +418,8 @@ def _join_one(panel: Panel, name: str, feed: Feed, base_dir, existing: dict):
             f"Fix: rename or drop the repeats so that every column has its own name."
         )
     lag = _span(feed.lag, "lag", where) or ("bars", 0)
-    max_age = _span(feed.max_age, "max_age", where)
+    auto_age = isinstance(feed.max_age, str) and feed.max_age.strip().lower() == "auto"
+    max_age = None if auto_age else _span(feed.max_age, "max_age", where)
 
     on_col = _find(table, feed.on, where, "Feed(on=...): each value's date")
     keys = {on_col}
@@ -409,6 +462,13 @@ def _join_one(panel: Panel, name: str, feed: Feed, base_dir, existing: dict):
             )
     values = {new: _values(table.column(orig), where, orig, feed.mapping.get(orig))
               for orig, new in columns.items()}
+    if auto_age:
+        try:
+            days = publication_max_age(on_ns, avail_ns if avail_col is not None else None,
+                                       lag[1] if lag[0] == "time" else 0)
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        max_age = ("time", days * _NS_PER_DAY)
 
     n, k = panel.n_bars, panel.n_symbols
     ts = panel.ts.astype("datetime64[ns]").view(np.int64)

@@ -13,9 +13,13 @@ from engine._lazy import lazy_exports
 _MODEL = "engine.research.claims.model"
 __getattr__, __dir__ = lazy_exports(__name__, {
     **{name: f"{_MODEL}:{name}" for name in (
-        "HOLDS", "FAILS", "UNTESTABLE", "VERDICTS", "CLAIM_COLUMNS", "STRATEGIES", "Settings",
-        "Claim", "Finding", "settings_text", "settings_dict", "summary", "with_settings")},
+        "HOLDS", "FAILS", "INCONCLUSIVE", "UNTESTABLE", "VERDICTS", "CLAIM_COLUMNS",
+        "EVIDENCE_COLUMNS", "DATA_PERIODS", "STRATEGIES", "Settings", "Claim", "Finding",
+        "settings_text", "settings_dict", "summary", "multiple_testing", "rate_verdict",
+        "stance_verdict", "with_settings")},
     "Lab": "engine.research.claims.measure:Lab",
+    "rate_finding": "engine.research.claims.measure:rate_finding",
+    "signal_mask": "engine.research.claims.measure:signal_mask",
     "event_row": "engine.research.claims.measure:event_row",
     "CLAIMS": "engine.research.claims.registry:CLAIMS",
     "claim": "engine.research.claims.registry:claim",

@@ -20,14 +20,21 @@ import polars as pl
 
 from engine.errors import ParameterError
 from engine.research.claims.model import (
+    DATA_PERIODS,
     FAILS,
     HOLDS,
+    INCONCLUSIVE,
     STRATEGIES,
     VIX_START,
     Finding,
     Settings,
     _points,
+    rate_verdict,
+    stance_verdict,
 )
+
+#: Horizons (bars) at which every rate claim is also judged, besides its own.
+FRAGILITY_HORIZONS = (5, 21, 63)
 
 # --------------------------------------------------------------------------- the runs
 
@@ -60,6 +67,8 @@ class Lab:
             )
         self._runs: dict = {}
         self._events: dict = {}
+        self._outcomes: dict = {}
+        self._evidence: dict = {}
 
     def _options(self, file: str, options: dict) -> dict:
         return {**options, **self.overrides.get(file, {})}
@@ -86,6 +95,85 @@ class Lab:
             self._events[key] = event_study(result, tuple(horizons), signals_from=signals_from,
                                             move_threshold=move_threshold)
         return self._events[key]
+
+
+    def outcomes(self, file: str, horizon: int, kind: str = "positive",
+                 move: float | None = None, /, **options) -> np.ndarray:
+        """Per bar and symbol of :meth:`run`: 1.0 for a success over ``horizon`` bars, 0.0
+        for a failure, NaN without a full forward window.
+
+        ``kind="positive"``: the forward return (:func:`~engine.analysis.event_study.
+        forward_returns`) is ``> 0``; ``"fell"``/``"rose"``: the worst/best close within
+        the window (:func:`~engine.analysis.event_study.forward_extremes`) is at least
+        ``move`` under/over the signal close -- the event study's ``share_positive``,
+        ``share_fell`` and ``share_rose``, bar by bar.
+        """
+        from engine.analysis.event_study import forward_extremes, forward_returns
+
+        result = self.run(file, **options)
+        key = (file, _key(self._options(file, options)), horizon, kind, move)
+        if key not in self._outcomes:
+            close = result.panel.fields["close"]
+            if kind == "positive":
+                ahead = forward_returns(close, horizon)
+                hit = ahead > 0
+            elif kind in ("fell", "rose"):
+                worst, best = forward_extremes(close, horizon)
+                ahead = worst if kind == "fell" else best
+                hit = worst <= -move if kind == "fell" else best >= move
+            else:
+                raise ParameterError(f"kind must be 'positive', 'fell' or 'rose'; got {kind!r}")
+            self._outcomes[key] = np.where(np.isfinite(ahead), hit.astype(np.float64), np.nan)
+        return self._outcomes[key]
+
+    def evidence(self, file: str, signal: str, horizon: int, kind: str = "positive",
+                 move: float | None = None, /, *, since=None, until=None, **options):
+        """:func:`engine.analysis.stats.rate_evidence` of a signal of :meth:`run`: its
+        success rate, the base rate over the bars from its first to its last signal, the
+        difference, with intervals (seeded: the Lab's settings).
+
+        ``signal`` is an event-study signal name (``"label:<value>"``,
+        ``"entry_condition"``, ``"entry_episode"``); ``since``/``until`` keep the signal
+        bars in those days (inclusive).
+        """
+        from engine.analysis.stats import rate_evidence
+
+        key = (file, _key(self._options(file, options)), signal, horizon, kind, move,
+               str(since), str(until))
+        if key not in self._evidence:
+            result = self.run(file, **options)
+            mask = signal_mask(result, signal)
+            ts = result.panel.ts
+            if since is not None:
+                mask = mask & (ts >= np.datetime64(since, "ns"))[:, None]
+            if until is not None:
+                mask = mask & (ts <= np.datetime64(until, "ns"))[:, None]
+            s = self.settings
+            self._evidence[key] = rate_evidence(
+                self.outcomes(file, horizon, kind, move, **options), mask, int(horizon),
+                level=s.level, reps=int(s.reps), seed=int(s.seed))
+        return self._evidence[key]
+
+
+def signal_mask(result, signal: str) -> np.ndarray:
+    """The bool mask ``(n_bars, n_symbols)`` of an event-study signal of ``result``."""
+    from engine.analysis.event_study import episodes, strategy_hooks
+
+    hooks = strategy_hooks(result)
+    shape = (result.panel.n_bars, result.panel.n_symbols)
+    if signal.startswith("label:"):
+        names = hooks["label_names"]
+        label = signal[len("label:"):]
+        if hooks["labels"] is None or label not in names:
+            return np.zeros(shape, dtype=bool)
+        return hooks["labels"] == names.index(label)
+    if signal in ("entry_condition", "entry_episode"):
+        if hooks["condition"] is None:
+            return np.zeros(shape, dtype=bool)
+        return hooks["condition"] if signal == "entry_condition" \
+            else episodes(hooks["condition"])
+    raise ParameterError(f"signal must be 'label:<value>', 'entry_condition' or "
+                         f"'entry_episode'; got {signal!r}")
 
 
 def _key(options: dict) -> tuple:
@@ -148,6 +236,84 @@ def _months_mask(ts, month: str) -> np.ndarray:
     return np.asarray(ts).astype("datetime64[M]") == np.datetime64(month, "M")
 
 
+# --------------------------------------------------------------------------- rates over signal days
+
+
+def _interval(low, high, digits: int = 0, sign: bool = False) -> str:
+    return f"[{_pct(low, digits, sign)}, {_pct(high, digits, sign)}]"
+
+
+def _signal_sample(result, evidence) -> str:
+    """The first and the last signal day (not the data's range)."""
+    panel = result.panel
+    name = panel.symbols[0] if panel.n_symbols == 1 else "universe"
+    if evidence.first is None:
+        return f"{name}: no signal"
+    return f"{name} {_day(panel.ts[evidence.first])} → {_day(panel.ts[evidence.last])}"
+
+
+def _judge(evidence, s: Settings, *, claimed, sell, stance):
+    if claimed is not None:
+        return rate_verdict(evidence, claimed, sell, s.rate_tolerance, s.min_episodes)
+    return stance_verdict(evidence, stance, s.stance_tolerance, s.min_episodes)
+
+
+def _fragile(label: str, evidence, verdict: str) -> str:
+    return f"{label}: {verdict if evidence.signals else 'no signal'}"
+
+
+def _alternative_horizons(horizon: int) -> tuple[int, ...]:
+    others = tuple(h for h in FRAGILITY_HORIZONS if h != horizon)
+    return others if len(others) == 2 else (others[0], others[-1])
+
+
+def rate_finding(lab: Lab, file: str, signal: str, horizon: int, *, definition: str,
+                 stated: str, kind: str = "positive", move: float | None = None,
+                 claimed: float | None = None, sell: bool = False, stance: int = 1,
+                 periods=(), since=None, options: Mapping | None = None) -> Finding:
+    """A claim measured as a rate over signal days, with its evidence and fragility.
+
+    The rate, base rate and difference with their intervals come from
+    :meth:`Lab.evidence`; the verdict from
+    :func:`~engine.research.claims.model.rate_verdict` (a stated ``claimed`` rate;
+    ``sell`` for a sell claim) or
+    :func:`~engine.research.claims.model.stance_verdict` (``stance``). The
+    ``fragility`` column repeats the verdict at the other horizons of
+    :data:`FRAGILITY_HORIZONS` and on each sub-period of ``periods`` ((label,
+    first day, last day), from :data:`~engine.research.claims.model.DATA_PERIODS`).
+    """
+    s = lab.settings
+    options = dict(options or {})
+    result = lab.run(file, **options)
+    what = {"positive": "> 0", "fell": "fell", "rose": "rose"}[kind]
+    ev = lab.evidence(file, signal, horizon, kind, move, since=since, **options)
+    verdict, rule = _judge(ev, s, claimed=claimed, sell=sell, stance=stance)
+    fragile = []
+    for h in _alternative_horizons(horizon):
+        other = lab.evidence(file, signal, h, kind, move, since=since, **options)
+        fragile.append(_fragile(f"{h}d", other, _judge(other, s, claimed=claimed, sell=sell,
+                                                        stance=stance)[0]))
+    for label, first, last in periods:
+        part = lab.evidence(file, signal, horizon, kind, move, since=first or since,
+                            until=last, **options)
+        fragile.append(_fragile(label, part, _judge(part, s, claimed=claimed, sell=sell,
+                                                    stance=stance)[0]))
+    if ev.signals:
+        measured = (f"{_pct(ev.rate)} {what} {_interval(ev.rate_low, ev.rate_high)} vs base "
+                    f"{_pct(ev.base)}; difference {_pct(ev.difference, 1, True)} "
+                    f"{_interval(ev.difference_low, ev.difference_high, 1, True)}, "
+                    f"{ev.episodes} episodes")
+    else:
+        measured = "no signal"
+    evidence = {k: v for k, v in ev.to_dict().items()
+                if k in ("episodes", "non_overlapping", "rate", "rate_low", "rate_high", "base",
+                         "base_low", "base_high", "difference", "difference_low",
+                         "difference_high", "p_value")}
+    return Finding(definition, _signal_sample(result, ev), ev.signals, stated, measured,
+                   verdict, rule, claimed, ev.rate, ev.base, **evidence,
+                   fragility=" · ".join(fragile))
+
+
 # --------------------------------------------------------------------------- A1: fear bands
 
 
@@ -173,41 +339,17 @@ def measure_fg_band(lab: Lab, *, label: str, sell: bool, stated: str) -> Finding
     stated : str
         The claim's wording of the figure, shown in the table.
     """
-    s = lab.settings
-    h = s.horizon
-    table = lab.events("fear_contrarian.py", (h,))
+    from engine.analysis.event_study import strategy_hooks
+
+    h = lab.settings.horizon
     result = lab.run("fear_contrarian.py")
-    row, base = event_row(table, f"label:{label}", h), event_row(table, "all_bars", h)
+    claimed = strategy_hooks(result)["claims"].get(label)
     definition = (f"every bar with Fear & Greed in the band (fear_contrarian.py, "
                   f"{_params_text(result, ['fg_lag', 'feed_max_age'])}); success = S&P 500 "
                   f"forward return > 0 over {h} bars from the signal close")
-    if row is None or not row["count"]:
-        return Finding(definition, _sample(result), 0, stated, "no bar in the band", FAILS,
-                       "the band never occurs in the data")
-    claimed, measured = row["claimed_rate"], row["share_positive"]
-    if sell:
-        ok = measured <= claimed + s.rate_tolerance
-        rule = (f"sell claim: holds if at most {_pct(claimed, 0)} of forward returns are > 0 "
-                f"(+{_points(s.rate_tolerance)} tolerance)")
-    else:
-        ok = measured >= claimed - s.rate_tolerance
-        rule = (f"holds if the share > 0 is at least {_pct(claimed, 0)} "
-                f"(−{_points(s.rate_tolerance)} tolerance)")
-    return Finding(
-        definition, _sample(result), row["count"], stated,
-        f"{_pct(measured)} > 0 (base rate {_pct(base['share_positive'])}; mean "
-        f"{_pct(row['mean_return'], 2, True)})",
-        HOLDS if ok else FAILS, rule, claimed, measured, base["share_positive"])
-
-
-def _stance_verdict(measured: float, base: float, stance: int, tolerance: float):
-    if stance > 0:
-        return measured > base, "buy stance: holds if the band's share > 0 beats the base rate"
-    if stance < 0:
-        return measured < base, ("sell/cautious stance: holds if the band's share > 0 is "
-                                 "below the base rate")
-    return abs(measured - base) <= tolerance, (f"no edge claimed: holds if within "
-                                               f"{_points(tolerance)} of the base rate")
+    return rate_finding(lab, "fear_contrarian.py", f"label:{label}", h, definition=definition,
+                        stated=stated, claimed=claimed, sell=sell,
+                        periods=DATA_PERIODS["fear_greed"])
 
 
 def measure_vix_band(lab: Lab, *, label: str, stance: int, stated: str) -> Finding:
@@ -231,24 +373,13 @@ def measure_vix_band(lab: Lab, *, label: str, stance: int, stated: str) -> Findi
     stated : str
         The stance as the notes word it.
     """
-    s = lab.settings
-    h = s.horizon
-    options = {"signal": "vix", "start": VIX_START}
-    table = lab.events("fear_contrarian.py", (h,), **options)
-    result = lab.run("fear_contrarian.py", **options)
-    row, base = event_row(table, f"label:{label}", h), event_row(table, "all_bars", h)
+    h = lab.settings.horizon
     definition = (f"every bar with the VIX close in the band (fear_contrarian.py, "
-                  f"signal=vix); S&P 500 forward return > 0 over {h} bars vs every bar")
-    if row is None or not row["count"]:
-        return Finding(definition, _sample(result), 0, stated, "no bar in the band", FAILS,
-                       "the band never occurs in the data")
-    measured = row["share_positive"]
-    ok, rule = _stance_verdict(measured, base["share_positive"], stance, s.stance_tolerance)
-    return Finding(
-        definition, _sample(result), row["count"], stated,
-        f"{_pct(measured)} > 0 vs base {_pct(base['share_positive'])}; mean "
-        f"{_pct(row['mean_return'], 2, True)} vs {_pct(base['mean_return'], 2, True)}",
-        HOLDS if ok else FAILS, rule, None, measured, base["share_positive"])
+                  f"signal=vix); S&P 500 forward return > 0 over {h} bars vs every bar from "
+                  f"the first to the last signal")
+    return rate_finding(lab, "fear_contrarian.py", f"label:{label}", h, definition=definition,
+                        stated=stated, stance=stance, periods=DATA_PERIODS["vix"],
+                        options={"signal": "vix", "start": VIX_START})
 
 
 def measure_vix_examples(lab: Lab, *, examples: tuple) -> Finding:
@@ -352,23 +483,15 @@ def measure_squeeze(lab: Lab, *, rise: float) -> Finding:
         The size of a squeeze, as a fraction (0.20 = +20%).
     """
     h = lab.settings.horizon
-    table = lab.events("short_squeeze.py", (h,), move_threshold=rise)
     result = lab.run("short_squeeze.py")
-    row, base = event_row(table, "label:> 10", h), event_row(table, "all_bars", h)
+    max_age = result.panel.meta["feeds"]["short_interest"]["max_age"]
     definition = (f"every stock-day with days-to-cover > 10 (short_squeeze.py, "
-                  f"{_params_text(result, ['adv_window', 'si_lag_days'])}); a squeeze = a "
-                  f"close ≥ +{rise:.0%} above the signal close within {h} bars")
-    if row is None or not row["count"]:
-        return Finding(definition, _sample(result), 0, "precursor", "no such stock-day",
-                       FAILS, "no stock-day with days-to-cover > 10")
-    measured = row["share_rose"]
-    return Finding(
-        definition, _sample(result), row["count"], "a short-squeeze precursor",
-        f"{_pct(measured)} squeezed vs {_pct(base['share_rose'])} of all stock-days; "
-        f"share > 0 {_pct(row['share_positive'])} vs {_pct(base['share_positive'])}",
-        HOLDS if measured > base["share_rose"] else FAILS,
-        "holds if squeezes follow more often than after any stock-day", None, measured,
-        base["share_rose"])
+                  f"{_params_text(result, ['adv_window', 'si_lag_days'])}; short interest "
+                  f"expires {max_age} after settlement: the publication gap + delay + a week); "
+                  f"a squeeze = a close ≥ +{rise:.0%} above the signal close within {h} bars; "
+                  f"base = every stock-day from the first to the last signal")
+    return rate_finding(lab, "short_squeeze.py", "label:> 10", h, definition=definition,
+                        stated="a short-squeeze precursor", kind="rose", move=rise)
 
 
 # --------------------------------------------------------------------------- A3
@@ -597,9 +720,8 @@ def measure_trend_streak(lab: Lab, *, since: str, cases: str) -> Finding:
         raise ParameterError(f"cases must be 'episodes' or 'bars'; got {cases!r}")
     result = lab.run("trend_streak.py")
     h = result.params["hold"]
-    table = lab.events("trend_streak.py", (h,), signals_from=since)
     signal = "entry_episode" if cases == "episodes" else "entry_condition"
-    row = event_row(table, signal, h)
+    ev = lab.evidence("trend_streak.py", signal, h, since=since)
     # the cases that were not up, for the table (the same condition and forward returns)
     condition = strategy_hooks(result)["condition"][:, 0]
     marks = episodes(condition) if cases == "episodes" else condition
@@ -608,18 +730,30 @@ def measure_trend_streak(lab: Lab, *, since: str, cases: str) -> Finding:
     down = np.flatnonzero(counted & (forward <= 0))
     misses = ", ".join(f"{_day(result.panel.ts[i])} {_pct(forward[i], 1, True)}"
                        for i in down[:5])
-    count = row["count"] if row else 0
-    share = row["share_positive"] if row and count else math.nan
-    ok = count > 0 and share == 1.0
+    count = ev.signals
+    share = ev.rate if count else math.nan
+
+    def every_case(found) -> str:
+        # One counterexample refutes "every case"; no case leaves it open.
+        return INCONCLUSIVE if not found.signals else HOLDS if found.rate == 1.0 else FAILS
+
+    fragility = " · ".join(
+        _fragile(f"{other}d", found, every_case(found)) for other in _alternative_horizons(h)
+        for found in [lab.evidence("trend_streak.py", signal, other, since=since)])
+    evidence = {k: v for k, v in ev.to_dict().items()
+                if k in ("episodes", "non_overlapping", "rate", "rate_low", "rate_high", "base",
+                         "base_low", "base_high", "difference", "difference_low",
+                         "difference_high", "p_value")}
     return Finding(
         f"{'first bar of each streak' if cases == 'episodes' else 'every bar'} with more "
         f"than {result.params['min_streak']} consecutive closes above the "
         f"{result.params['window']}-day average; up = forward return > 0 over {h} bars "
-        f"(trend_streak.py)", _sample(result, since), count,
+        f"(trend_streak.py)", _signal_sample(result, ev), count,
         "up in every case (100%)",
-        f"{round(share * count) if count else 0} of {count} up ({_pct(share)})"
-        + (f"; down: {misses}" if misses else ""),
-        HOLDS if ok else FAILS, "'every case' holds only at 100%", 1.0, share)
+        f"{round(share * count) if count else 0} of {count} up ({_pct(share)}) vs base "
+        f"{_pct(ev.base)}" + (f"; down: {misses}" if misses else ""),
+        every_case(ev), "'every case' holds only at 100%: one counterexample refutes it",
+        1.0, share, ev.base, **evidence, fragility=fragility)
 
 
 def _calendar(lab: Lab, years: int):
@@ -767,25 +901,14 @@ def measure_credit_warning(lab: Lab, *, horizon: int, fall: float) -> Finding:
     fall : float
         The fall that counts, a fraction (0.10).
     """
-    table = lab.events("credit_spread.py", (horizon,), move_threshold=fall)
     result = lab.run("credit_spread.py")
-    row, base = event_row(table, "entry_episode", horizon), event_row(table, "all_bars",
-                                                                      horizon)
     names = ["tight_level", "widening", "window"]
     definition = (f"first bar of each warning ({_params_text(result, names)}; "
                   f"credit_spread.py); a fall = an S&P 500 close ≥ {fall:.0%} under the "
                   f"signal close within {horizon} bars")
-    if row is None or not row["count"]:
-        return Finding(definition, _sample(result), 0, "warns", "no warning", FAILS,
-                       "no warning in the data")
-    measured = row["share_fell"]
-    return Finding(
-        definition, _sample(result), row["count"], "equities fall after the warning",
-        f"{_pct(measured)} fell vs {_pct(base['share_fell'])} of all bars; share > 0 "
-        f"{_pct(row['share_positive'])} vs {_pct(base['share_positive'])}",
-        HOLDS if measured > base["share_fell"] else FAILS,
-        "holds if falls follow warnings more often than any bar", None, measured,
-        base["share_fell"])
+    return rate_finding(lab, "credit_spread.py", "entry_episode", horizon,
+                        definition=definition, stated="equities fall after the warning",
+                        kind="fell", move=fall)
 
 
 # --------------------------------------------------------------------------- B6
@@ -842,22 +965,12 @@ def measure_btc_reclaim(lab: Lab) -> Finding:
     ``Settings.crypto_horizon``.
     """
     h = lab.settings.crypto_horizon
-    table = lab.events("level_reclaim.py", (h,))
     result = lab.run("level_reclaim.py")
-    row, base = event_row(table, "entry_episode", h), event_row(table, "all_bars", h)
     names = ["level_low", "level_high", "lookback"]
     definition = (f"first bar of each reclaim ({_params_text(result, names)}; "
                   f"level_reclaim.py); BTC forward return > 0 over {h} bars vs every bar")
-    if row is None or not row["count"]:
-        return Finding(definition, _sample(result), 0, "bullish", "no reclaim", FAILS, "")
-    measured = row["share_positive"]
-    ok, rule = _stance_verdict(measured, base["share_positive"], 1, 0.0)
-    return Finding(
-        definition, _sample(result), row["count"], "a reclaim is bullish",
-        f"{_pct(measured)} > 0 vs base {_pct(base['share_positive'])}; mean "
-        f"{_pct(row['mean_return'], 2, True)} vs {_pct(base['mean_return'], 2, True)}",
-        HOLDS if ok else FAILS, rule.replace("band's", "reclaim's"), None, measured,
-        base["share_positive"])
+    return rate_finding(lab, "level_reclaim.py", "entry_episode", h, definition=definition,
+                        stated="a reclaim is bullish", stance=1)
 
 
 # --------------------------------------------------------------------------- B8
@@ -881,27 +994,14 @@ def measure_skew_vix(lab: Lab, *, horizon: int, fall: float) -> Finding:
     fall : float
         The fall that counts (0.10: the notes' flash crash).
     """
-    from engine.analysis.event_study import episodes, strategy_hooks
-
-    table = lab.events("skew_vix.py", (horizon,), move_threshold=fall)
     result = lab.run("skew_vix.py")
-    row, base = event_row(table, "entry_condition", horizon), event_row(table, "all_bars",
-                                                                        horizon)
-    runs = int(episodes(strategy_hooks(result)["condition"]).sum())
     definition = (f"every bar with {_params_text(result, ['vix_max', 'skew_min'])} "
-                  f"(skew_vix.py; {runs} separate runs); a crash = an S&P 500 close "
-                  f"≥ {fall:.0%} under the signal close within {horizon} bars; the S&P 500 "
-                  f"stands in for the Nasdaq (no Nasdaq data)")
-    if row is None or not row["count"]:
-        return Finding(definition, _sample(result), 0, "precursor", "no signal", FAILS, "")
-    measured = row["share_fell"]
-    return Finding(
-        definition, _sample(result), row["count"], "a crash precursor",
-        f"{_pct(measured)} fell vs {_pct(base['share_fell'])} of all bars; share > 0 "
-        f"{_pct(row['share_positive'])} vs {_pct(base['share_positive'])}",
-        HOLDS if measured > base["share_fell"] else FAILS,
-        "holds if falls follow the signal more often than any bar", None, measured,
-        base["share_fell"])
+                  f"(skew_vix.py); a crash = an S&P 500 close ≥ {fall:.0%} under the signal "
+                  f"close within {horizon} bars; the S&P 500 stands in for the Nasdaq (no "
+                  f"Nasdaq data)")
+    return rate_finding(lab, "skew_vix.py", "entry_condition", horizon, definition=definition,
+                        stated="a crash precursor", kind="fell", move=fall,
+                        periods=DATA_PERIODS["vix"])
 
 
 def measure_targets_arithmetic(lab: Lab, *, high: float, low: float, targets: tuple,

@@ -68,8 +68,8 @@ from engine.errors import ParameterError
 if TYPE_CHECKING:
     from engine.research.claims.measure import Lab
 
-HOLDS, FAILS, UNTESTABLE = "holds", "does not hold", "cannot be tested"
-VERDICTS = (HOLDS, FAILS, UNTESTABLE)
+HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE = "holds", "fails", "inconclusive", "cannot be tested"
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE)
 
 #: Where the strategy plugins live (the repository's ``strategies/`` folder).
 STRATEGIES = Path(__file__).resolve().parents[3] / "strategies"
@@ -80,9 +80,23 @@ NOTE_DATES = ("2025-11-21", "2024-11-21")
 #: First day of the VIX history (and of SKEW): VIX claims run from here.
 VIX_START = "1990-01-02"
 
+#: The evidence of a claim measured as a rate over signal days (None for the others).
+EVIDENCE_COLUMNS = ("episodes", "non_overlapping", "rate", "rate_low", "rate_high", "base",
+                    "base_low", "base_high", "difference", "difference_low",
+                    "difference_high", "p_value", "q_value")
+
 CLAIM_COLUMNS = ("id", "claim", "source", "strategy", "definition", "sample", "cases",
                  "claimed", "measured", "verdict", "why", "claimed_value", "measured_value",
-                 "base_value")
+                 "base_value", *EVIDENCE_COLUMNS, "fragility")
+
+#: Sub-periods where a feed changes character: (feed field, label, first day, last day).
+#: Fear & Greed up to 2021-01-29 is a third-party reconstruction (integers, ratings
+#: back-filled), CNN's own values from 2021-02-01 (datasets/README.md); the VIX before
+#: 2003-09-22 is CBOE's back-calculation of the index it introduced that day.
+DATA_PERIODS = {
+    "fear_greed": (("pre-2021", None, "2021-01-29"), ("2021+", "2021-02-01", None)),
+    "vix": (("pre-2003", None, "2003-09-19"), ("2003+", "2003-09-22", None)),
+}
 
 
 # --------------------------------------------------------------------------- settings
@@ -111,6 +125,14 @@ class Settings:
         A quoted percentage move ("about 21%") holds within this (0.01 = 1 point).
     reading_tolerance : float
         A Fear & Greed reading holds within this many index points (5).
+    level : float
+        Coverage of the intervals (0.95).
+    reps : int
+        Bootstrap resamples per interval (1000).
+    min_episodes : int
+        A rate over fewer independent episodes than this is inconclusive (5).
+    seed : int
+        Seed of every bootstrap: reruns give the same table.
     """
 
     horizon: int = 21
@@ -121,6 +143,10 @@ class Settings:
     average_tolerance: float = 0.0025
     move_tolerance: float = 0.01
     reading_tolerance: float = 5.0
+    level: float = 0.95
+    reps: int = 1000
+    min_episodes: int = 5
+    seed: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -134,6 +160,12 @@ class Settings:
             if int(value) != value or value < 1:
                 raise ParameterError(f"claims setting {name} must be a whole number of bars "
                                      f">= 1; got {value!r}")
+        if not 0 < self.level < 1:
+            raise ParameterError(f"claims setting level must be a probability between 0 and "
+                                 f"1, e.g. 0.95; got {self.level!r}")
+        if int(self.reps) != self.reps or self.reps < 100:
+            raise ParameterError(f"claims setting reps must be a whole number of bootstrap "
+                                 f"resamples >= 100; got {self.reps!r}")
 
 
 @dataclass
@@ -150,6 +182,20 @@ class Finding:
     claimed_value: float | None = None
     measured_value: float | None = None
     base_value: float | None = None
+    episodes: int | None = None
+    non_overlapping: int | None = None
+    rate: float | None = None
+    rate_low: float | None = None
+    rate_high: float | None = None
+    base: float | None = None
+    base_low: float | None = None
+    base_high: float | None = None
+    difference: float | None = None
+    difference_low: float | None = None
+    difference_high: float | None = None
+    p_value: float | None = None
+    q_value: float | None = None
+    fragility: str = ""
 
 
 @dataclass(frozen=True)
@@ -198,6 +244,95 @@ def _points(fraction: float) -> str:
     return f"{fraction * 100:g} pt"
 
 
+# --------------------------------------------------------------------------- verdict rules
+
+
+def _few(evidence, min_episodes: int):
+    """The inconclusive verdict of a rate with too little evidence, or None."""
+    if evidence.signals == 0:
+        return INCONCLUSIVE, "no signal day with a full forward window"
+    if evidence.episodes < min_episodes or not math.isfinite(evidence.rate_high):
+        return INCONCLUSIVE, (f"{evidence.episodes} independent episode"
+                              f"{'s' if evidence.episodes != 1 else ''} (< {min_episodes}): "
+                              f"too few to judge")
+    return None
+
+
+def rate_verdict(evidence, claimed: float, sell: bool, tolerance: float,
+                 min_episodes: int) -> tuple[str, str]:
+    """The verdict on a stated success rate, from the rate's interval.
+
+    A buy claim ("85% success") states a share of forward returns ``> 0`` of at
+    least ``claimed``: it *holds* when the interval's upper end reaches
+    ``claimed - tolerance`` (the interval contains the stated rate within the
+    tolerance, or lies above it) and *fails* when the whole interval is below
+    that. A sell claim ("70% success" of taking profit) states that at most
+    ``claimed`` of forward returns are ``> 0`` (``claimed`` here is already
+    ``1 - 0.70``): it holds when the interval's lower end is at most ``claimed +
+    tolerance`` and fails when the whole interval is above. With no signal or
+    fewer than ``min_episodes`` independent episodes the verdict is
+    *inconclusive*.
+
+    Returns
+    -------
+    (verdict, rule)
+    """
+    few = _few(evidence, min_episodes)
+    if few:
+        return few
+    if sell:
+        ok = evidence.rate_low <= claimed + tolerance
+        return (HOLDS if ok else FAILS,
+                f"sell claim: holds if the interval reaches down to {claimed:.0%} of rises "
+                f"(+{_points(tolerance)}); fails if it lies above")
+    ok = evidence.rate_high >= claimed - tolerance
+    return (HOLDS if ok else FAILS,
+            f"holds if the interval reaches {claimed:.0%} (−{_points(tolerance)}); fails if "
+            f"it lies below")
+
+
+def stance_verdict(evidence, stance: int, tolerance: float, min_episodes: int
+                   ) -> tuple[str, str]:
+    """The verdict on a stance, from the interval of the difference to the base rate.
+
+    ``stance=1`` (buy, or a precursor of the move measured): *holds* when the
+    difference's interval lies above 0 (the rate significantly above the base
+    rate), *fails* when it lies below 0, *inconclusive* otherwise.
+    ``stance=-1`` (sell, cautious): the mirror. ``stance=0`` ("wait and see": no
+    edge): holds when the interval lies within ``±tolerance``, fails when it lies
+    wholly outside it, inconclusive otherwise. Too few episodes: inconclusive.
+    """
+    few = _few(evidence, min_episodes)
+    if few:
+        return few
+    low, high = evidence.difference_low, evidence.difference_high
+    if stance > 0:
+        verdict = HOLDS if low > 0 else FAILS if high < 0 else INCONCLUSIVE
+        return verdict, "holds if significantly above the base rate (interval of the " \
+                        "difference > 0), fails if significantly below"
+    if stance < 0:
+        verdict = HOLDS if high < 0 else FAILS if low > 0 else INCONCLUSIVE
+        return verdict, "holds if significantly below the base rate (interval of the " \
+                        "difference < 0), fails if significantly above"
+    verdict = (HOLDS if -tolerance <= low and high <= tolerance
+               else FAILS if low > tolerance or high < -tolerance else INCONCLUSIVE)
+    return verdict, (f"no edge claimed: holds if the difference's interval is within "
+                     f"±{_points(tolerance)}, fails if wholly outside")
+
+
+def multiple_testing(table: pl.DataFrame, alpha: float = 0.05) -> str:
+    """One line on multiple testing: how many of the claims' p-values would fall under
+    ``alpha`` by chance, and how many q-values (Benjamini–Hochberg) do."""
+    p = table["p_value"].drop_nulls()
+    if p.len() == 0:
+        return "no claim carries a p-value"
+    q = table["q_value"].drop_nulls()
+    return (f"multiple testing: {p.len()} claims tested against their base rate, so about "
+            f"{alpha * p.len():.1f} would look significant at {alpha:.0%} by chance alone; "
+            f"{int((p <= alpha).sum())} have p ≤ {alpha:g}, {int((q <= alpha).sum())} keep "
+            f"q ≤ {alpha:g} (Benjamini–Hochberg false discovery rate)")
+
+
 def settings_text(settings: Settings) -> str:
     """The settings as one line, for tables and files."""
     return ("success = forward return > 0 over "
@@ -206,14 +341,17 @@ def settings_text(settings: Settings) -> str:
             f"{_points(settings.stance_tolerance)}, levels ±{settings.level_tolerance:.0%}, "
             f"average returns ±{_points(settings.average_tolerance)}, moves ±"
             f"{_points(settings.move_tolerance)}, index readings ±"
-            f"{settings.reading_tolerance:g} points")
+            f"{settings.reading_tolerance:g} points; {settings.level:.0%} intervals from a "
+            f"seeded stationary block bootstrap ({settings.reps} resamples); fewer than "
+            f"{settings.min_episodes} episodes: inconclusive")
 
 
 def summary(table: pl.DataFrame) -> str:
-    """``"N claims: a hold, b do not hold, c cannot be tested"``."""
+    """``"N claims: a hold, b fail, c inconclusive, d cannot be tested"``."""
     counts = {v: int((table["verdict"] == v).sum()) for v in VERDICTS}
-    return (f"{table.height} claims: {counts[HOLDS]} hold, {counts[FAILS]} do not hold, "
-            f"{counts[UNTESTABLE]} cannot be tested with the bundled data")
+    return (f"{table.height} claims: {counts[HOLDS]} hold, {counts[FAILS]} fail, "
+            f"{counts[INCONCLUSIVE]} inconclusive, {counts[UNTESTABLE]} cannot be tested "
+            f"with the bundled data")
 
 
 def settings_dict(settings: Settings) -> dict:

@@ -18,7 +18,14 @@ import polars as pl
 from engine.errors import ParameterError
 from engine.research.claims import measure as m
 from engine.research.claims.measure import Lab
-from engine.research.claims.model import CLAIM_COLUMNS, NOTE_DATES, VERDICTS, Claim, Settings
+from engine.research.claims.model import (
+    CLAIM_COLUMNS,
+    EVIDENCE_COLUMNS,
+    NOTE_DATES,
+    VERDICTS,
+    Claim,
+    Settings,
+)
 
 # --------------------------------------------------------------------------- the registry
 
@@ -193,7 +200,9 @@ def measure_all(settings: Settings | None = None, claims=None, lab: Lab | None =
     Returns
     -------
     polars.DataFrame
-        Columns :data:`CLAIM_COLUMNS`, one row per claim.
+        Columns :data:`CLAIM_COLUMNS`, one row per claim. ``q_value`` is the
+        Benjamini–Hochberg q-value of the claim's ``p_value`` (the difference to its
+        base rate) across every claim that has one.
     """
     lab = lab or Lab(settings)
     claims = tuple(claims or CLAIMS)
@@ -208,12 +217,21 @@ def measure_all(settings: Settings | None = None, claims=None, lab: Lab | None =
         record = asdict(found)
         rows.append({"id": c.id, "claim": c.claim, "source": c.source,
                      "strategy": _strategy_cell(c), **record})
+    from engine.analysis.stats import benjamini_hochberg
+
+    p_values = [np.nan if r["p_value"] is None else r["p_value"] for r in rows]
+    for row, q in zip(rows, benjamini_hochberg(p_values), strict=True):
+        row["q_value"] = None if np.isnan(q) else float(q)
     schema = {"id": pl.String, "claim": pl.String, "source": pl.String, "strategy": pl.String,
               "definition": pl.String, "sample": pl.String, "cases": pl.Int64,
               "claimed": pl.String, "measured": pl.String, "verdict": pl.String,
               "why": pl.String, "claimed_value": pl.Float64, "measured_value": pl.Float64,
-              "base_value": pl.Float64}
-    return pl.DataFrame(_clean(rows), schema=schema, orient="row").select(CLAIM_COLUMNS)
+              "base_value": pl.Float64,
+              **{name: pl.Int64 if name in ("episodes", "non_overlapping") else pl.Float64
+                 for name in EVIDENCE_COLUMNS},
+              "fragility": pl.String}
+    return pl.DataFrame(_clean([{k: row[k] for k in schema} for row in rows]), schema=schema,
+                        orient="row").select(CLAIM_COLUMNS)
 
 
 def _clean(rows):

@@ -220,20 +220,24 @@ def write_compare(table: pl.DataFrame, results, names, out, meta: str = "") -> P
 
 
 #: The claims table's columns shown in the HTML page, in order (the CSV has them all).
-CLAIM_HTML_COLUMNS = ("id", "claim", "source", "strategy", "definition", "sample", "cases",
-                      "claimed", "measured", "verdict", "why")
+CLAIM_HTML_COLUMNS = ("id", "claim", "source", "definition", "sample", "signal days",
+                      "episodes", "claimed", "rate [95%]", "base [95%]", "difference [95%]",
+                      "p", "q", "verdict", "fragility", "measured", "why")
 
 
 def render_claims_html(table: pl.DataFrame, meta: str) -> str:
     """The page of ``python -m engine claims``: every claim of the rule book, measured.
 
-    ``table`` is :func:`engine.research.claims.registry.measure_all`'s frame; ``meta`` a line under
-    the title (the summary and the settings). Self-contained like ``report.html``.
+    ``table`` is :func:`engine.report.claims.display_frame` of
+    :func:`engine.research.claims.registry.measure_all`'s frame; ``meta`` a line under
+    the title (the summary, multiple testing and the settings). Self-contained like
+    ``report.html``.
     """
     shown = [c for c in CLAIM_HTML_COLUMNS if c in table.columns]
-    caption = ("Each claim measured by running the strategy named (event studies, the "
-               "calendar-month table, trades or the run's data at a date). Verdict rules and "
-               "definitions: engine/claims.py.")
+    caption = ("Each claim measured by running the strategy named. Rates over signal days: "
+               "95% intervals from a seeded stationary block bootstrap; the base rate is "
+               "over every bar from the first to the last signal; q = Benjamini–Hochberg. "
+               "Verdict rules and definitions: engine/research/claims/.")
     sections = [f'<section id="claims">\n<h2>Claims</h2>\n'
                 f'{html_table(table.select(shown), caption, "claims")}\n</section>']
     return _page("Claims of the source notes, measured on the bundled data", meta, sections)

@@ -109,6 +109,51 @@ def test_max_age_expires_stale_values():
     np.testing.assert_array_equal(in_time, [np.nan, 5, 5, 5, 5] + [np.nan] * 5)
 
 
+def test_auto_max_age_is_the_publication_gap_plus_the_delay_plus_a_week():
+    # A semi-monthly feed per symbol: settled on the 1st and the 15th, seen 3 days later,
+    # then no publication after 2024-02-15 (the feed stops).
+    days = pd.date_range("2024-01-01", "2024-04-30", freq="D")
+    settled = pd.to_datetime(["2024-01-01", "2024-01-15", "2024-02-01", "2024-02-15"])
+    short = pd.DataFrame({"symbol": "X", "settlement_date": settled,
+                          "first_seen": settled + pd.Timedelta(days=3),
+                          "shares_sold_short": [1.0, 2.0, 3.0, 4.0]})
+    # gaps 14, 17, 14 days (median 14) + delay 3 + a week = 24 days
+    from engine.data.feeds import publication_max_age
+
+    on = settled.values.astype("datetime64[ns]").view(np.int64)
+    assert publication_max_age(on, on + 3 * 86_400 * 10**9) == 24
+    assert publication_max_age(on) == 21
+    panel = join_feeds(bars(days), {"si": Feed(short, columns=["shares_sold_short"],
+                                               on="settlement_date", available_at="first_seen",
+                                               by_symbol=True, max_age="auto")})
+    assert panel.meta["feeds"]["si"]["max_age"] == "24D"
+    out = pd.Series(column(panel, "shares_sold_short"), index=days)
+    # each value from its first_seen day; the last one (settled 02-15) expires after
+    # 24 days: seen up to 2024-03-10, missing from 2024-03-11 on (no signal on stale data)
+    assert np.isnan(out["2024-01-03"]) and out["2024-01-04"] == 1.0
+    assert out["2024-02-18"] == 4.0 and out["2024-03-10"] == 4.0
+    assert out["2024-03-11":].isna().all()
+    # without max_age the stale value would be carried to the end
+    forever = join_feeds(bars(days), {"si": Feed(short, columns=["shares_sold_short"],
+                                                 on="settlement_date", by_symbol=True,
+                                                 available_at="first_seen")})
+    assert column(forever, "shares_sold_short")[-1] == 4.0
+    # one publication date is no schedule: a clear error naming the feed
+    with pytest.raises(DataError, match="feed 'si'.*at least two distinct publication"):
+        join_feeds(bars(days), {"si": Feed(short.head(1), columns=["shares_sold_short"],
+                                           on="settlement_date", by_symbol=True,
+                                           max_age="auto")})
+
+
+def test_the_short_squeeze_strategy_expires_short_interest_after_35_days():
+    import warnings as w
+
+    with w.catch_warnings():
+        w.simplefilter("ignore")
+        result = engine.run(ROOT / "strategies" / "short_squeeze.py", end="2021-01-10")
+    assert result.panel.meta["feeds"]["short_interest"]["max_age"] == "35D"
+
+
 def test_random_feeds_match_a_brute_force_point_in_time_reference():
     rng = np.random.default_rng(7)
     days = pd.bdate_range("2024-01-01", periods=60)

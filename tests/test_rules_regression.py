@@ -34,9 +34,12 @@ CASES = {
          ("SPX", "2011-08-09", 1120.23, "2011-11-03", "time"),  # the top-up: a lot of its own
          ("SPX", "2011-11-04", 1260.8199, "2012-01-20", "vix_calm")],
     ),
+    # short interest expires 35 days after settlement (max_age="auto"): no entry on the
+    # stale figures of July-September 2021, so 94 trades and none open (105 + 10 open
+    # when the last figures of 2021-06-30 were carried to the end; si_max_age_days=100000)
     "short_squeeze": (
-        "short_squeeze.py", {}, (105, 10),
-        {"dtc_fell": 1, "time": 70, "trailing_stop": 34, None: 10}, 0.025119,
+        "short_squeeze.py", {}, (94, 0),
+        {"dtc_fell": 1, "time": 64, "trailing_stop": 29}, 0.060486,
         [("ATLC", "2020-12-22", 27.469999, "2020-12-28", "trailing_stop"),
          ("PRLB", "2020-12-22", 165.0, "2020-12-30", "trailing_stop"),
          ("SSTI", "2020-12-22", 39.130001, "2021-01-22", "time")],

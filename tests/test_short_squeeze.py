@@ -44,11 +44,12 @@ def short_interest(rows):
     })
 
 
-def fed(rows):
-    """ShortSqueeze reading a hand-built short-interest feed (its own settings apply)."""
+def fed(rows, max_age="60D"):
+    """ShortSqueeze reading a hand-built short-interest feed (its own settings apply, but
+    max_age: one settlement date is no publication schedule for max_age="auto")."""
     base = ShortSqueeze.feeds["short_interest"]
     return type("HandFed", (ShortSqueeze,), {"feeds": {"short_interest": base.replace(
-        source=short_interest(rows))}})
+        source=short_interest(rows), max_age=max_age)}})
 
 
 def trades_by_symbol(result):
@@ -141,3 +142,23 @@ def test_parameters_are_checked():
         ShortSqueeze(dtc_exit=12)
     with pytest.raises(ParameterError, match="confirm.* must be one of"):
         ShortSqueeze(confirm="volume")
+
+
+def test_short_interest_expires_and_no_signal_fires_on_stale_figures():
+    rows = [("B", 0, "2024-01-02", 20_000), ("C", 0, "2024-01-02", 20_000),
+            ("C", 14, "2024-01-16", 20_000)]
+    strategy = fed(rows, max_age="auto")
+    # two settlements (days 0 and 14), seen a day later: auto = 14 + 1 + 7 = 22 days
+    result = engine.run(strategy, universe({"B": 10, "C": 10}), **QUIET)
+    assert result.panel.meta["feeds"]["short_interest"]["max_age"] == "22D"
+    condition = strategy(**QUIET).entry_condition(VectorData(result.panel))
+    # B's only figure (settled day 0) is stale after day 22; C's second lasts to day 36
+    assert np.flatnonzero(condition[:, 0]).tolist() == list(range(2, 23))
+    assert np.flatnonzero(condition[:, 1]).tolist() == list(range(2, N))
+    # si_max_age_days sets the age in days instead
+    short = engine.run(strategy, universe({"B": 10, "C": 10}), si_max_age_days=5, **QUIET)
+    assert short.panel.meta["feeds"]["short_interest"]["max_age"] == "5D"
+    assert np.isnan(short.panel.fields["shares_sold_short"][6:14, 1]).all()
+    # one settlement date is no schedule: the error names the feed and the fix
+    with pytest.raises(engine.errors.DataError, match="short_interest.*two distinct"):
+        engine.run(fed(rows[:1], max_age="auto"), universe({"B": 10}), **QUIET)

@@ -77,6 +77,10 @@ def display_frame(table: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={c: pl.String for c in DISPLAY_COLUMNS}, orient="row")
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _md(text) -> str:
     return "—" if text is None else str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -94,7 +98,7 @@ def to_markdown(table: pl.DataFrame, settings: Settings) -> str:
     lines = ["# Claims of the source notes, measured on the bundled data", "",
              f"{summary(table)}. Settings: {settings_text(settings)}. Definitions and "
              f"verdict rules: `engine/research/claims/`.", "",
-             f"{multiple_testing(table).capitalize()}.", "",
+             f"{_sentence(multiple_testing(table))}.", "",
              "| " + " | ".join(wide) + " |",
              "|" + "|".join("---:" if c in right else "---" for c in wide) + "|"]
     for r in shown.iter_rows(named=True):
@@ -123,7 +127,7 @@ def write_claims(table: pl.DataFrame, out, settings: Settings) -> Path:
     (path / "claims.md").write_text(to_markdown(table, settings), encoding="utf-8")
     (path / "claims.html").write_text(
         render_claims_html(display_frame(table),
-                           f"{summary(table)}. {multiple_testing(table).capitalize()}. "
+                           f"{summary(table)}. {_sentence(multiple_testing(table))}. "
                            f"{settings_text(settings)}."),
         encoding="utf-8")
     return path
@@ -148,7 +152,7 @@ def print_table(table: pl.DataFrame, settings: Settings, console=None) -> None:
 
     console = console or Console()
     grid = Table(title="Claims of the source notes, measured on the bundled data",
-                 caption=f"{summary(table)}. {multiple_testing(table).capitalize()}. "
+                 caption=f"{summary(table)}. {_sentence(multiple_testing(table))}. "
                          f"{settings_text(settings)}. Rates: 95% interval in brackets; Δ = "
                          f"rate − base rate, over the days from the first to the last "
                          f"signal. Definitions and rules: engine/research/claims/; --out "

@@ -326,9 +326,11 @@ def measure_fg_band(lab: Lab, *, label: str, sell: bool, stated: str) -> Finding
     consider taking profit, 70%; 75–100 extreme greed, aggressive sell, 80%."
 
     Measured on ``fear_contrarian.py`` (default run, S&P 500 from 2011 with the
-    Fear & Greed feed): the event study's ``label:<band>`` row at
-    ``Settings.horizon``; the claimed rate is that row's ``claimed_rate`` (the
-    strategy's ``claims``: a sell band's claim is stored as ``1 - claimed``).
+    Fear & Greed feed): the event study's ``label:<band>`` signal at
+    ``Settings.horizon``, through :func:`rate_finding` (rate, base rate over the
+    band's first → last signal, difference, intervals; fragility at 5/63 bars and
+    before/after 2021-01-29, where the reconstruction ends); the claimed rate is the
+    strategy's ``claims`` (a sell band's claim is stored as ``1 - claimed``).
 
     Parameters
     ----------
@@ -361,8 +363,9 @@ def measure_vix_band(lab: Lab, *, label: str, stance: int, stated: str) -> Findi
     buying; 2008, Mar 2020)."
 
     Measured on ``fear_contrarian.py`` with ``signal="vix"`` from the VIX's first
-    day (1990-01-02): the event study's ``label:<band>`` row against ``all_bars``
-    at ``Settings.horizon``. The lowest band also holds readings under 10.
+    day (1990-01-02): the event study's ``label:<band>`` signal against its base
+    rate at ``Settings.horizon`` (:func:`rate_finding`, a stance). The lowest band
+    also holds readings under 10.
 
     Parameters
     ----------
@@ -472,10 +475,13 @@ def measure_squeeze(lab: Lab, *, rise: float) -> Finding:
     precursor."
 
     Measured on ``short_squeeze.py`` (the 4,663-stock universe, short interest
-    point-in-time): the event study's ``label:> 10`` row (every stock-day with
-    days-to-cover > 10, no confirmation) against ``all_bars``: the share of
-    stock-days followed by a close ``rise`` or more above the signal close within
-    ``Settings.horizon`` bars (``share_rose``).
+    point-in-time, expiring ``max_age="auto"`` -- 35 days -- after settlement): the
+    event study's ``label:> 10`` signal (every stock-day with days-to-cover > 10, no
+    confirmation) as a precursor (:func:`rate_finding`): the share of stock-days
+    followed by a close ``rise`` or more above the signal close within
+    ``Settings.horizon`` bars (``share_rose``) against that share over every
+    stock-day from the first to the last signal (from 2020-12-21, when short interest
+    starts: like for like, not from the universe's 2020-08-03).
 
     Parameters
     ----------
@@ -890,9 +896,10 @@ def measure_credit_warning(lab: Lab, *, horizon: int, fall: float) -> Finding:
 
     Measured on ``credit_spread.py`` (its warning: a rise of ``widening`` from a
     low at or under ``tight_level`` within ``window`` bars): the event study's
-    ``entry_episode`` (the first bar of each warning) against ``all_bars``: the
-    share followed by an S&P 500 close ``fall`` or more under the signal close
-    within ``horizon`` bars (``share_fell``).
+    ``entry_episode`` (the first bar of each warning) as a precursor
+    (:func:`rate_finding`): the share followed by an S&P 500 close ``fall`` or more
+    under the signal close within ``horizon`` bars (``share_fell``) against its base
+    rate.
 
     Parameters
     ----------
@@ -961,8 +968,8 @@ def measure_btc_reclaim(lab: Lab) -> Finding:
 
     Read as a buy stance. Measured on ``level_reclaim.py`` (a reclaim: a close above
     ``level_high`` with a close under ``level_low`` in the previous ``lookback``
-    bars): the event study's ``entry_episode`` against ``all_bars`` at
-    ``Settings.crypto_horizon``.
+    bars): the event study's ``entry_episode`` against its base rate at
+    ``Settings.crypto_horizon`` (:func:`rate_finding`).
     """
     h = lab.settings.crypto_horizon
     result = lab.run("level_reclaim.py")
@@ -983,9 +990,10 @@ def measure_skew_vix(lab: Lab, *, horizon: int, fall: float) -> Finding:
     > 150) is a classic precursor; ... flash crash = > 10% fall within days".
 
     Measured on ``skew_vix.py``: the event study's ``entry_condition`` (every bar
-    with VIX ≤ ``vix_max`` and SKEW > ``skew_min``) against ``all_bars``: the share
-    followed by a close ``fall`` or more under the signal close within ``horizon``
-    bars. The bundle has no Nasdaq series: the S&P 500 stands in for it.
+    with VIX ≤ ``vix_max`` and SKEW > ``skew_min``) as a precursor
+    (:func:`rate_finding`): the share followed by a close ``fall`` or more under the
+    signal close within ``horizon`` bars against its base rate. The bundle has no
+    Nasdaq series: the S&P 500 stands in for it.
 
     Parameters
     ----------

@@ -14,30 +14,42 @@ cannot disagree. A claim about data the bundle does not have carries ``needs``
 
 Verdicts
 --------
-``holds``, ``does not hold``, or ``cannot be tested`` (with the reason). How a
-verdict is decided depends on what the claim states (tolerances are
-:class:`Settings`, printed with the table):
+``holds``, ``fails``, ``inconclusive``, or ``cannot be tested`` (with the reason).
+How a verdict is decided depends on what the claim states (tolerances are
+:class:`Settings`, printed with the table).
+
+Rates over signal days (the Fear & Greed and VIX bands, days-to-cover, the credit
+and SKEW warnings, the bitcoin reclaim, the trend streak) carry their evidence,
+from :func:`engine.analysis.stats.rate_evidence`: the signal days, the independent
+episodes (runs split at gaps longer than the horizon), the measured rate with its
+95% interval, the base rate over every bar from the first to the last signal (the
+same period and bars), and their difference with its interval and p-value, from a
+seeded stationary block bootstrap (block ``max(2h, n^(1/3))``). The verdict is
+decided by the intervals (:func:`rate_verdict`, :func:`stance_verdict`); fewer than
+``Settings.min_episodes`` (5) independent episodes are *inconclusive*.
 
 Claimed success rate (e.g. "0–25: 85% success")
     "Success" is a forward return ``> 0`` from the signal bar's close over
     ``Settings.horizon`` bars (21, one month: the notes speak of 1-month and
     3-month horizons and of a 1–4 week stance; 63 is available with
-    ``--horizon 63``); the measured rate is the event study's ``share_positive``
-    of every bar in the band. A buy claim holds if the measured rate is at least
-    the claimed one less ``rate_tolerance`` (5 points). A sell claim ("take
-    profit 70%") succeeds when the price does not rise, so it holds if the share
-    of rising prices is at most ``1 - claimed`` plus the tolerance.
+    ``--horizon 63``). A buy claim holds when the rate's interval reaches the
+    claimed rate less ``rate_tolerance`` (5 points) and fails when it lies wholly
+    below. A sell claim ("take profit 70%") succeeds when the price does not rise:
+    it holds when the interval of the share of rising prices reaches down to
+    ``1 - claimed`` plus the tolerance, and fails when it lies wholly above.
 Stance with no figure (e.g. "VIX 30–40: consider contrarian buying")
-    Compared with the base rate (``share_positive`` of every bar of the same run
-    and horizon): a buy stance holds if the band's share is above it, a sell or
-    cautious stance if it is below, "wait and see" (no edge claimed) if it is
-    within ``stance_tolerance`` (5 points) of it.
+    Compared with the base rate: a buy stance holds when the difference's interval
+    lies above 0 (significantly above the base rate), fails when it lies below 0,
+    and is inconclusive otherwise; a sell or cautious stance the mirror; "wait and
+    see" (no edge claimed) holds when the interval lies within ``stance_tolerance``
+    (5 points) of 0, fails when it lies wholly outside, inconclusive otherwise.
 Warning or precursor (credit spreads, VIX with SKEW, days-to-cover)
-    The share of signals followed by the move named (a fall, or for a squeeze a
-    rise, of ``move`` or more from the signal close within the horizon: the event
-    study's ``share_fell``/``share_rose``) must exceed that share over every bar.
+    A buy-like stance on the share of signals followed by the move named (a fall,
+    or for a squeeze a rise, of ``move`` or more from the signal close within the
+    horizon: the event study's ``share_fell``/``share_rose``, bar by bar).
 "Every case" (the 138-day streak)
-    Holds only if every case is up: 100%.
+    Holds only if every case is up: one counterexample fails it, whatever the
+    interval.
 Levels, averages and dated facts
     A level holds within ``level_tolerance`` (1%, relative), an average monthly
     return within ``average_tolerance`` (0.25 percentage points), a percentage
@@ -47,6 +59,14 @@ Levels, averages and dated facts
     is checked on both days and holds if either matches.
 Untestable
     The data it would need is named in the ``why`` column.
+
+Across claims, ``q_value`` is the Benjamini–Hochberg q-value of each ``p_value``
+(:func:`engine.analysis.stats.benjamini_hochberg`), and :func:`multiple_testing`
+says in one line how many would look significant by chance. The ``fragility``
+column gives the same verdict at the other horizons of 5, 21 and 63 bars and on
+the sub-periods of :data:`DATA_PERIODS` where the data changes character (Fear &
+Greed before 2021-01-29 is a third-party reconstruction; the VIX before
+2003-09-22 is CBOE's back-calculation). ``sample`` is the first → last signal.
 
 Each claim's parameters (its ``params``, and the strategy's parameters of its
 run) are the definitions of its vague words, stated in the table's

@@ -672,3 +672,16 @@ def test_a_longer_horizon_changes_the_success_rates():
     rows = {r["id"]: r for r in json.loads(proc.stdout)["claims"]}
     assert rows["A1.fg.extreme_fear"]["measured_value"] == pytest.approx(0.768233, abs=1e-6)
     assert not math.isnan(rows["A1.vix.fear"]["measured_value"])
+
+
+def test_extremes_at_several_horizons_are_the_event_studys():
+    from engine.analysis.event_study import forward_extremes
+
+    rng = np.random.default_rng(3)
+    close = 100 * np.cumprod(1 + rng.normal(0, 0.02, size=(120, 3)), axis=0)
+    close[40:45, 1] = np.nan  # a gap in one symbol: its own bars count
+    both = measure_module.extremes_by_horizon(close, [5, 21, 63])
+    for h in (5, 21, 63):
+        worst, best = forward_extremes(close, h)
+        np.testing.assert_array_equal(both[h][0], worst)
+        np.testing.assert_array_equal(both[h][1], best)

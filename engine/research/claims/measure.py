@@ -108,17 +108,24 @@ class Lab:
         ``move`` under/over the signal close -- the event study's ``share_positive``,
         ``share_fell`` and ``share_rose``, bar by bar.
         """
-        from engine.analysis.event_study import forward_extremes, forward_returns
+        from engine.analysis.event_study import forward_returns
 
         result = self.run(file, **options)
-        key = (file, _key(self._options(file, options)), horizon, kind, move)
+        run_key = (file, _key(self._options(file, options)))
+        key = (*run_key, horizon, kind, move)
         if key not in self._outcomes:
             close = result.panel.fields["close"]
             if kind == "positive":
                 ahead = forward_returns(close, horizon)
                 hit = ahead > 0
             elif kind in ("fell", "rose"):
-                worst, best = forward_extremes(close, horizon)
+                if (*run_key, "extremes") not in self._outcomes:
+                    self._outcomes[(*run_key, "extremes")] = extremes_by_horizon(
+                        close, sorted({*FRAGILITY_HORIZONS, horizon}))
+                extremes = self._outcomes[(*run_key, "extremes")]
+                if horizon not in extremes:
+                    extremes.update(extremes_by_horizon(close, [horizon]))
+                worst, best = extremes[horizon]
                 ahead = worst if kind == "fell" else best
                 hit = worst <= -move if kind == "fell" else best >= move
             else:
@@ -153,6 +160,24 @@ class Lab:
                 self.outcomes(file, horizon, kind, move, **options), mask, int(horizon),
                 level=s.level, reps=int(s.reps), seed=int(s.seed))
         return self._evidence[key]
+
+
+def extremes_by_horizon(close, horizons) -> dict:
+    """:func:`engine.analysis.event_study.forward_extremes` at several horizons in one
+    pass: ``{h: (worst, best)}``, the running min and max of the ``k``-bar forward
+    returns for ``k = 1..h`` (NaN where the ``h``-bar return is NaN)."""
+    from engine.analysis.event_study import forward_returns
+
+    out, worst, best = {}, None, None
+    wanted = set(horizons)
+    for k in range(1, max(wanted) + 1):
+        step = forward_returns(close, k)
+        worst = step.copy() if worst is None else np.fmin(worst, step)
+        best = step.copy() if best is None else np.fmax(best, step)
+        if k in wanted:
+            missing = np.isnan(step)
+            out[k] = (np.where(missing, np.nan, worst), np.where(missing, np.nan, best))
+    return out
 
 
 def signal_mask(result, signal: str) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""What the claims' intervals cost: one ``rate_evidence`` on 9,000 bars (the VIX bands'
-window) with the block-sum stationary bootstrap of ``engine.analysis.stats``, against
+"""What the claims' intervals cost: one ``rate_evidence`` resampling on 9,000 bars (the VIX
+bands' window) with the block-sum stationary bootstrap of ``engine.analysis.stats``
+(``stationary_block_sums``, a compiled kernel), against
 the same resampling drawn by ``arch.bootstrap.StationaryBootstrap`` index by index, and
 the whole claims audit (``measure_all``: some sixty intervals beside the runs).
 
@@ -26,9 +27,9 @@ def columns():
 
 
 def test_block_sums(benchmark, columns):
-    from engine.analysis.stats import _stationary_sums
+    from engine.analysis.stats import stationary_block_sums
 
-    sums = benchmark.pedantic(_stationary_sums, args=(columns, BLOCK, REPS, 0), rounds=3,
+    sums = benchmark.pedantic(stationary_block_sums, args=(columns, BLOCK, REPS, 0), rounds=3,
                               iterations=1)
     assert sums.shape == (REPS, 4)
     record(benchmark, "rate interval, block sums (engine)", N * REPS)

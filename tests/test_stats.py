@@ -172,43 +172,6 @@ def test_a_planted_edge_is_found():
     assert found.rate_low < found.rate < found.rate_high
 
 
-def test_the_block_sums_resample_like_arch_stationary_bootstrap():
-    """The block-sum bootstrap of rate_evidence draws what arch's StationaryBootstrap
-    draws: the spread of a resampled mean of an autocorrelated series agrees."""
-    from arch.bootstrap import StationaryBootstrap
-
-    rng = np.random.default_rng(12)
-    n, block, reps = 3000, 30.0, 2000
-    x = np.empty(n)
-    x[0] = 0.0
-    for t in range(1, n):
-        x[t] = 0.9 * x[t - 1] + rng.normal()
-    indicator = (x > 0).astype(float)
-    ours = stats._stationary_sums(indicator[:, None], block, reps, seed=1)[:, 0] / n
-    sampler = StationaryBootstrap(block, indicator, seed=np.random.default_rng(2))
-    theirs = np.array([data[0].mean() for data, _ in sampler.bootstrap(reps)])
-    assert ours.mean() == pytest.approx(indicator.mean(), abs=0.01)
-    assert ours.std() == pytest.approx(theirs.std(), rel=0.1)
-    # every resample has n rows: the sums of a column of ones are n exactly
-    ones = stats._stationary_sums(np.ones((n, 1)), block, 200, seed=3)
-    assert (ones == n).all()
-
-
-def test_stock_days_pool_symbols_and_resample_by_bar():
-    # two symbols over 6 bars; signals on A's bars 1-2 and B's bar 4
-    success = np.array([[1, 0], [1, 0], [0, 1], [1, 1], [0, 1], [1, 0]], dtype=float)
-    signal = np.zeros((6, 2), dtype=bool)
-    signal[[1, 2], 0] = True
-    signal[4, 1] = True
-    found = stats.rate_evidence(success, signal, 1, reps=200)
-    assert (found.signals, found.first, found.last) == (3, 1, 4)
-    assert found.rate == pytest.approx(2 / 3)
-    assert found.base == pytest.approx(5 / 8)    # bars 1-4 of both symbols
-    assert found.episodes == 2 and found.non_overlapping == 3   # per symbol, added up
-    flat = stats.rate_evidence(success[:, 0], signal[:, 0], 1, reps=200)
-    assert flat.rate == pytest.approx(0.5) and flat.signals == 2
-
-
 def test_benjamini_hochberg_by_hand():
     q = stats.benjamini_hochberg([0.01, 0.04, 0.03, 0.2, np.nan])
     # sorted 0.01, 0.03, 0.04, 0.2 -> scaled 0.04, 0.06, 0.0533, 0.2 -> running minimum

@@ -266,15 +266,22 @@ def _points(fraction: float) -> str:
 
 # --------------------------------------------------------------------------- verdict rules
 
+#: An interval ending this close to a stated rate's threshold is flagged "borderline":
+#: the bootstrap's own Monte Carlo error (1,000 resamples) is about half a point there.
+BORDERLINE = 0.01
+
 
 def _few(evidence, min_episodes: int):
     """The inconclusive verdict of a rate with too little evidence, or None."""
     if evidence.signals == 0:
         return INCONCLUSIVE, "no signal day with a full forward window"
-    if evidence.episodes < min_episodes or not math.isfinite(evidence.rate_high):
+    if evidence.episodes < min_episodes:
         return INCONCLUSIVE, (f"{evidence.episodes} independent episode"
                               f"{'s' if evidence.episodes != 1 else ''} (< {min_episodes}): "
                               f"too few to judge")
+    if not math.isfinite(evidence.rate_high):
+        return INCONCLUSIVE, ("the signals span fewer bars than two bootstrap blocks: no "
+                              "interval, cannot tell")
     return None
 
 
@@ -291,7 +298,8 @@ def rate_verdict(evidence, claimed: float, sell: bool, tolerance: float,
     ``1 - 0.70``): it holds when the interval's lower end is at most ``claimed +
     tolerance`` and fails when the whole interval is above. With no signal or
     fewer than ``min_episodes`` independent episodes the verdict is
-    *inconclusive*.
+    *inconclusive*. An interval ending within :data:`BORDERLINE` of the threshold
+    is called borderline in the rule.
 
     Returns
     -------
@@ -301,14 +309,19 @@ def rate_verdict(evidence, claimed: float, sell: bool, tolerance: float,
     if few:
         return few
     if sell:
-        ok = evidence.rate_low <= claimed + tolerance
-        return (HOLDS if ok else FAILS,
-                f"sell claim: holds if the interval reaches down to {claimed:.0%} of rises "
+        edge, line = evidence.rate_low, claimed + tolerance
+        ok = edge <= line
+        rule = (f"sell claim: holds if the interval reaches down to {claimed:.0%} of rises "
                 f"(+{_points(tolerance)}); fails if it lies above")
-    ok = evidence.rate_high >= claimed - tolerance
-    return (HOLDS if ok else FAILS,
-            f"holds if the interval reaches {claimed:.0%} (−{_points(tolerance)}); fails if "
-            f"it lies below")
+    else:
+        edge, line = evidence.rate_high, claimed - tolerance
+        ok = edge >= line
+        rule = (f"holds if the interval reaches {claimed:.0%} (−{_points(tolerance)}); fails "
+                f"if it lies below")
+    if abs(edge - line) < BORDERLINE:
+        rule += (f"; borderline: the interval ends at {edge:.1%}, within "
+                 f"{_points(BORDERLINE)} of {line:.0%}")
+    return HOLDS if ok else FAILS, rule
 
 
 def stance_verdict(evidence, stance: int, tolerance: float, min_episodes: int

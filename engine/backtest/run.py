@@ -487,7 +487,7 @@ def _exit_array(value, name: str, panel: Panel, cls_name: str) -> np.ndarray:
     bad = known[~((known > low) & (known < high))]
     if len(bad):
         raise StrategyError(f"{cls_name}.signals: {name} must be {text} (NaN for none); "
-                            f"got {bad[0]!r}")
+                            f"got {float(bad[0])!r}")
     return np.ascontiguousarray(arr)
 
 
@@ -517,7 +517,7 @@ def _weight_array(signals, panel: Panel, cls_name: str) -> np.ndarray:
     bad = known[~(np.abs(known) <= MAX_FRACTION)]
     if len(bad):
         raise StrategyError(f"{cls_name}.signals: weights must be finite fractions of equity "
-                            f"(1 = all of it, -0.5 a half-equity short); got {bad[0]!r}")
+                            f"(1 = all of it, -0.5 a half-equity short); got {float(bad[0])!r}")
     threshold = signals.rebalance_threshold
     if threshold is not None and not (isinstance(threshold, (int, float))
                                       and math.isfinite(threshold) and threshold >= 0):

@@ -188,8 +188,14 @@ class DataView:
 
     @property
     def ts(self) -> np.ndarray:
-        """Timestamps of the visible bars (a sealed read-only view of them only)."""
-        return sealed_prefix(self._panel.ts, self._cursor.index + 1)
+        """Timestamps of the visible bars (a sealed read-only view of them only).
+
+        Passed to ``self.I`` (e.g. ``self.I(resample, self.data.close, self.data.ts,
+        "W-FRI")``) it stands for the timestamps of every bar, cut with the data.
+        """
+        out = sealed_prefix(self._panel.ts, self._cursor.index + 1)
+        self._ts_given = out    # recognised by Strategy.I (see _BarTimes)
+        return out
 
     @property
     def local_ts(self) -> np.ndarray:
@@ -382,6 +388,11 @@ class Strategy:
         label = name or getattr(func, "__name__", "indicator")
         panel = self._panel
         n = panel.n_bars
+        # timestamps: self.data.ts stands for every bar's timestamp (cut with the data)
+        given = self.data.__dict__.get("_ts_given")
+        if given is not None:
+            args = tuple(_BarTimes(panel.ts) if a is given else a for a in args)
+            kwargs = {k: _BarTimes(panel.ts) if v is given else v for k, v in kwargs.items()}
         full = _call_indicator(func, args, kwargs, n)
         mode = getattr(self, "_audit", "cuts") if audit else "off"
         inputs = [a._full() for a in (*args, *kwargs.values()) if isinstance(a, Series)]
@@ -753,9 +764,20 @@ def _check_number(name, value, allow_negative=False):
         )
 
 
+class _BarTimes:
+    """Every bar's timestamps, as ``self.data.ts`` passed to ``self.I`` stands for them."""
+
+    def __init__(self, ts: np.ndarray):
+        self._ts = ts
+
+    def _full(self) -> np.ndarray:
+        return self._ts
+
+
 def _call_indicator(func, args, kwargs, stop):
-    call_args = [a._full()[:stop] if isinstance(a, Series) else a for a in args]
-    call_kwargs = {k: (v._full()[:stop] if isinstance(v, Series) else v) for k, v in kwargs.items()}
+    call_args = [a._full()[:stop] if isinstance(a, (Series, _BarTimes)) else a for a in args]
+    call_kwargs = {k: (v._full()[:stop] if isinstance(v, (Series, _BarTimes)) else v)
+                   for k, v in kwargs.items()}
     out = func(*call_args, **call_kwargs)
     parts = out if isinstance(out, tuple) else (out,)
     arrays = []

@@ -20,6 +20,14 @@ Execution rules (docs/execution.md repeats them for users):
   that only reduced one). Its exits close at most the position held when they fill,
   and are cancelled when it is flat: an exit never opens a position.
 * Slippage worsens market and stop fills; a limit never fills worse than its limit.
+* A trailing stop is a stop whose price moves after each close (``trail_stops``,
+  called by ``mark``): a sell follows the highest high since it started (the bar it
+  was placed on, or its parent's fill bar, included), times ``1 - trail_percent`` or
+  less ``trail_amount``, and never moves down; a buy mirrors it with the lowest low.
+  It is matched as a stop from the next bar. A bracket's stop leg trails when its
+  parent carries ``bracket_trail_*``; with a fixed stop too it starts there.
+* ``rebalance`` places target-percent market orders for the symbols with a weight,
+  valued at the current close, sells first, then buys (see its docstring).
 * Orders fill whole (no volume limit). Orders the account cannot fund, sells that
   would open a short while shorting is off, and sizes that round to zero are
   rejected with a reason; they are never resized.

@@ -62,7 +62,7 @@ cdef struct Order:
     double fill_qty         # signed
     double commission
     # trailing
-    double trail_percent    # trailing stop: distance below/above the extreme, a fraction (NaN: none)
+    double trail_percent    # trailing stop: distance from the extreme, a fraction (NaN: none)
     double trail_amount     # or a price distance (NaN: none)
     double trail_extreme    # highest high (a sell) or lowest low (a buy) since it started
     double bracket_trail_percent  # on a parent: its bracket's stop leg trails by this

@@ -11,6 +11,7 @@ import pytest
 from conftest import make_bars
 
 import engine
+from engine.data.bars import DataWarning
 from engine.errors import EngineError, LookAheadError, OrderError
 
 CASH = 10_000.0
@@ -346,9 +347,10 @@ class MonthlyVector(engine.Strategy):
         above = np.nan_to_num(close - mean) > 0
         n_above = above.sum(axis=1, keepdims=True)
         w = np.where(n_above > 0, above / np.maximum(n_above, 1), 0.0) * 0.95
+        # the first bar of each month: knowing a bar is a month's last needs the next one
         month = np.asarray(ts).astype("datetime64[M]")
-        last_of_month = np.r_[month[1:] != month[:-1], False]
-        return np.where(last_of_month[:, None], w, np.nan)
+        first_of_month = np.r_[False, month[1:] != month[:-1]]
+        return np.where(first_of_month[:, None], w, np.nan)
 
     def signals(self, data):
         return engine.Signals(weights=self.weights(np.asarray(data.close), data.ts),
@@ -396,3 +398,44 @@ def test_weights_are_checked():
 
     with pytest.raises(EngineError, match="weights= sets the positions itself"):
         engine.run(Bad, data=make_bars(UP_THEN_DOWN))
+
+
+def test_momentum_rotation_example_runs_with_no_argument_on_the_vector_path():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "strategies" / "momentum_rotation.py"
+    with pytest.warns(DataWarning):         # the bundled file lacks some volumes
+        res = engine.run(path)
+    assert res.settings["mode"] == "vector"
+    assert res.metrics["rejected"] == 0
+    held = res.trades.filter(res.trades["exit_ts"].is_null())
+    assert held["symbol"].n_unique() <= 10 and res.metrics["trades"] > 20
+    # every fill is on the bar after the first bar of a month (a rebalance bar)
+    filled = res.orders.filter(res.orders["status"] == "filled")
+    placed = filled["placed_ts"].cast(pl_date()).unique().to_list()
+    assert all(ts.day <= 7 for ts in placed)
+
+
+def test_event_path_rebalance_takes_a_dict_and_checks_its_input():
+    data = two_symbols([(10, 10, 10, 10)] * 3, [(50, 50, 50, 50)] * 3)
+    res = script_multi({0: lambda s: s.rebalance({"B": 0.5})}, data)
+    fills = res.orders.filter(res.orders["status"] == "filled").to_dicts()
+    assert [(f["symbol"], f["fill_qty"]) for f in fills] == [("B", 100.0)]
+    with pytest.raises(EngineError, match="weights has 1 values for 2 symbols"):
+        script_multi({0: lambda s: s.rebalance([0.5])}, data)
+
+
+def script_multi(actions, data):
+    class Script(engine.Strategy):
+        def on_bar(self, bar):
+            act = actions.get(bar.index)
+            if act is not None:
+                act(self)
+
+    return engine.run(Script, data=data, cash=CASH)
+
+
+def pl_date():
+    import polars as pl
+
+    return pl.Date

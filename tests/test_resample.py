@@ -148,3 +148,26 @@ def test_bad_arguments_name_the_fix():
         resample(np.ones(5), ts[:4], "W")
     with pytest.raises(ParameterError, match="ascending"):
         resample(np.ones(5), ts[::-1], "W")
+
+
+def test_zoned_daily_bars_use_the_local_calendar_through_local_ts():
+    # local-midnight daily bars in New York are 05:00 UTC: by ts they are not date bars
+    # (a week shows on the next Monday), by local_ts they are (it shows on the Friday)
+    days = business_days("2024-01-01", "2024-01-12")
+    frame = daily_bars(days)
+    frame["ts"] = days.tz_localize("America/New_York")
+    seen = {}
+
+    class Zoned(engine.Strategy):
+        def on_start(self):
+            self.by_utc = self.I(resample, self.data.close, self.data.ts, "W-FRI")
+            self.by_local = self.I(resample, self.data.close, self.data.local_ts, "W-FRI")
+
+        def on_bar(self, bar):
+            seen.setdefault("utc", []).append(self.by_utc[-1])
+            seen.setdefault("local", []).append(self.by_local[-1])
+
+    engine.run(Zoned, data=frame, audit="full")
+    close = frame["close"].to_numpy()
+    assert np.isnan(seen["utc"][4]) and seen["utc"][5] == close[4]
+    assert seen["local"][4] == close[4]

@@ -200,8 +200,13 @@ class DataView:
     @property
     def local_ts(self) -> np.ndarray:
         """The visible timestamps as local times of the data's zone (``ts`` holds UTC
-        instants when the data has one; without a zone the two are the same)."""
-        return sealed_prefix(self._panel.local_ts, self._cursor.index + 1)
+        instants when the data has one; without a zone the two are the same).
+
+        Passed to ``self.I`` it stands for every bar's local time, as ``ts`` does.
+        """
+        out = sealed_prefix(self._panel.local_ts, self._cursor.index + 1)
+        self._local_ts_given = out    # recognised by Strategy.I (see _BarTimes)
+        return out
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -388,11 +393,14 @@ class Strategy:
         label = name or getattr(func, "__name__", "indicator")
         panel = self._panel
         n = panel.n_bars
-        # timestamps: self.data.ts stands for every bar's timestamp (cut with the data)
-        given = self.data.__dict__.get("_ts_given")
-        if given is not None:
-            args = tuple(_BarTimes(panel.ts) if a is given else a for a in args)
-            kwargs = {k: _BarTimes(panel.ts) if v is given else v for k, v in kwargs.items()}
+        # timestamps: self.data.ts (local_ts) stands for every bar's timestamp (local
+        # time), cut with the data
+        for attr, times in (("_ts_given", "ts"), ("_local_ts_given", "local_ts")):
+            given = self.data.__dict__.get(attr)
+            if given is not None:
+                whole = _BarTimes(getattr(panel, times))
+                args = tuple(whole if a is given else a for a in args)
+                kwargs = {k: whole if v is given else v for k, v in kwargs.items()}
         full = _call_indicator(func, args, kwargs, n)
         mode = getattr(self, "_audit", "cuts") if audit else "off"
         inputs = [a._full() for a in (*args, *kwargs.values()) if isinstance(a, Series)]

@@ -27,7 +27,8 @@ shows: on the bars after it, which the data does not hold, it would. With
 including itself (the week-to-date high, say), which is causal by construction.
 
 Periods are calendar periods of the timestamps as given (UTC instants when the data
-has a time zone: a week ends at Friday midnight UTC).
+has a time zone: a week ends at Friday midnight UTC). Pass ``data.local_ts`` (or
+``self.data.local_ts`` in ``self.I``) for the periods of the local calendar.
 """
 
 from __future__ import annotations

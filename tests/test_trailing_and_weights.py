@@ -439,3 +439,16 @@ def pl_date():
     import polars as pl
 
     return pl.Date
+
+
+def test_stop_levels_reading_the_future_are_caught_by_the_audit():
+    class PeekStop(engine.Strategy):
+        def signals(self, data):
+            close = np.asarray(data.close)
+            above = close > engine.indicators.sma(close, 5)
+            # the stop of each entry from the range of the bars still to come
+            ahead = np.r_[np.abs(np.diff(close)) / close[:-1], 0.01]
+            return engine.Signals(above, ~above, stop_loss=np.clip(ahead, 0.001, 0.5))
+
+    with pytest.raises(LookAheadError, match="stop_loss at"):
+        engine.run(PeekStop, data=walk(n=80, symbols=("A",)))

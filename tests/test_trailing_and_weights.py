@@ -452,3 +452,9 @@ def test_stop_levels_reading_the_future_are_caught_by_the_audit():
 
     with pytest.raises(LookAheadError, match="stop_loss at"):
         engine.run(PeekStop, data=walk(n=80, symbols=("A",)))
+
+
+def test_a_trailing_stop_records_the_strategy_tag_as_text():
+    res = script({0: lambda s: s.buy(size=10),
+                  1: lambda s: s.sell(trail_percent=0.1, tag=3)}, UP_THEN_DOWN)
+    assert orders(res)[1]["tag"] == "3" and trades(res)[0]["exit_reason"] == "3"

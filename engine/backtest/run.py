@@ -495,11 +495,14 @@ def _weight_array(signals, panel: Panel, cls_name: str) -> np.ndarray:
     """``signals.weights`` as float64 ``(n_bars, n_symbols)``, checked."""
     given = [name for name in ("entries", "exits", "size", *Signals.EXIT_OPTIONS)
              if getattr(signals, name) is not None]
+    given += [f"{name}={getattr(signals, name)!r}" for name, default in
+              (("size_type", "all_cash"), ("direction", "long"))
+              if getattr(signals, name) != default]
     if given:
         raise StrategyError(
-            f"{cls_name}.signals: weights= sets the positions itself; it takes no "
-            f"{', '.join(given)}. Give weights (and rebalance_threshold) alone, or "
-            f"entries and exits without weights"
+            f"{cls_name}.signals: weights= sets the positions itself (a negative weight "
+            f"is a short); it takes no {', '.join(given)}. Give weights (and "
+            f"rebalance_threshold) alone, or entries and exits without weights"
         )
     shape = (panel.n_bars, panel.n_symbols)
     try:

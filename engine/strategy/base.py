@@ -667,7 +667,7 @@ class Strategy:
                 )
             mode, amount = SHARES, abs(held)
         return self._broker.submit_trailing(index, side, mode, amount, *distance,
-                                            TIF_CODES[tif], tag)
+                                            TIF_CODES[tif], _user_tag(tag))
 
     def rebalance(self, weights, *, threshold: float = 0.0) -> None:
         """Trade every symbol with a weight to that fraction of equity.

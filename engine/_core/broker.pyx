@@ -1342,6 +1342,7 @@ cdef class Broker:
         cdef double equity = self.cash_value()
         cdef double price, held, w
         cdef int group
+        cdef double[::1] values
         if weights.shape[0] != k:
             raise ValueError(f"weights has {weights.shape[0]} values for {k} symbols")
         values = np.zeros(k)

@@ -410,3 +410,19 @@ def test_broker_drains_a_finished_prefix_and_keeps_global_ids():
     assert everything["entry_bar"].tolist() == [106] and broker.held_trades == 0
     with pytest.raises(ValueError, match="bind_chunk: close has shape"):
         broker.bind_chunk(*(np.ones((5, 1)) for _ in range(3)), np.ones((5, 2)))
+
+
+def test_stream_refuses_exit_options_and_weights_with_a_clear_error(tmp_path):
+    path = write(random_walk(300, seed=2), tmp_path / "small.parquet")
+
+    class Trail(engine.Strategy):
+        def signals(self, data):
+            above = np.asarray(data.close) > 0
+            return engine.Signals(above, ~above, trail_percent=0.05)
+
+        def lookback(self, data):
+            return 1
+
+    with pytest.raises(StrategyError, match=r"sets trail_percent, which streaming .* "
+                                            r"does not support.*engine.run"):
+        engine.stream_run(Trail, path, chunk_bars=100)

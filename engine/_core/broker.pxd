@@ -33,6 +33,7 @@ cdef enum OrderTag:
     TAG_LIMIT = 4
     TAG_STOP = 5
     TAG_USER = 6        # a reason string supplied by the strategy
+    TAG_TRAILING_STOP = 7  # a trailing stop, or a bracket's stop leg once it has trailed
 
 cdef struct Order:
     Py_ssize_t id
@@ -60,6 +61,12 @@ cdef struct Order:
     double fill_price
     double fill_qty         # signed
     double commission
+    # trailing
+    double trail_percent    # trailing stop: distance from the extreme, a fraction (NaN: none)
+    double trail_amount     # or a price distance (NaN: none)
+    double trail_extreme    # highest high (a sell) or lowest low (a buy) since it started
+    double bracket_trail_percent  # on a parent: its bracket's stop leg trails by this
+    double bracket_trail_amount
 
 cdef struct Trade:
     # One lot: the quantity one fill opened (or added), first in, first out. A closed
@@ -147,6 +154,9 @@ cdef class Broker:
     cdef double[::1] cash_out
     cdef unsigned char[::1] exposure_out
 
+    # trailing
+    cdef readonly Py_ssize_t n_trailing  # trailing orders placed (0: mark skips the update)
+
     cdef inline double cash_value(self) noexcept nogil
     cdef inline Order* order(self, Py_ssize_t oid) noexcept nogil
     cdef inline Trade* trade(self, Py_ssize_t tid) noexcept nogil
@@ -192,3 +202,12 @@ cdef class Broker:
                             bint bracket_relative=*, object tag=*, Py_ssize_t oco=*)
     cpdef bint cancel(self, Py_ssize_t order_id)
     cpdef double get_position(self, Py_ssize_t symbol)
+    # trailing stops and rebalancing
+    cdef bint has_trail(self, Order* o) noexcept nogil
+    cdef int trail_stops(self, Py_ssize_t i) except -1
+    cpdef Py_ssize_t submit_trailing(self, Py_ssize_t symbol, int side, int size_mode,
+                                     double size, double trail_percent, double trail_amount,
+                                     int tif=*, object tag=*)
+    cpdef int set_bracket_trail(self, Py_ssize_t order_id, double trail_percent,
+                                double trail_amount) except -1
+    cpdef int rebalance(self, const double[::1] weights, double threshold=*) except -1

@@ -20,6 +20,14 @@ Execution rules (docs/execution.md repeats them for users):
   that only reduced one). Its exits close at most the position held when they fill,
   and are cancelled when it is flat: an exit never opens a position.
 * Slippage worsens market and stop fills; a limit never fills worse than its limit.
+* A trailing stop is a stop whose price moves after each close (``trail_stops``,
+  called by ``mark``): a sell follows the highest high since it started (the bar it
+  was placed on, or its parent's fill bar, included), times ``1 - trail_percent`` or
+  less ``trail_amount``, and never moves down; a buy mirrors it with the lowest low.
+  It is matched as a stop from the next bar. A bracket's stop leg trails when its
+  parent carries ``bracket_trail_*``; with a fixed stop too it starts there.
+* ``rebalance`` places target-percent market orders for the symbols with a weight,
+  valued at the current close, sells first, then buys (see its docstring).
 * Orders fill whole (no volume limit). Orders the account cannot fund, sells that
   would open a short while shorting is off, and sizes that round to zero are
   rejected with a reason; they are never resized.
@@ -73,7 +81,8 @@ SIZE_MODE_NAMES = (
 )
 TIF_NAMES = ("gtc", "day")
 STATUS_NAMES = ("open", "filled", "cancelled", "rejected", "expired")
-TAG_NAMES = ("signal", "stop_loss", "take_profit", "close", "limit", "stop", "user")
+TAG_NAMES = ("signal", "stop_loss", "take_profit", "close", "limit", "stop", "user",
+             "trailing_stop")
 
 cdef double QTY_EPS = 1e-9
 
@@ -360,6 +369,12 @@ cdef class Broker:
         o.fill_price = NAN
         o.fill_qty = 0.0
         o.commission = 0.0
+        # trailing
+        o.trail_percent = NAN
+        o.trail_amount = NAN
+        o.trail_extreme = NAN
+        o.bracket_trail_percent = NAN
+        o.bracket_trail_amount = NAN
         self.push_active(oid)
         return oid
 
@@ -602,7 +617,8 @@ cdef class Broker:
         self.n_new_fills += 1
         if o.oco >= 0 and self.is_open(o.oco):
             self.finish(self.order(o.oco), CANCELLED, f"OCO: order {oid} filled")
-        if isfinite(o.stop_loss) or isfinite(o.take_profit):
+        if isfinite(o.stop_loss) or isfinite(o.take_profit) or (
+                isfinite(o.bracket_trail_percent) or isfinite(o.bracket_trail_amount)):
             if opened <= QTY_EPS * fabs(qty):
                 self.reasons[oid] = "filled; no bracket attached: the fill opened no position"
             else:
@@ -752,6 +768,10 @@ cdef class Broker:
         cdef Py_ssize_t sl_id = -1
         cdef Py_ssize_t tp_id = -1
         cdef Py_ssize_t start = i if same_bar else i + 1
+        # trailing
+        cdef double trail_pct = parent.bracket_trail_percent
+        cdef double trail_amt = parent.bracket_trail_amount
+        cdef bint trails = isfinite(trail_pct) or isfinite(trail_amt)
         if parent.bracket_relative:
             if isfinite(sl):
                 sl = parent.fill_price * (1.0 - direction * sl)
@@ -761,6 +781,14 @@ cdef class Broker:
         if isfinite(sl):
             sl_id = self.place(sym, -direction, STOP, SHARES, qty, NAN, sl, GTC, NAN, NAN,
                                False, TAG_STOP_LOSS, -1, pid, False, start)
+        # trailing: the stop leg trails (from the fixed stop, if any, upwards for a long)
+        if trails:
+            if sl_id < 0:
+                sl_id = self.place(sym, -direction, STOP, SHARES, qty, NAN, NAN, GTC, NAN,
+                                   NAN, False, TAG_TRAILING_STOP, -1, pid, False, i + 1)
+            self.order(sl_id).trail_percent = trail_pct
+            self.order(sl_id).trail_amount = trail_amt
+            self.n_trailing += 1
         if isfinite(tp):
             tp_id = self.place(sym, -direction, LIMIT, SHARES, qty, tp, NAN, GTC, NAN, NAN,
                                False, TAG_TAKE_PROFIT, sl_id, pid, False, start)
@@ -849,6 +877,8 @@ cdef class Broker:
         cdef double held = 0.0
         cdef bint in_market = False
         cdef Py_ssize_t row = i - self.base
+        if self.n_trailing:
+            self.trail_stops(i)
         for s in range(self.n_symbols):
             c = self.close[row, s]
             if not isnan(c):
@@ -1208,6 +1238,142 @@ cdef class Broker:
     def held_trades(self):
         """Trades still held in memory (not drained)."""
         return self.n_trades - self.trade_base
+
+    # ------------------------------------------------------------------ trailing stops
+
+    cdef bint has_trail(self, Order* o) noexcept nogil:
+        return isfinite(o.trail_percent) or isfinite(o.trail_amount)
+
+    cdef int trail_stops(self, Py_ssize_t i) except -1:
+        """Move every open trailing stop after bar ``i`` closed.
+
+        A sell stop (it protects a long) follows the highest high since it started
+        (the bar it was placed on, or its parent's fill bar, included): its stop is
+        that high times ``1 - trail_percent`` (or less ``trail_amount``), and never
+        moves down. A buy stop mirrors it with the lowest low. A bar with no close
+        moves nothing; a missing high or low is bounded by the open and close known.
+        A bracket leg with a fixed stop keeps it until the trail passes it; from then
+        on its exit reason is ``trailing_stop``.
+        """
+        cdef Py_ssize_t j, oid, s
+        cdef Py_ssize_t row = i - self.base
+        cdef Order* o
+        cdef double op, hi, lo, c, level
+        for j in range(self.n_active):
+            oid = self.active[j]
+            o = self.order(oid)
+            if o.status != OPEN or not self.has_trail(o) or o.active_bar > i + 1:
+                continue
+            s = o.symbol
+            c = self.close[row, s]
+            if isnan(c):
+                continue
+            op = self.open[row, s]
+            hi = self.high[row, s]
+            lo = self.low[row, s]
+            if isnan(hi):
+                hi = fmax(op, c) if isfinite(op) else c
+            if isnan(lo):
+                lo = fmin(op, c) if isfinite(op) else c
+            if o.side < 0:
+                if isnan(o.trail_extreme) or hi > o.trail_extreme:
+                    o.trail_extreme = hi
+                level = (o.trail_extreme * (1.0 - o.trail_percent) if isfinite(o.trail_percent)
+                         else o.trail_extreme - o.trail_amount)
+                if isnan(o.stop) or level > o.stop:
+                    o.stop = level
+                    o.tag = TAG_TRAILING_STOP if o.tag == TAG_STOP_LOSS else o.tag
+            else:
+                if isnan(o.trail_extreme) or lo < o.trail_extreme:
+                    o.trail_extreme = lo
+                level = (o.trail_extreme * (1.0 + o.trail_percent) if isfinite(o.trail_percent)
+                         else o.trail_extreme + o.trail_amount)
+                if isnan(o.stop) or level < o.stop:
+                    o.stop = level
+                    o.tag = TAG_TRAILING_STOP if o.tag == TAG_STOP_LOSS else o.tag
+        return 0
+
+    cpdef Py_ssize_t submit_trailing(self, Py_ssize_t symbol, int side, int size_mode,
+                                     double size, double trail_percent, double trail_amount,
+                                     int tif=GTC, object tag=None):
+        """Place a trailing stop on the current bar and return its id.
+
+        Exactly one of ``trail_percent`` (a fraction) and ``trail_amount`` (a price
+        distance) is finite. Its stop is set when the bar it is placed on closes
+        (see :meth:`trail_stops`) and it is matched from the next bar as a stop.
+        """
+        cdef Py_ssize_t oid
+        if isfinite(trail_percent) == isfinite(trail_amount):
+            raise ValueError("give one of trail_percent and trail_amount")
+        oid = self.submit(symbol, side, STOP, size_mode, size, NAN, NAN, tif, NAN, NAN,
+                          False, TAG_TRAILING_STOP if tag is None else tag)
+        self.order(oid).trail_percent = trail_percent
+        self.order(oid).trail_amount = trail_amount
+        self.n_trailing += 1
+        return oid
+
+    cpdef int set_bracket_trail(self, Py_ssize_t order_id, double trail_percent,
+                                double trail_amount) except -1:
+        """Make the stop leg of open order ``order_id``'s bracket a trailing stop."""
+        if not self.is_open(order_id):
+            raise ValueError(f"order {order_id} is not open")
+        if isfinite(trail_percent) == isfinite(trail_amount):
+            raise ValueError("give one of trail_percent and trail_amount")
+        self.order(order_id).bracket_trail_percent = trail_percent
+        self.order(order_id).bracket_trail_amount = trail_amount
+        return 0
+
+    # ------------------------------------------------------------------ rebalancing
+
+    cpdef int rebalance(self, const double[::1] weights, double threshold=0.0) except -1:
+        """Place the orders that bring every symbol with a weight to it.
+
+        ``weights[s]`` is the target value of symbol ``s`` as a signed fraction of
+        equity; NaN leaves the symbol alone. Equity and the weights held now are
+        valued at the current bar's close (the last close known for a symbol with
+        none). A symbol whose weight would change by less than ``threshold`` is
+        skipped. Orders are target-percent market orders (a weight of 0 closes the
+        position), placed sells first, then buys, each group in symbol order, so
+        that the sells' cash is there when the buys fill; each is sized when it
+        fills, as ``order_target_percent`` is.
+        """
+        cdef Py_ssize_t s, k = self.n_symbols
+        cdef Py_ssize_t row = self.bar - self.base
+        cdef double equity = self.cash_value()
+        cdef double price, held, w
+        cdef int group
+        cdef double[::1] values
+        if weights.shape[0] != k:
+            raise ValueError(f"weights has {weights.shape[0]} values for {k} symbols")
+        values = np.zeros(k)
+        for s in range(k):
+            if self.position[s] != 0:
+                price = self.close[row, s] if 0 <= row < self.n_bars else NAN
+                if isnan(price):
+                    price = self.last_price[s]
+                if isnan(price):
+                    price = self.average_entry(s)
+                values[s] = self.position[s] * price
+                equity += values[s]
+        if not equity > 0:
+            return 0
+        for group in range(2):      # 0: sells (the value falls), 1: buys
+            for s in range(k):
+                w = weights[s]
+                if isnan(w):
+                    continue
+                held = values[s]
+                if w == 0 and self.position[s] == 0:
+                    continue
+                if fabs(w - held / equity) < threshold:
+                    continue
+                if (w * equity < held) != (group == 0):
+                    continue
+                if w == 0:
+                    self.submit(s, 0, MARKET, TARGET_SHARES, 0.0)
+                else:
+                    self.submit(s, 0, MARKET, TARGET_PERCENT, w)
+        return 0
 
 
 cdef bint price_at_open(Broker broker, Order* o, Py_ssize_t i, double raw) noexcept:

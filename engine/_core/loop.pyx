@@ -13,7 +13,7 @@ bar or to a price the broker fills at. The arrays are views, not copies: reading
 """
 
 cimport numpy as cnp
-from libc.math cimport isnan
+from libc.math cimport NAN, isnan
 
 import numpy as np
 
@@ -258,6 +258,94 @@ def run_vector(Broker broker, const unsigned char[:, ::1] entries,
                 if mode == TARGET_PERCENT:
                     amount = direction * amount
                 broker.submit(s, direction, MARKET, mode, amount)
+        if broker.fill_on_close:
+            broker.process_close(i)
+        broker.mark(i)
+
+
+def run_vector_exits(Broker broker, const unsigned char[:, ::1] entries,
+                     const unsigned char[:, ::1] exits, const double[:, ::1] size,
+                     str size_type, int direction, const double[:, ::1] stop_loss,
+                     const double[:, ::1] take_profit, const double[:, ::1] trail_percent,
+                     const double[:, ::1] trail_amount):
+    """:func:`run_vector` with a bracket on every entry: stop-loss, take-profit, trail.
+
+    As :func:`run_vector`, and each entry order carries a bracket read from the
+    entry signal's bar: ``stop_loss`` and ``take_profit`` are fractions of the fill
+    price (0.05: 5% below / above for a long), ``trail_percent`` (a fraction) or
+    ``trail_amount`` (a price distance) make the stop leg a trailing stop. Each
+    array has one row (every bar) or one per bar, one column per symbol; NaN means
+    no such exit. This is exactly what ``buy(sl_pct=, tp_pct=, sl_trail_pct=)`` does
+    on the event path, so both paths give the same trades.
+    """
+    cdef Py_ssize_t i, r, s, oid, n = broker.n_bars, k = broker.n_symbols
+    cdef Py_ssize_t base = broker.base
+    cdef Py_ssize_t size_rows = size.shape[0]
+    cdef int mode
+    cdef double pos, amount, sl, tp, tpct, tamt
+    cdef bint closing
+    if size_type not in ENTRY_SIZE_MODES:
+        raise ValueError(f"size_type must be one of {sorted(ENTRY_SIZE_MODES)}; got {size_type!r}")
+    mode = ENTRY_SIZE_MODES[size_type]
+    if entries.shape[0] != n or entries.shape[1] != k or exits.shape[0] != n or exits.shape[1] != k:
+        raise ValueError(f"entries and exits must have shape ({n}, {k})")
+    for name, arr in (("size", size), ("stop_loss", stop_loss), ("take_profit", take_profit),
+                      ("trail_percent", trail_percent), ("trail_amount", trail_amount)):
+        if arr.shape[1] != k or (arr.shape[0] != 1 and arr.shape[0] != n):
+            raise ValueError(f"{name} must have shape (1, {k}) or ({n}, {k})")
+    for r in range(n):
+        i = base + r
+        broker.process_bar(i)
+        for s in range(k):
+            if entries[r, s] == 0 and exits[r, s] == 0:
+                continue
+            pos = broker.position[s]
+            closing = False
+            if exits[r, s] and pos * direction > 0:
+                broker.submit(s, -direction, MARKET, TARGET_SHARES, 0.0)
+                closing = True
+            if entries[r, s] and (pos == 0 or closing):
+                amount = size[r if size_rows != 1 else 0, s]
+                if isnan(amount):
+                    continue
+                if mode == TARGET_PERCENT:
+                    amount = direction * amount
+                sl = stop_loss[r if stop_loss.shape[0] != 1 else 0, s]
+                tp = take_profit[r if take_profit.shape[0] != 1 else 0, s]
+                tpct = trail_percent[r if trail_percent.shape[0] != 1 else 0, s]
+                tamt = trail_amount[r if trail_amount.shape[0] != 1 else 0, s]
+                oid = broker.submit(s, direction, MARKET, mode, amount, NAN, NAN, 0, sl, tp,
+                                    True)
+                if not isnan(tpct) or not isnan(tamt):
+                    broker.set_bracket_trail(oid, tpct, NAN if not isnan(tpct) else tamt)
+        if broker.fill_on_close:
+            broker.process_close(i)
+        broker.mark(i)
+
+
+def run_weights(Broker broker, const double[:, ::1] weights, double threshold=0.0):
+    """Rebalance to target weights with no Python call per bar.
+
+    ``weights[r, s]`` is symbol ``s``'s target as a signed fraction of equity at
+    bar ``broker.base + r``; NaN leaves it alone. At each bar with a weight,
+    :meth:`Broker.rebalance` places the orders (sells first, then buys), matched as
+    any market order: at the next bar's open, or at this close with ``fill="close"``.
+    """
+    cdef Py_ssize_t i, r, s, n = broker.n_bars, k = broker.n_symbols
+    cdef Py_ssize_t base = broker.base
+    cdef bint any_weight
+    if weights.shape[0] != n or weights.shape[1] != k:
+        raise ValueError(f"weights must have shape ({n}, {k})")
+    for r in range(n):
+        i = base + r
+        broker.process_bar(i)
+        any_weight = False
+        for s in range(k):
+            if not isnan(weights[r, s]):
+                any_weight = True
+                break
+        if any_weight:
+            broker.rebalance(weights[r], threshold)
         if broker.fill_on_close:
             broker.process_close(i)
         broker.mark(i)

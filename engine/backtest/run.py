@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from engine._core.broker import STATUS_NAMES, Broker
-from engine._core.loop import Bar, Cursor, run_event, run_vector
+from engine._core.loop import Bar, Cursor, run_event, run_vector, run_vector_exits, run_weights
 from engine.analysis.conventions import choose_periods_per_year, resolve_periods_per_year
 from engine.analysis.metrics import compute_metrics
 from engine.backtest.result import Result
 from engine.data.panel import Panel
 from engine.errors import EngineError, LookAheadError, ParameterError, StrategyError
-from engine.strategy.base import Signals, Strategy, VectorData
+from engine.strategy.base import MAX_FRACTION, Signals, Strategy, VectorData
 from engine.strategy.lookahead import (
     FIX,
     audit_prefixes,
@@ -386,16 +386,29 @@ def _run_event(instance: Strategy, panel: Panel, broker: Broker, cursor: Cursor)
 
 
 def _signal_arrays(signals, panel: Panel, cls_name: str):
-    """``(entries, exits, size)`` of ``signals`` checked against ``panel``.
+    """The arrays of ``signals``, checked against ``panel``, in :func:`_signal_parts` order.
 
-    ``entries``/``exits`` are ``uint8`` arrays of shape ``(n_bars, n_symbols)``,
-    ``size`` a float64 array of one row or ``n_bars`` rows.
+    Entries and exits: ``entries``/``exits`` as ``uint8`` arrays of shape
+    ``(n_bars, n_symbols)``, ``size`` a float64 array of one row or ``n_bars`` rows,
+    then the exit options set (float64, one row or one per bar). Weights: the
+    ``(n_bars, n_symbols)`` float64 weights alone.
     """
     if not isinstance(signals, Signals):
         raise StrategyError(
             f"{cls_name}.signals must return engine.Signals(entries=..., exits=...); "
             f"got {type(signals).__name__}"
         )
+    if signals.weights is not None:
+        return [_weight_array(signals, panel, cls_name)]
+    if signals.entries is None or signals.exits is None:
+        raise StrategyError(
+            f"{cls_name}.signals returned Signals without "
+            f"{'entries' if signals.entries is None else 'exits'}: give entries= and "
+            f"exits= (boolean arrays), or weights= for target weights"
+        )
+    if signals.rebalance_threshold is not None:
+        raise StrategyError(f"{cls_name}.signals: rebalance_threshold applies to weights=; "
+                            f"give weights= or drop rebalance_threshold")
     if signals.size_type not in SIZE_TYPES:
         raise StrategyError(
             f"{cls_name}.signals: size_type must be one of {', '.join(SIZE_TYPES)}; "
@@ -431,29 +444,121 @@ def _signal_arrays(signals, panel: Panel, cls_name: str):
     elif size.ndim == 1:
         size = size.reshape(-1, 1) if panel.n_symbols == 1 else size.reshape(1, -1)
     out.append(np.ascontiguousarray(size))
+    if signals.trail_percent is not None and signals.trail_amount is not None:
+        raise StrategyError(f"{cls_name}.signals: give trail_percent or trail_amount, not "
+                            f"both")
+    for name in Signals.EXIT_OPTIONS:
+        if getattr(signals, name) is not None:
+            out.append(_exit_array(getattr(signals, name), name, panel, cls_name))
     return out
 
 
-#: The outputs of ``signals`` the audit compares, in the order of ``_signal_arrays``.
+#: What each exit option may hold (NaN always means "none"), for messages.
+_EXIT_BOUNDS = {
+    "stop_loss": ("a fraction of the fill price in (0, 1), e.g. 0.05 for 5%", 0.0, 1.0),
+    "take_profit": ("a fraction of the fill price > 0, e.g. 0.1 for 10%", 0.0, math.inf),
+    "trail_percent": ("a fraction of the price in (0, 1), e.g. 0.03 for 3%", 0.0, 1.0),
+    "trail_amount": ("a price distance > 0", 0.0, math.inf),
+}
+
+
+def _exit_array(value, name: str, panel: Panel, cls_name: str) -> np.ndarray:
+    """One exit option as float64 of shape ``(1, n_symbols)`` or ``(n_bars, n_symbols)``."""
+    n, k = panel.n_bars, panel.n_symbols
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise StrategyError(f"{cls_name}.signals: {name} must be numbers; got "
+                            f"{type(value).__name__}") from None
+    if arr.ndim == 0:
+        arr = np.full((1, k), float(arr))
+    elif arr.ndim == 1 and k == 1 and len(arr) in (1, n):
+        arr = arr.reshape(-1, 1)
+    elif arr.ndim == 1 and len(arr) == k:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2 or arr.shape[1] != k or arr.shape[0] not in (1, n):
+        raise StrategyError(
+            f"{cls_name}.signals: {name} has shape {np.shape(value)}; give a number, one "
+            f"per symbol ({k},), or one per bar ({n}, {k})"
+            + (f" or ({n},)" if k == 1 else "")
+        )
+    text, low, high = _EXIT_BOUNDS[name]
+    known = arr[~np.isnan(arr)]
+    bad = known[~((known > low) & (known < high))]
+    if len(bad):
+        raise StrategyError(f"{cls_name}.signals: {name} must be {text} (NaN for none); "
+                            f"got {float(bad[0])!r}")
+    return np.ascontiguousarray(arr)
+
+
+def _weight_array(signals, panel: Panel, cls_name: str) -> np.ndarray:
+    """``signals.weights`` as float64 ``(n_bars, n_symbols)``, checked."""
+    given = [name for name in ("entries", "exits", "size", *Signals.EXIT_OPTIONS)
+             if getattr(signals, name) is not None]
+    given += [f"{name}={getattr(signals, name)!r}" for name, default in
+              (("size_type", "all_cash"), ("direction", "long"))
+              if getattr(signals, name) != default]
+    if given:
+        raise StrategyError(
+            f"{cls_name}.signals: weights= sets the positions itself (a negative weight "
+            f"is a short); it takes no {', '.join(given)}. Give weights (and "
+            f"rebalance_threshold) alone, or entries and exits without weights"
+        )
+    shape = (panel.n_bars, panel.n_symbols)
+    try:
+        arr = np.asarray(signals.weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise StrategyError(f"{cls_name}.signals: weights must be numbers; got "
+                            f"{type(signals.weights).__name__}") from None
+    if arr.ndim == 1 and panel.n_symbols == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.shape != shape:
+        raise StrategyError(f"{cls_name}.signals: weights has shape {arr.shape}; expected "
+                            f"{shape} (one row per bar, one column per symbol; NaN = no "
+                            f"change)")
+    known = arr[~np.isnan(arr)]
+    bad = known[~(np.abs(known) <= MAX_FRACTION)]
+    if len(bad):
+        raise StrategyError(f"{cls_name}.signals: weights must be finite fractions of equity "
+                            f"(1 = all of it, -0.5 a half-equity short); got {float(bad[0])!r}")
+    threshold = signals.rebalance_threshold
+    if threshold is not None and not (isinstance(threshold, (int, float))
+                                      and math.isfinite(threshold) and threshold >= 0):
+        raise StrategyError(f"{cls_name}.signals: rebalance_threshold must be a number >= 0 "
+                            f"(a change of weight, 0.02 = two points); got {threshold!r}")
+    return np.ascontiguousarray(arr)
+
+
+def _signal_parts(signals) -> tuple[str, ...]:
+    """The names of the arrays :func:`_signal_arrays` gives for ``signals``."""
+    if signals.weights is not None:
+        return ("weights",)
+    return ("entries", "exits", "size",
+            *(name for name in Signals.EXIT_OPTIONS if getattr(signals, name) is not None))
+
+
+#: The outputs of ``signals`` the audit compares for plain entries and exits.
 _SIGNAL_PARTS = ("entries", "exits", "size")
+#: Settings of ``Signals`` that must not change when the data is cut.
+_SIGNAL_SETTINGS = ("size_type", "direction", "rebalance_threshold")
 
 
-def _vector_signals(instance: Strategy, panel: Panel, audit: str = "cuts", first: int = 0,
-                    offset: int = 0):
-    """``instance.signals`` on ``panel``, checked: ``(signals, entries, exits, size)``.
+def _checked_signals(instance: Strategy, panel: Panel, audit: str = "cuts", first: int = 0,
+                     offset: int = 0):
+    """``instance.signals`` on ``panel``, checked and audited: ``(signals, arrays)``.
 
-    ``entries``/``exits`` are ``uint8`` arrays of shape ``(n_bars, n_symbols)`` and
-    ``size`` a float64 array of one row or ``n_bars`` rows. The signals are audited
-    for look-ahead as ``audit`` says (:mod:`engine.strategy.lookahead`), by cuts
-    after bar ``first`` (a streamed chunk's kept bars were audited with the chunk
-    before). ``offset`` is the number of the panel's first bar in the run, for
-    messages. Shared by :func:`run` and :func:`engine.stream_run` (one call per chunk).
+    ``arrays`` as :func:`_signal_arrays` gives them. The signals are audited for
+    look-ahead as ``audit`` says (:mod:`engine.strategy.lookahead`), every array
+    (entries, exits, sizes, stop levels, weights) and setting, by cuts after bar
+    ``first`` (a streamed chunk's kept bars were audited with the chunk before).
+    ``offset`` is the number of the panel's first bar in the run, for messages.
     """
     cls = type(instance)
     name = cls.__name__
     try:
         signals = instance.signals(VectorData(panel))
         whole = _signal_arrays(signals, panel, name)
+        parts = _signal_parts(signals)
         cuts = cut_points(panel.n_bars, audit, first=first, seed=(panel.n_symbols,),
                           gaps=gap_rows(panel.fields.values()) if audit == "cuts" else None)
 
@@ -462,7 +567,7 @@ def _vector_signals(instance: Strategy, panel: Panel, audit: str = "cuts", first
             head = panel.view(0, cut)
             early = instance.signals(VectorData(head))
             arrays = _signal_arrays(early, head, name)
-            for setting in ("size_type", "direction"):
+            for setting in _SIGNAL_SETTINGS:
                 if getattr(early, setting) != getattr(signals, setting):
                     raise LookAheadError(
                         f"{name}.signals reads the future: {setting} is "
@@ -470,13 +575,20 @@ def _vector_signals(instance: Strategy, panel: Panel, audit: str = "cuts", first
                         f"{getattr(early, setting)!r} when {stops_at(panel, cut, offset)}. "
                         f"It must not depend on later bars. {FIX}."
                     )
+            if _signal_parts(early) != parts:
+                raise LookAheadError(
+                    f"{name}.signals reads the future: it returns {', '.join(parts)} with "
+                    f"all {panel.n_bars} bars but {', '.join(_signal_parts(early))} when "
+                    f"{stops_at(panel, cut, offset)}. Which options it sets must not "
+                    f"depend on later bars. {FIX}."
+                )
             return arrays
 
         def describe(k, row, col, cut, full, prefix):
-            if k < 2:
+            if parts[k] in ("entries", "exits"):
                 full, prefix = bool(full), bool(prefix)
             return (
-                f"{name}.signals reads the future: {_SIGNAL_PARTS[k]} at "
+                f"{name}.signals reads the future: {parts[k]} at "
                 f"{where(panel, row, col, panel.n_symbols, offset)} is {full!r} with all "
                 f"{panel.n_bars} bars but {prefix!r} when {stops_at(panel, cut, offset)}. "
                 f"A signal must depend only on bars up to its own. {FIX}. audit='off' (CLI "
@@ -488,14 +600,46 @@ def _vector_signals(instance: Strategy, panel: Panel, audit: str = "cuts", first
         raise
     except Exception as exc:
         raise _failure(instance, "signals", exc, panel, -1) from exc
+    return signals, whole
+
+
+def _vector_signals(instance: Strategy, panel: Panel, audit: str = "cuts", first: int = 0,
+                    offset: int = 0):
+    """``instance.signals`` on ``panel``, checked: ``(signals, entries, exits, size)``.
+
+    Plain entries and exits only (:func:`engine.stream_run`): signals using exit
+    options or weights are refused with a message saying so. ``entries``/``exits``
+    are ``uint8`` arrays of shape ``(n_bars, n_symbols)`` and ``size`` a float64
+    array of one row or ``n_bars`` rows, audited as :func:`_checked_signals` says.
+    """
+    signals, whole = _checked_signals(instance, panel, audit, first, offset)
+    if signals.uses_exits_or_weights():
+        raise StrategyError(
+            f"{type(instance).__name__}.signals sets {', '.join(signals.options_used())}, "
+            f"which streaming (engine.stream_run, CLI --stream) does not support: it "
+            f"streams plain entries and exits. Fix: run it with engine.run (CLI: without "
+            f"--stream/--chunk-bars)"
+        )
     entries, exits, size = whole
     return signals, entries, exits, size
 
 
 def _run_vector(instance: Strategy, panel: Panel, broker: Broker, audit: str = "cuts") -> None:
-    signals, entries, exits, size = _vector_signals(instance, panel, audit)
-    run_vector(broker, entries, exits, size, signals.size_type,
-               1 if signals.direction == "long" else -1)
+    signals, arrays = _checked_signals(instance, panel, audit)
+    if signals.weights is not None:
+        threshold = signals.rebalance_threshold
+        run_weights(broker, arrays[0], 0.0 if threshold is None else float(threshold))
+        return
+    direction = 1 if signals.direction == "long" else -1
+    if not signals.uses_exits_or_weights():
+        entries, exits, size = arrays
+        run_vector(broker, entries, exits, size, signals.size_type, direction)
+        return
+    entries, exits, size = arrays[:3]
+    options = dict(zip(_signal_parts(signals)[3:], arrays[3:], strict=True))
+    none = np.full((1, panel.n_symbols), np.nan)
+    run_vector_exits(broker, entries, exits, size, signals.size_type, direction,
+                     *(options.get(name, none) for name in Signals.EXIT_OPTIONS))
 
 
 def closed_trade_arrays(table: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -84,13 +84,60 @@ class Signals:
         fraction of equity.
     direction : {"long", "short"}
         Whether entries buy or sell short.
+    stop_loss, take_profit : float or array-like, optional
+        A bracket on every entry, as a fraction of the entry's fill price: a long
+        entry filled at 100 with ``stop_loss=0.05, take_profit=0.1`` exits with a
+        stop at 95 and a limit at 110, whichever is touched first (both on one bar:
+        the stop). A scalar, one value per symbol (shape ``(n_symbols,)``), or one
+        per bar (``(n_bars, n_symbols)``, or ``(n_bars,)`` for one symbol), read at
+        the entry signal's bar; NaN means none for that entry.
+    trail_percent, trail_amount : float or array-like, optional
+        Make the bracket's stop a trailing stop: it follows the highest high since
+        the fill (the fill bar included) at this fraction (or price distance) below
+        it, never moving down (mirrored for shorts); with ``stop_loss`` too, it starts
+        at the fixed stop and rises once the trail passes it. Shapes as ``stop_loss``.
+        Exits are tagged ``stop_loss``, ``take_profit`` or ``trailing_stop``.
+    weights : array-like, optional
+        Target weights instead of entries and exits: shape ``(n_bars, n_symbols)``
+        (``(n_bars,)`` for one symbol), the signed fraction of equity to hold in each
+        symbol; NaN means no change. At each bar with a weight the symbols with one are
+        rebalanced to it (sells first, then buys; whole shares unless fractional),
+        filled as market orders (next open, or this close with ``fill="close"``).
+    rebalance_threshold : float, optional
+        With ``weights``: skip a symbol whose weight would change by less than this
+        (0.02 = two percentage points of equity). Default: trade every change.
+
+    The options after ``direction`` default to None (unset);
+    :meth:`uses_exits_or_weights` tells whether any is used.
     """
 
-    entries: Any
-    exits: Any
+    entries: Any = None
+    exits: Any = None
     size: Any = None
     size_type: str = "all_cash"
     direction: str = "long"
+    # exits and target weights (None: unset)
+    stop_loss: Any = None
+    take_profit: Any = None
+    trail_percent: Any = None
+    trail_amount: Any = None
+    weights: Any = None
+    rebalance_threshold: Any = None
+
+    #: The options beyond plain entries and exits.
+    EXIT_OPTIONS: ClassVar[tuple[str, ...]] = (
+        "stop_loss", "take_profit", "trail_percent", "trail_amount")
+    WEIGHT_OPTIONS: ClassVar[tuple[str, ...]] = ("weights", "rebalance_threshold")
+
+    def options_used(self) -> tuple[str, ...]:
+        """The names of the exit and weight options set (not None)."""
+        return tuple(name for name in (*self.EXIT_OPTIONS, *self.WEIGHT_OPTIONS)
+                     if getattr(self, name) is not None)
+
+    def uses_exits_or_weights(self) -> bool:
+        """Whether any option beyond plain entries and exits is set: a simulator
+        that handles only those (``run_vector``) must not run these signals."""
+        return bool(self.options_used())
 
 
 class DataView:
@@ -141,14 +188,25 @@ class DataView:
 
     @property
     def ts(self) -> np.ndarray:
-        """Timestamps of the visible bars (a sealed read-only view of them only)."""
-        return sealed_prefix(self._panel.ts, self._cursor.index + 1)
+        """Timestamps of the visible bars (a sealed read-only view of them only).
+
+        Passed to ``self.I`` (e.g. ``self.I(resample, self.data.close, self.data.ts,
+        "W-FRI")``) it stands for the timestamps of every bar, cut with the data.
+        """
+        out = sealed_prefix(self._panel.ts, self._cursor.index + 1)
+        self._ts_given = out    # recognised by Strategy.I (see _BarTimes)
+        return out
 
     @property
     def local_ts(self) -> np.ndarray:
         """The visible timestamps as local times of the data's zone (``ts`` holds UTC
-        instants when the data has one; without a zone the two are the same)."""
-        return sealed_prefix(self._panel.local_ts, self._cursor.index + 1)
+        instants when the data has one; without a zone the two are the same).
+
+        Passed to ``self.I`` it stands for every bar's local time, as ``ts`` does.
+        """
+        out = sealed_prefix(self._panel.local_ts, self._cursor.index + 1)
+        self._local_ts_given = out    # recognised by Strategy.I (see _BarTimes)
+        return out
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -335,6 +393,14 @@ class Strategy:
         label = name or getattr(func, "__name__", "indicator")
         panel = self._panel
         n = panel.n_bars
+        # timestamps: self.data.ts (local_ts) stands for every bar's timestamp (local
+        # time), cut with the data
+        for attr, times in (("_ts_given", "ts"), ("_local_ts_given", "local_ts")):
+            given = self.data.__dict__.get(attr)
+            if given is not None:
+                whole = _BarTimes(getattr(panel, times))
+                args = tuple(whole if a is given else a for a in args)
+                kwargs = {k: whole if v is given else v for k, v in kwargs.items()}
         full = _call_indicator(func, args, kwargs, n)
         mode = getattr(self, "_audit", "cuts") if audit else "off"
         inputs = [a._full() for a in (*args, *kwargs.values()) if isinstance(a, Series)]
@@ -409,7 +475,9 @@ class Strategy:
 
     def buy(self, size=None, *, cash=None, percent=None, limit=None, stop=None,
             sl=None, tp=None, sl_pct=None, tp_pct=None, tif="gtc", symbol=None,
-            tag=None, oco=None) -> int:
+            tag=None, oco=None,
+            trail_percent=None, trail_amount=None, sl_trail_pct=None,
+            sl_trail_amount=None) -> int:
         """Place a buy order; returns its id.
 
         Size: ``size`` shares, or ``cash`` money, or ``percent`` of equity
@@ -419,20 +487,53 @@ class Strategy:
         the fill price) attach a bracket: a stop-loss and a take-profit, one
         cancelling the other. ``tif`` is ``"gtc"`` or ``"day"``. ``oco`` links to
         another order id: when one fills the other is cancelled.
+
+        Trailing stops: ``trail_percent=`` (a fraction) or ``trail_amount=`` (a price
+        distance) makes this order a trailing stop (a buy stop that follows the lowest
+        low since the bar it is placed on); ``sl_trail_pct=`` or ``sl_trail_amount=``
+        makes the bracket's stop leg trail (with ``sl``/``sl_pct`` it starts there).
         """
-        return self._place(1, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
-                           tif, symbol, tag, oco)
+        trailing = self._trailing_order(1, size, cash, percent, trail_percent, trail_amount,
+                                        tif, symbol, tag, limit=limit, stop=stop, sl=sl,
+                                        tp=tp, sl_pct=sl_pct, tp_pct=tp_pct, oco=oco,
+                                        sl_trail_pct=sl_trail_pct,
+                                        sl_trail_amount=sl_trail_amount)
+        if trailing is not None:
+            return trailing
+        bracket_trail = _trail_distance("sl_trail_pct", sl_trail_pct,
+                                        "sl_trail_amount", sl_trail_amount)
+        oid = self._place(1, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
+                          tif, symbol, tag, oco)
+        if bracket_trail is not None:
+            self._broker.set_bracket_trail(oid, *bracket_trail)
+        return oid
 
     def sell(self, size=None, *, cash=None, percent=None, limit=None, stop=None,
              sl=None, tp=None, sl_pct=None, tp_pct=None, tif="gtc", symbol=None,
-             tag=None, oco=None) -> int:
+             tag=None, oco=None,
+             trail_percent=None, trail_amount=None, sl_trail_pct=None,
+             sl_trail_amount=None) -> int:
         """Place a sell order; returns its id. Arguments as for :meth:`buy`.
 
         With no size, sells the whole long position held now. Selling more than
         is held opens a short, which is rejected unless shorting is enabled.
+        ``sell(trail_percent=0.03)`` is a trailing stop on the long position held:
+        its stop follows the highest high since the bar it is placed on, 3% below it.
         """
-        return self._place(-1, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
-                           tif, symbol, tag, oco)
+        trailing = self._trailing_order(-1, size, cash, percent, trail_percent, trail_amount,
+                                        tif, symbol, tag, limit=limit, stop=stop, sl=sl,
+                                        tp=tp, sl_pct=sl_pct, tp_pct=tp_pct, oco=oco,
+                                        sl_trail_pct=sl_trail_pct,
+                                        sl_trail_amount=sl_trail_amount)
+        if trailing is not None:
+            return trailing
+        bracket_trail = _trail_distance("sl_trail_pct", sl_trail_pct,
+                                        "sl_trail_amount", sl_trail_amount)
+        oid = self._place(-1, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
+                          tif, symbol, tag, oco)
+        if bracket_trail is not None:
+            self._broker.set_bracket_trail(oid, *bracket_trail)
+        return oid
 
     def close(self, symbol=None, *, tag=None) -> int | None:
         """Close the position in ``symbol`` at market; None when already flat."""
@@ -522,6 +623,95 @@ class Strategy:
             relative, _user_tag(tag), -1 if oco is None else int(oco),
         )
 
+    # -- trailing stops and rebalancing ------------------------------------------------
+
+    def _trailing_order(self, side, size, cash, percent, trail_percent, trail_amount, tif,
+                        symbol, tag, **others) -> int | None:
+        """Place a trailing stop when ``trail_percent``/``trail_amount`` is given."""
+        distance = _trail_distance("trail_percent", trail_percent,
+                                   "trail_amount", trail_amount)
+        if distance is None:
+            return None
+        extra = [name for name, value in others.items() if value is not None]
+        if extra:
+            raise OrderError(
+                f"a trailing stop (trail_percent/trail_amount) takes no {', '.join(extra)}; "
+                f"to trail the stop leg of a bracket, use sl_trail_pct= or sl_trail_amount="
+            )
+        if tif not in TIF_CODES:
+            raise OrderError(f"tif must be 'gtc' or 'day'; got {tif!r}."
+                             + did_you_mean(tif, TIF_CODES))
+        index = self._symbol(symbol)
+        given = [n for n, v in (("size", size), ("cash", cash), ("percent", percent))
+                 if v is not None]
+        if len(given) > 1:
+            raise OrderError(f"give one of size, cash or percent; got {', '.join(given)}")
+        if size is not None:
+            _check_number("size", size)
+            self._check_whole("size", size)
+            mode, amount = SHARES, float(size)
+        elif cash is not None:
+            _check_number("cash", cash)
+            mode, amount = CASH, float(cash)
+        elif percent is not None:
+            _check_number("percent", percent)
+            mode, amount = PERCENT_EQUITY, float(percent)
+        else:
+            held = self._broker.get_position(index)
+            if held * side >= 0:
+                side_name = "sell" if side < 0 else "buy"
+                held_name = "long" if side < 0 else "short"
+                raise OrderError(
+                    f"{side_name}(trail_percent/trail_amount) without a size closes the "
+                    f"{held_name} position, but none is held; give size=, cash= or percent="
+                )
+            mode, amount = SHARES, abs(held)
+        return self._broker.submit_trailing(index, side, mode, amount, *distance,
+                                            TIF_CODES[tif], _user_tag(tag))
+
+    def rebalance(self, weights, *, threshold: float = 0.0) -> None:
+        """Trade every symbol with a weight to that fraction of equity.
+
+        ``weights``: a number per symbol (an array in the data's symbol order, or a
+        dict symbol → weight; a number for one symbol); NaN or a missing symbol leaves
+        it alone, 0 closes it. Valued at this bar's close, the orders (target-percent,
+        market) are placed sells first, then buys; a symbol whose weight would change
+        by less than ``threshold`` is skipped. ``Signals(weights=...)`` on the
+        vectorised path does exactly this at each bar with a weight.
+        """
+        n = self._panel.n_symbols
+        if isinstance(weights, dict):
+            row = np.full(n, np.nan)
+            for name, value in weights.items():
+                row[self._symbol(name)] = value
+        else:
+            row = np.array(weights, dtype=np.float64, ndmin=1).reshape(-1)
+            if row.shape != (n,):
+                raise OrderError(f"weights has {row.size} values for {n} symbols; give one "
+                                 f"per symbol (NaN to leave one alone) or a dict")
+        if np.isinf(row).any() or (np.abs(row[~np.isnan(row)]) > MAX_FRACTION).any():
+            raise OrderError(f"weights must be finite fractions of equity (1 = all of it); "
+                             f"got {row.tolist()}")
+        _check_number("threshold", threshold, allow_negative=True)
+        if threshold < 0:
+            raise OrderError(f"threshold must be >= 0; got {threshold!r}")
+        self._broker.rebalance(np.ascontiguousarray(row), float(threshold))
+
+
+def _trail_distance(pct_name, pct, amount_name, amount):
+    """``(percent, amount)`` for the broker (one NaN), or None when neither is given."""
+    if pct is None and amount is None:
+        return None
+    if pct is not None and amount is not None:
+        raise OrderError(f"give {pct_name} or {amount_name}, not both")
+    if pct is not None:
+        _check_number(pct_name, pct)
+        if pct >= 1:
+            raise OrderError(f"{pct_name} is a fraction of the price (0.03 = 3%); got {pct!r}")
+        return float(pct), math.nan
+    _check_number(amount_name, amount)
+    return math.nan, float(amount)
+
 
 def _user_tag(tag):
     """A strategy's tag as the text recorded as the exit reason (``tag=3`` is ``"3"``).
@@ -582,9 +772,20 @@ def _check_number(name, value, allow_negative=False):
         )
 
 
+class _BarTimes:
+    """Every bar's timestamps, as ``self.data.ts`` passed to ``self.I`` stands for them."""
+
+    def __init__(self, ts: np.ndarray):
+        self._ts = ts
+
+    def _full(self) -> np.ndarray:
+        return self._ts
+
+
 def _call_indicator(func, args, kwargs, stop):
-    call_args = [a._full()[:stop] if isinstance(a, Series) else a for a in args]
-    call_kwargs = {k: (v._full()[:stop] if isinstance(v, Series) else v) for k, v in kwargs.items()}
+    call_args = [a._full()[:stop] if isinstance(a, (Series, _BarTimes)) else a for a in args]
+    call_kwargs = {k: (v._full()[:stop] if isinstance(v, (Series, _BarTimes)) else v)
+                   for k, v in kwargs.items()}
     out = func(*call_args, **call_kwargs)
     parts = out if isinstance(out, tuple) else (out,)
     arrays = []

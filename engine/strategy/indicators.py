@@ -38,6 +38,7 @@ import numpy as np
 
 from engine._core import kernels as _kernels
 from engine.errors import ParameterError
+from engine.strategy.resample import resample
 
 __all__ = [
     "MACD",
@@ -47,6 +48,7 @@ __all__ = [
     "days_to_cover",
     "ema",
     "macd",
+    "resample",
     "returns",
     "rolling_corr",
     "rolling_high",

@@ -52,6 +52,8 @@ class PageReport:
     scroll_width: int = 0
     inner_width: int = 0
     screenshot: bytes = b""
+    #: URLs the page asked for other than file:, data:, blob: and about: ones.
+    requests: list = field(default_factory=list)
 
     @property
     def drawn_canvases(self) -> int:
@@ -88,6 +90,12 @@ class _Session:
             self.events.append(json.loads(self.ws.recv()))
         raise TimeoutError(method)
 
+    def requests(self) -> list[str]:
+        return [e["params"]["request"]["url"] for e in self.events
+                if e.get("method") == "Network.requestWillBeSent"
+                and not e["params"]["request"]["url"].startswith(("file:", "data:", "blob:",
+                                                                  "about:"))]
+
     def errors(self) -> list[str]:
         out = []
         for event in self.events:
@@ -102,11 +110,12 @@ class _Session:
 
 
 def load_page(path: Path, width: int = 1280, height: int = 800, settle: float = 1.0,
-              timeout: float = 120, chart: bool = True) -> PageReport:
+              timeout: float = 120, chart: bool = True, then=None) -> PageReport:
     """Load ``path`` in headless Chromium, offline, and report on it.
 
     With ``chart`` the load time runs until the canvases have drawn and stopped
     changing (Bokeh draws after the load event); without, until the load event.
+    ``then(session)`` is called at the end, the page still open.
     """
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     proc = subprocess.Popen(
@@ -158,8 +167,10 @@ def load_page(path: Path, width: int = 1280, height: int = 800, settle: float = 
         widths = session.call("Runtime.evaluate", returnByValue=True, expression=(
             "[document.documentElement.scrollWidth, window.innerWidth]"))["result"]["value"]
         shot = session.call("Page.captureScreenshot", format="png")["data"]
+        if then is not None:
+            then(session)
         return PageReport(load_seconds, session.errors(), canvases, widths[0], widths[1],
-                          base64.b64decode(shot))
+                          base64.b64decode(shot), session.requests())
     finally:
         proc.terminate()
         try:
@@ -167,3 +178,38 @@ def load_page(path: Path, width: int = 1280, height: int = 800, settle: float = 
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+#: Zoom the chart's time axis to ``[fraction_start, fraction_end]`` of its range; return
+#: how many bars the price panel then holds and their time step (milliseconds).
+ZOOM_JS = r"""
+(async (f0, f1) => {
+  const doc = Bokeh.documents[0];
+  const models = Array.from(doc.all_models);
+  const ranges = models.filter((m) => m.constructor.__name__ === "Range1d");
+  const xr = ranges.find((r) => r.bounds != null) || ranges[0];
+  const prices = models.filter((m) => m.constructor.__name__ === "ColumnDataSource"
+      && (m.data instanceof Map ? m.data.has("o") : "o" in m.data));
+  const get = (src, k) => (src.data instanceof Map ? src.data.get(k) : src.data[k]);
+  const [lo, hi] = [xr.start, xr.end];
+  xr.setv({start: lo + (hi - lo) * f0, end: lo + (hi - lo) * f1});
+  await new Promise((r) => setTimeout(r, 300));
+  const t = get(prices[0], "t");
+  const inView = Array.from(t).filter((x) => x >= xr.start && x <= xr.end).length;
+  return [inView, t.length > 1 ? t[1] - t[0] : 0];
+})
+"""
+
+
+def zoom(path: Path, steps: list[tuple[float, float]]) -> list[tuple[int, float]]:
+    """Open ``path`` and zoom its chart to each ``(start, end)`` fraction in turn."""
+    results = []
+
+    def inspect(session):
+        for f0, f1 in steps:
+            value = session.call("Runtime.evaluate", expression=f"{ZOOM_JS}({f0}, {f1})",
+                                 awaitPromise=True, returnByValue=True)
+            results.append(tuple(value["result"]["value"]))
+
+    load_page(path, settle=0.2, then=inspect)
+    return results

@@ -504,9 +504,8 @@ def _trade_sources(result, symbols, panel):
 
 def _rejected_sources(result, symbols, panel):
     """Per symbol the rejected orders at the close of the bar they were rejected on."""
-    from bokeh.models import ColumnDataSource
-
     import polars as pl
+    from bokeh.models import ColumnDataSource
 
     orders = result.orders
     if panel is None or not orders.height:
@@ -605,3 +604,96 @@ def chart_html(result) -> str:
     with fixed_ids():
         layout = build_chart(result)
         return embed(layout)
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def show_in_notebooks() -> None:
+    """In IPython/Jupyter, display Bokeh layouts inline (HTML with the JavaScript inline).
+
+    Ids are Bokeh's own here, not fixed: several charts share one notebook page.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    from bokeh.models import LayoutDOM
+
+    def as_html(model) -> str:
+        from bokeh.embed import components
+
+        script, div = components(model)
+        return f"{bokeh_js()}\n{div}\n{script}"
+
+    shell.display_formatter.formatters["text/html"].for_type(LayoutDOM, as_html)
+
+
+def compare_chart(results, names):
+    """Overlaid equity curves of several runs over their drawdowns, linked in time."""
+    from bokeh.layouts import column
+    from bokeh.models import HoverTool, NumeralTickFormatter
+    from bokeh.plotting import figure
+
+    top = figure(x_axis_type="datetime", height=340, sizing_mode="stretch_width",
+                 title="Equity", tools="xpan,xwheel_zoom,box_zoom,reset,save",
+                 active_scroll="xwheel_zoom")
+    bottom = figure(x_axis_type="datetime", height=180, sizing_mode="stretch_width",
+                    x_range=top.x_range, title="Drawdown from the running peak",
+                    tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom")
+    for fig in (top, bottom):
+        fig.toolbar.logo = None
+    top.yaxis.formatter = NumeralTickFormatter(format="0,0")
+    bottom.yaxis.formatter = NumeralTickFormatter(format="0%")
+    for i, (result, name) in enumerate(zip(results, names, strict=True)):
+        colour = BENCHMARK_COLOUR if result.strategy == "BuyAndHold" else PALETTE[i % len(PALETTE)]
+        t = _ms(local_times(result.equity["ts"]))
+        equity = result.equity["equity"].to_numpy().astype(np.float64)
+        dd = -drawdown_series(np.concatenate(([result.starting_cash], equity)))[1:]
+        step = max(1, t.size // 20_000)  # a notebook plot: at most ~20,000 points a curve
+        line = top.line(t[::step], equity[::step], color=colour, legend_label=name,
+                        line_width=1.3)
+        bottom.line(t[::step], dd[::step], color=colour, legend_label=name)
+        top.add_tools(HoverTool(renderers=[line], tooltips=[("", name), ("date", "$x{%F}"),
+                                                            ("equity", "$y{0,0}")],
+                                formatters={"$x": "datetime"}))
+    top.legend.location = "top_left"
+    top.legend.click_policy = "hide"
+    bottom.legend.visible = False
+    return column([top, bottom], sizing_mode="stretch_width")
+
+
+def heatmap_chart(frame, metric: str, x: str, y: str):
+    """``metric`` over the grid of parameters ``x`` (across) and ``y`` (up), hoverable.
+
+    A missing cell is a set that failed, was not sampled or has no value.
+    """
+    from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
+    from bokeh.palettes import Viridis256
+    from bokeh.plotting import figure
+
+    from engine.report.plots import _heatmap_axis
+
+    xs = [str(v) for v in _heatmap_axis(frame[x].to_list())]
+    ys = [str(v) for v in _heatmap_axis(frame[y].to_list())]
+    values = frame[metric].cast(float).fill_nan(None).to_list()
+    keep = [i for i, v in enumerate(values) if v is not None]
+    source = ColumnDataSource({
+        "x": [str(frame[x][i]) for i in keep], "y": [str(frame[y][i]) for i in keep],
+        "v": [values[i] for i in keep]})
+    finite = [values[i] for i in keep]
+    mapper = LinearColorMapper(palette=Viridis256, low=min(finite, default=0.0),
+                               high=max(finite, default=1.0), nan_color="#ffffff")
+    fig = figure(x_range=xs, y_range=ys, height=max(300, 28 * len(ys) + 120),
+                 sizing_mode="stretch_width", tools="hover,save",
+                 title=f"{metric} by {x} and {y} (blank: failed, not sampled or undefined)")
+    fig.toolbar.logo = None
+    fig.rect("x", "y", 1, 1, source=source, fill_color={"field": "v", "transform": mapper},
+             line_color=None)
+    fig.select_one(HoverTool).tooltips = [(x, "@x"), (y, "@y"), (metric, "@v{0.000}")]
+    fig.xaxis.axis_label, fig.yaxis.axis_label = x, y
+    fig.add_layout(ColorBar(color_mapper=mapper, title=metric), "right")
+    return fig

@@ -271,3 +271,45 @@ def render_claims_html(table: pl.DataFrame, meta: str) -> str:
     sections = [f'<section id="claims">\n<h2>Claims</h2>\n'
                 f'{html_table(table.select(shown), caption, "claims")}\n</section>']
     return _page("Claims of the source notes, measured on the bundled data", meta, sections)
+
+
+#: The metrics of the notebook summary, in order.
+SUMMARY_METRICS = ("total_return", "cagr", "sharpe", "max_drawdown", "trades", "hit_rate",
+                   "benchmark_return")
+
+
+def sparkline_svg(values, width: int = 240, height: int = 48,
+                  colour: str = "#1f5fa8") -> str:
+    """A line of ``values`` as a small inline SVG (at most ``width`` points, min to max)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return ""
+    step = max(1, values.size // width)
+    points = values[::step]
+    if (values.size - 1) % step:
+        points = np.append(points, values[-1])
+    lo, hi = float(points.min()), float(points.max())
+    span = hi - lo or 1.0
+    xs = np.linspace(0, width, points.size)
+    ys = height - 2 - (points - lo) / span * (height - 4)
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}"><polyline fill="none" stroke="{colour}" '
+            f'stroke-width="1.3" points="{path}"/></svg>')
+
+
+def summary_html(result) -> str:
+    """The notebook view of a run: title, data and period, headline metrics, sparkline."""
+    metrics = "".join(
+        f"<tr><td>{html.escape(k)}</td><td style=\"text-align:right\">"
+        f"{html.escape(fmt(k, result.metrics.get(k)))}</td></tr>"
+        for k in SUMMARY_METRICS if k in result.metrics)
+    spark = sparkline_svg(result.equity["equity"].to_numpy()) if result.equity.height else ""
+    return (f'<div class="engine-result"><b>{html.escape(run_title(result))}</b>'
+            f'<div style="color:#555">{html.escape(run_meta(result))}</div>'
+            f'<div style="display:flex;gap:1.5em;align-items:center">'
+            f'<table>{metrics}</table><div>{spark}<div style="color:#555;font-size:0.85em">'
+            f"equity; result.plot() for the interactive chart</div></div></div></div>")

@@ -29,9 +29,9 @@ class SweepResult(pl.DataFrame):
     @property
     def parameters(self) -> list[str]:
         """The parameter columns (those before the first metric)."""
-        from engine.research.sweep import known_metrics
+        from engine.analysis.metrics import BENCHMARK_KEYS, METRIC_KEYS
 
-        metrics = set(known_metrics())
+        metrics = {*METRIC_KEYS, *BENCHMARK_KEYS}
         out = []
         for name in self.columns:
             if name in metrics or name == "error":

@@ -187,7 +187,8 @@ def compare(strategies, data=None, params=None, **run_options) -> pl.DataFrame:
     -------
     CompareResult
         A polars DataFrame (:class:`engine.research.frames.CompareResult`, whose
-        ``plot()`` overlays the equity curves): ``strategy, data, period, params`` then the :data:`HEADLINE` metrics
+        ``plot()`` overlays the equity curves): ``strategy, data, period, params``
+        then the :data:`HEADLINE` metrics
         (the last, ``rejected``, counts the strategy's rejected orders);
         each group of rows on the same bars ends with buy-and-hold
         (``BuyAndHold``, its data's name and first day appended to the name when

@@ -74,6 +74,8 @@ LEVEL_FACTOR = 4
 LEVEL_BUDGET = 7_000_000
 #: One price panel per symbol up to this many symbols; a symbol picker beyond.
 MAX_SYMBOL_PANELS = 4
+#: Entry markers (triangles) are drawn for at most this many trades of a symbol.
+MAX_ENTRY_MARKERS = 1_000
 #: Fields of the bars that are prices, not feeds.
 PRICE_FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -363,6 +365,8 @@ def build_chart(result, height: int = 1_400):
                                line_width=2.5, alpha=0.85)
         entries = fig.scatter("x0", "y0", source=shown_trades, marker="triangle", size=7,
                               color="colour")
+        # Thousands of entry markers hide the price: then the segments alone mark trades.
+        entries.visible = len(shown_trades.data["x0"]) <= MAX_ENTRY_MARKERS
         fig.add_tools(HoverTool(renderers=[segments, entries], tooltips=trade_hover,
                                 formatters=time_formatters))
         if shown_rejected is not None:

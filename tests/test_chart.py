@@ -221,3 +221,33 @@ def test_large_run_refines_on_zoom(pages):
     # with no more than MAX_VISIBLE bars in view.
     assert step0 > step1 > step2 >= 60_000
     assert all(0 < seen <= chart_module.MAX_VISIBLE for seen in (seen0, seen1, seen2))
+
+
+def test_sweep_and_compare_results_are_frames_with_plots():
+    sweep = engine.sweep(SMA, {"fast": [5, 10], "slow": [30, 40, 50]}, n_jobs=1,
+                         progress=False, start="2018-01-01", end="2020-12-31")
+    assert type(sweep).__name__ == "SweepResult" and isinstance(sweep, pl.DataFrame)
+    assert sweep.parameters == ["fast", "slow"]
+    assert sweep.filter(pl.col("fast") == 5).height == 3  # frame operations work
+    assert sweep.sort("sharpe")["sharpe"].is_sorted(nulls_last=True)
+    heatmap = sweep.plot("sharpe")
+    rect = [r for r in heatmap.renderers if type(r.glyph).__name__ == "Rect"][0]
+    assert sorted(zip(rect.data_source.data["x"], rect.data_source.data["y"],
+                      strict=True)) == sorted((str(a), str(b)) for a, b in
+                                              zip(sweep["fast"], sweep["slow"], strict=True))
+    assert "sharpe by fast and slow" in heatmap.title.text
+    with pytest.raises(engine.errors.ParameterError, match="'nope' is not a column"):
+        sweep.plot("nope")
+    table = engine.compare([SMA], start="2018-01-01", end="2020-12-31")
+    assert type(table).__name__ == "CompareResult" and table["strategy"].to_list() == [
+        "SmaCross", "BuyAndHold"]
+    lines = [r for f in table.plot().children for r in f.renderers]
+    assert len(lines) == 4  # equity and drawdown of each row
+
+
+def test_result_summary_for_notebooks():
+    result = engine.run(SMA, start="2018-01-01", end="2020-12-31")
+    shown = result._repr_html_()
+    assert "SmaCross" in shown and "2018-01-02" in shown and "<svg" in shown
+    assert f"{result.metrics['sharpe']:.3f}" in shown
+    assert len(shown) < 6_000

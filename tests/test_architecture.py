@@ -30,6 +30,10 @@ ALLOWED_UPWARD: dict[tuple[str, str], str] = {
         "stream_run(out=...) writes its files through the atomic folders, imported at the call",
     ("engine.research.sweep", "engine.report.progress"):
         "engine.sweep(progress=True) asks the report whether a bar can be drawn, at the call",
+    ("engine.backtest.result", "engine.report.chart"):
+        "Result.plot() returns the report's interactive chart, imported at the call",
+    ("engine.research.frames", "engine.report.chart"):
+        "SweepResult.plot() and CompareResult.plot() draw with the report's charts, at the call",
 }
 
 

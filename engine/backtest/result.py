@@ -256,6 +256,22 @@ class Result:
             "metrics": self.metrics,
         })
 
+    def plot(self):
+        """The interactive chart of ``report.html`` as a Bokeh layout (shown inline in
+        Jupyter): prices and trades, indicators, feeds, equity, drawdown, trade list
+        (see :mod:`engine.report.chart`)."""
+        from engine.report.chart import build_chart, show_in_notebooks
+
+        show_in_notebooks()
+        return build_chart(self)
+
+    def _repr_html_(self) -> str:
+        """A compact summary for notebooks: strategy, period, headline metrics and an
+        equity sparkline (:func:`engine.report.html.summary_html`)."""
+        from engine.report.html import summary_html
+
+        return summary_html(self)
+
 
 def jsonable(value):
     """NaN and infinities become None, numpy scalars plain numbers: strict JSON."""

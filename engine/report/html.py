@@ -1,9 +1,14 @@
 """Report files of a run (and of a comparison): CSV tables, the PNG plot, an HTML page.
 
-``report.html`` is one self-contained file: its CSS is inline, its plots are
-embedded as base64 PNG ``data:`` URLs, and it has no script and no external link,
-so it opens offline in any browser. Nothing in it depends on the time it was
-written: the same run gives the same bytes.
+``report.html`` is one self-contained file: its CSS is inline, its interactive chart
+(:mod:`engine.report.chart`) carries Bokeh's JavaScript inline, other plots are
+embedded as base64 PNG ``data:`` URLs, and it has no external link, so it opens
+offline in any browser. Nothing in it depends on the time it was written: the same
+run gives the same bytes.
+
+Pages fit a 1,280-pixel window: a table wider than the page scrolls sideways inside
+its own box (``div.table-wrap``), its first column staying in view, and never makes
+the page itself scroll sideways.
 
 Files written by :func:`write_report` (next to the ones of
 :meth:`engine.backtest.result.Result.to_dir`):
@@ -14,7 +19,8 @@ Files written by :func:`write_report` (next to the ones of
 ``equity.png``
     Equity and underwater drawdown, with buy-and-hold of the same data.
 ``report.html``
-    Every table above plus the metrics and settings, and the plot.
+    The metrics, the interactive chart (prices and trades, indicators, feeds,
+    equity, drawdown, the sortable trade list), every table above and the settings.
 """
 
 from __future__ import annotations
@@ -58,21 +64,35 @@ CAPTIONS = {
 #: Tables shown with their intervals joined to the rates (the CSV files keep every column).
 DISPLAYS = {"hit_rates": hit_rate_display, "event_study": event_study_display}
 
+CAPTIONS["chart"] = (
+    '<p class="meta">Drag to pan, scroll to zoom (all panels move together); hover a trade '
+    "for its entry, exit, size, P&amp;L, return and exit reason. Above 10,000 bars the "
+    "price shows aggregated bars that refine as you zoom in. What each panel shows: "
+    "engine/report/chart.py.</p>")
+
 TITLES = {
     "metrics": "Metrics", "drawdowns": "Worst drawdowns", "yearly": "Per year",
     "hit_rates": "Hit rates", "event_study": "Event study", "settings": "Settings",
     "compare": "Comparison", "equity": "Equity and drawdown", "notes": "Notes",
+    "chart": "Chart",
 }
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
-       color: #1d1d1f; margin: 2em auto; max-width: 1100px; padding: 0 1em; }
+       color: #1d1d1f; margin: 2em auto; max-width: 1200px; padding: 0 1em; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; }
 h2 { font-size: 1.15em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 p.meta { color: #555; margin-top: 0; }
+section { max-width: 100%; }
+div.table-wrap { max-width: 100%; overflow-x: auto; margin: 0.5em 0; }
 table { border-collapse: collapse; margin: 0.5em 0; font-variant-numeric: tabular-nums; }
-th, td { padding: 3px 10px; border-bottom: 1px solid #eee; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #eee; vertical-align: top; }
 th { text-align: left; background: #f4f5f7; font-weight: 600; }
+td { max-width: 28em; overflow-wrap: break-word; }
+td:first-child { white-space: nowrap; }
+div.table-wrap tr > :first-child { position: sticky; left: 0; background: #fff; }
+div.table-wrap tr > th:first-child { background: #f4f5f7; }
+div.chart { width: 100%; min-height: 400px; }
 td.num, th.num { text-align: right; }
 caption { caption-side: bottom; text-align: left; color: #666; font-size: 0.9em;
           padding-top: 4px; max-width: 900px; }
@@ -105,8 +125,8 @@ def html_table(frame: pl.DataFrame, caption: str | None = None, id_: str | None 
         body.append(f'<tr><td colspan="{max(len(frame.columns), 1)}">none</td></tr>')
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     ident = f' id="{html.escape(id_)}"' if id_ else ""
-    return (f"<table{ident}>{cap}<thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+    return (f'<div class="table-wrap"><table{ident}>{cap}<thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def png_img(png: bytes, alt: str) -> str:
@@ -154,12 +174,16 @@ def run_meta(result) -> str:
             f"market orders fill at {s.get('fill')}")
 
 
-def render_html(result, tables: dict[str, pl.DataFrame], png: bytes | None) -> str:
-    """The report page of one run."""
+def render_html(result, tables: dict[str, pl.DataFrame], png: bytes | None,
+                chart: str | None = None) -> str:
+    """The report page of one run; ``chart`` the interactive chart's HTML
+    (:func:`engine.report.chart.chart_html`), drawn instead of the PNG when given."""
     sections = [_section("metrics", '<div class="metrics">' + html_table(
         _pairs(result.metrics, "metric", "value"), CAPTIONS["metrics"], right=("value",))
         + "</div>")]
-    if png is not None:
+    if chart is not None:
+        sections.append(_section("chart", CAPTIONS["chart"] + "\n" + chart))
+    elif png is not None:
         sections.append(_section("equity", png_img(png, "equity and drawdown")))
     for key in TABLE_FILES:
         if key in tables:
@@ -190,9 +214,13 @@ def write_report(result, out, tables: dict[str, pl.DataFrame] | None = None) -> 
     tables = tables if tables is not None else result.tables()
     for key in TABLE_FILES:
         write_csv(tables[key], path / f"{key}.csv")
+    from engine.report.chart import chart_html
+
     png = equity_png(result)
     (path / "equity.png").write_bytes(png)
-    (path / "report.html").write_text(render_html(result, tables, png), encoding="utf-8")
+    chart = chart_html(result) if result.equity.height else None
+    (path / "report.html").write_text(render_html(result, tables, png, chart),
+                                      encoding="utf-8")
     return path
 
 
@@ -220,9 +248,11 @@ def write_compare(table: pl.DataFrame, results, names, out, meta: str = "") -> P
 
 
 #: The claims table's columns shown in the HTML page, in order (the CSV has them all).
-CLAIM_HTML_COLUMNS = ("id", "claim", "source", "definition", "sample", "signal days",
-                      "episodes", "claimed", "rate [95%]", "base [95%]", "difference [95%]",
-                      "p", "q", "verdict", "fragility", "measured", "why")
+#: Key columns first (the verdict, what was claimed and measured), so that they stay on
+#: screen when the table scrolls sideways in its box.
+CLAIM_HTML_COLUMNS = ("id", "verdict", "claimed", "rate [95%]", "base [95%]",
+                      "difference [95%]", "p", "q", "fragility", "measured", "claim",
+                      "signal days", "episodes", "source", "definition", "sample", "why")
 
 
 def render_claims_html(table: pl.DataFrame, meta: str) -> str:
@@ -241,3 +271,45 @@ def render_claims_html(table: pl.DataFrame, meta: str) -> str:
     sections = [f'<section id="claims">\n<h2>Claims</h2>\n'
                 f'{html_table(table.select(shown), caption, "claims")}\n</section>']
     return _page("Claims of the source notes, measured on the bundled data", meta, sections)
+
+
+#: The metrics of the notebook summary, in order.
+SUMMARY_METRICS = ("total_return", "cagr", "sharpe", "max_drawdown", "trades", "hit_rate",
+                   "benchmark_return")
+
+
+def sparkline_svg(values, width: int = 240, height: int = 48,
+                  colour: str = "#1f5fa8") -> str:
+    """A line of ``values`` as a small inline SVG (at most ``width`` points, min to max)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return ""
+    step = max(1, values.size // width)
+    points = values[::step]
+    if (values.size - 1) % step:
+        points = np.append(points, values[-1])
+    lo, hi = float(points.min()), float(points.max())
+    span = hi - lo or 1.0
+    xs = np.linspace(0, width, points.size)
+    ys = height - 2 - (points - lo) / span * (height - 4)
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}"><polyline fill="none" stroke="{colour}" '
+            f'stroke-width="1.3" points="{path}"/></svg>')
+
+
+def summary_html(result) -> str:
+    """The notebook view of a run: title, data and period, headline metrics, sparkline."""
+    metrics = "".join(
+        f"<tr><td>{html.escape(k)}</td><td style=\"text-align:right\">"
+        f"{html.escape(fmt(k, result.metrics.get(k)))}</td></tr>"
+        for k in SUMMARY_METRICS if k in result.metrics)
+    spark = sparkline_svg(result.equity["equity"].to_numpy()) if result.equity.height else ""
+    return (f'<div class="engine-result"><b>{html.escape(run_title(result))}</b>'
+            f'<div style="color:#555">{html.escape(run_meta(result))}</div>'
+            f'<div style="display:flex;gap:1.5em;align-items:center">'
+            f'<table>{metrics}</table><div>{spark}<div style="color:#555;font-size:0.85em">'
+            f"equity; result.plot() for the interactive chart</div></div></div></div>")

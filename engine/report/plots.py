@@ -161,8 +161,8 @@ def heatmap_png(frame, grid: dict[str, list], metric: str) -> bytes:
                            frame[metric].to_list(), strict=True):
         if value is not None:
             z[yi[b], xi[a]] = value
-    fig = Figure(figsize=(min(14, 4 + 0.3 * len(xs)), min(10, 3 + 0.25 * len(ys))), dpi=100,
-                 layout="constrained")
+    width = min(14, max(6.5, 4 + 0.3 * len(xs)))
+    fig = Figure(figsize=(width, min(10, 3.5 + 0.25 * len(ys))), dpi=100, layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(np.ma.masked_invalid(z), origin="lower", aspect="auto",
                       interpolation="nearest", cmap="viridis")
@@ -176,6 +176,8 @@ def heatmap_png(frame, grid: dict[str, list], metric: str) -> bytes:
                  for i in ticks])
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.set_title(f"{metric} by {x} and {y} (blank: failed, not sampled or undefined)",
-                 fontsize=10)
+    # Wrapped to the figure's width (about 13 characters per inch at 10 pt), so that a
+    # narrow grid's title is not clipped.
+    ax.set_title(textwrap.fill(f"{metric} by {x} and {y} (blank: failed, not sampled or "
+                               f"undefined)", int(width * 11)), fontsize=10)
     return _png(fig)

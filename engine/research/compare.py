@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from engine.errors import ParameterError, RejectedOrdersError
+from engine.research.frames import CompareResult
 
 #: The metrics shown per strategy, in order.
 HEADLINE = ("total_return", "cagr", "volatility", "sharpe", "sortino", "calmar", "max_drawdown",
@@ -184,13 +185,15 @@ def compare(strategies, data=None, params=None, **run_options) -> pl.DataFrame:
 
     Returns
     -------
-    polars.DataFrame
-        ``strategy, data, period, params`` then the :data:`HEADLINE` metrics
+    CompareResult
+        A polars DataFrame (:class:`engine.research.frames.CompareResult`, whose
+        ``plot()`` overlays the equity curves): ``strategy, data, period, params``
+        then the :data:`HEADLINE` metrics
         (the last, ``rejected``, counts the strategy's rejected orders);
         each group of rows on the same bars ends with buy-and-hold
         (``BuyAndHold``, its data's name and first day appended to the name when
         there are several groups). Names repeated with different parameters get them
         appended, e.g. ``SmaCross(fast=5, slow=20)``.
     """
-    table, _, _ = run_all(strategies, data, params, **run_options)
-    return table
+    table, results, names = run_all(strategies, data, params, **run_options)
+    return CompareResult.of(table, results, names)

@@ -349,6 +349,14 @@ def frame_of(plan: Plan, done: dict):
     return pl.DataFrame(columns)
 
 
+def as_sweep_result(frame):
+    """``frame`` as a :class:`~engine.research.frames.SweepResult` (polars imported here:
+    workers never load it)."""
+    from engine.research.frames import SweepResult
+
+    return SweepResult.of(frame)
+
+
 # --------------------------------------------------------------------------- API
 
 
@@ -399,8 +407,10 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
 
     Returns
     -------
-    polars.DataFrame
-        The grid's parameter columns, every metric of :func:`engine.run`, and
+    SweepResult
+        A polars DataFrame (:class:`engine.research.frames.SweepResult`, whose
+        ``plot(metric, x, y)`` draws a heatmap): the grid's parameter columns, every
+        metric of :func:`engine.run`, and
         ``error``: null on success, else the message of that set's failure (its
         metrics are then null).
 
@@ -434,4 +444,4 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
         pbo = frame.pbo
     frame = sort_rows(frame, sort_by) if sort_by else frame
     frame.pbo = pbo
-    return frame
+    return as_sweep_result(frame)

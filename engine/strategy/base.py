@@ -373,10 +373,13 @@ class Strategy:
         self._audit = audit  # the run's look-ahead audit mode, for self.I
         self._symbol_index = {name: i for i, name in enumerate(panel.symbols)}
         self.data = DataView(panel, cursor)
+        #: ``(name, arrays, overlay)`` of each ``self.I`` call, in order, for the chart.
+        self.declared_indicators: list[tuple[str, tuple, bool | None]] = []
 
     # -- indicators ----------------------------------------------------------------
 
-    def I(self, func, *args, name: str | None = None, audit: bool = True, **kwargs):  # noqa: E743
+    def I(self, func, *args, name: str | None = None, audit: bool = True,  # noqa: E743
+          overlay: bool | None = None, **kwargs):
         """Compute an indicator once over all bars and return bounded views of it.
 
         ``Series`` arguments (``self.data.close``) are passed to ``func`` as whole
@@ -389,6 +392,11 @@ class Strategy:
         ending at cut points spread over all of it, it must give the same values
         up to each cut, else ``LookAheadError`` names the first bar that differs.
         ``audit=False`` skips the audit of this indicator alone.
+
+        ``overlay`` says where the report's chart draws it: ``True`` over the price,
+        ``False`` on a panel of its own, ``None`` (the default) over the price when its
+        values lie in the price's range (a moving average), else on its own panel (an
+        RSI). The arrays are kept in :attr:`declared_indicators` for the chart.
         """
         label = name or getattr(func, "__name__", "indicator")
         panel = self._panel
@@ -424,6 +432,7 @@ class Strategy:
             Series(arr, self._cursor, 0 if arr.ndim == 1 or arr.shape[1] == 1 else -1, label)
             for arr in full
         )
+        self.declared_indicators.append((label, full, overlay))
         return views[0] if len(views) == 1 else views
 
     # -- account -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ import math
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -280,6 +281,20 @@ SUMMARY_OPTION = "_set_summaries"
 
 def run_batch(cls, panels, options: dict, batch) -> list[SetOutcome]:
     """Run each ``(row, panel_number, params)``; one :class:`SetOutcome` each.
+
+    A strategy with a vectorised path runs its sets as columns of one compiled pass
+    where :mod:`engine.research.batched` covers them, and one by one otherwise.
+    """
+    from engine.research import batched
+
+    if batched.enabled():
+        return batched.run_batched(cls, panels, options, batch,
+                                   partial(run_each, cls, panels, options), SetOutcome)
+    return run_each(cls, panels, options, batch)
+
+
+def run_each(cls, panels, options: dict, batch) -> list[SetOutcome]:
+    """:func:`run_batch` one set at a time, through :func:`engine.run`.
 
     Only the metrics are computed: a run's frames (trades, orders, equity) are
     built on first access, and a sweep never reads them.

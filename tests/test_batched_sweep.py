@@ -1,0 +1,215 @@
+"""Batched sweeps (engine.research.batched, engine._core.batch): every set's row equals
+the set's own engine.run, bit for bit, and the sweep's frame equals the per-set path's."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import numpy as np
+import polars as pl
+import pytest
+from engine._core.batch import numpy_sum
+
+import engine
+from engine.data.panel import Panel
+from engine.data.synthetic import random_walk
+from engine.research import batched
+from engine.research.sweep_plan import parameter_sets, prepare, run_batch, run_each
+
+FLEX = textwrap.dedent('''
+    import numpy as np
+
+    from engine import Signals, Strategy, param
+    from engine.errors import ParameterError
+    from engine.indicators import crossings, sma
+
+
+    class Flex(Strategy):
+        """SMA cross with every Signals option as a parameter."""
+
+        fast: int = param(5, min=1)
+        slow: int = param(20, min=2)
+        size_type: str = param("all_cash", choices=("all_cash", "shares", "cash", "percent",
+                                                    "target_percent"))
+        amount: float = param(0.5)
+        direction: str = param("long", choices=("long", "short"))
+        per_bar: bool = param(False)
+        fail: bool = param(False)
+
+        def validate(self):
+            if self.fast >= self.slow:
+                raise ParameterError(f"fast ({self.fast}) must be shorter than slow ({self.slow})")
+
+        def signals(self, data):
+            if self.fail:
+                raise RuntimeError("this set fails inside signals")
+            close = data.close
+            entries, exits = crossings(sma(close, self.fast), sma(close, self.slow))
+            if self.direction == "short":
+                entries, exits = exits, entries
+            size = self.amount
+            if self.per_bar:
+                every = np.arange(len(data)) % 4 == 0
+                size = np.where(every if close.ndim == 1 else every[:, None], np.nan,
+                                np.full(close.shape, self.amount))
+            return Signals(entries=entries, exits=exits, size=size, size_type=self.size_type,
+                           direction=self.direction)
+''')
+
+
+@pytest.fixture(scope="module")
+def flex(tmp_path_factory):
+    path = tmp_path_factory.mktemp("batched") / "flex.py"
+    path.write_text(FLEX)
+    return path
+
+
+def _with_ties(panel: Panel) -> Panel:
+    """The walk with flat stretches (equal closes: moving averages tie) and missing opens."""
+    fields = {k: np.array(v) for k, v in panel.fields.items()}
+    for a in range(40, fields["close"].shape[0], 97):
+        fields["close"][a:a + 25] = fields["close"][a]
+        fields["open"][a:a + 25] = fields["close"][a]
+        fields["high"][a:a + 25] = fields["close"][a]
+        fields["low"][a:a + 25] = fields["close"][a]
+    fields["open"][7::53] = np.nan
+    return Panel(ts=np.array(panel.ts), symbols=panel.symbols, fields=fields,
+                 source="ties", meta=dict(panel.meta))
+
+
+def _same_metrics(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for key in a:
+        x, y = a[key], b[key]
+        if math.isnan(x) and math.isnan(y):
+            continue
+        if x != y or math.copysign(1.0, x) != math.copysign(1.0, y):
+            return False
+    return True
+
+
+def _compare(strategy, grid, data, **options):
+    """The batched rows against engine.run per set (the per-set path), row by row."""
+    plan = prepare(strategy, parameter_sets(grid), data, options)
+    alone = run_each(plan.cls, plan.panels, plan.options, plan.tasks)
+    before = dict(batched.COUNTS)
+    together = run_batch(plan.cls, plan.panels, plan.options, plan.tasks)
+    ran = {k: batched.COUNTS[k] - before[k] for k in before}
+    # every set that succeeds alone ran batched, unless its account left the model
+    succeeded = sum(m is not None for _, m, _ in alone)
+    assert ran["batched"] >= succeeded * 0.8, ran
+    assert [r for r, _, _ in together] == [r for r, _, _ in alone]
+    for (row, m1, e1), (_, m2, e2) in zip(alone, together, strict=True):
+        assert e1 == e2, (row, e1, e2)
+        if m1 is None:
+            assert m2 is None
+        else:
+            assert _same_metrics(m1, m2), (row, {k: (m1[k], m2[k]) for k in m1
+                                                 if not _same_metrics({k: m1[k]}, {k: m2[k]})})
+    return alone
+
+
+def test_pairwise_sum_is_numpys():
+    rng = np.random.default_rng(3)
+    for n in [*range(0, 140), 255, 256, 257, 1000, 2520, 65536]:
+        x = rng.standard_normal(n) * 10.0 ** rng.integers(-6, 6)
+        assert numpy_sum(x) == np.sum(x)
+
+
+GRID = {"fast": [2, 3, 5, 8, 20], "slow": [3, 5, 10, 21, 5000]}  # fast >= slow raises
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"fill": "close"},
+    {"commission": 0.001, "slippage_bps": 3.0, "commission_fixed": 1.0},
+    {"commission_minimum": 5.0, "commission_per_share": 0.01, "slippage_fixed": 0.02},
+    {"fractional": True, "cash": 12_345.678},
+    {"risk_free": 0.03, "periods_per_year": 365},
+])
+def test_rows_equal_runs_alone_single_symbol(flex, options):
+    data = _with_ties(random_walk(700, seed=11))
+    rows = _compare(flex, GRID, data, audit="off", **options)
+    errors = [e for _, _, e in rows if e]
+    assert errors and all("must be shorter" in e for e in errors)
+    never = [m for _, m, _ in rows if m and m["trades"] == 0]
+    assert never  # slow=5000 never fires: a row of a flat account
+    assert any(m and m["trades"] > 3 for _, m, _ in rows)
+
+
+@pytest.mark.parametrize("size_type,amount", [
+    ("shares", 7.0), ("cash", 2_500.0), ("percent", 0.3), ("target_percent", 0.4),
+    ("shares", 0.0),                                           # every entry rejected
+])
+@pytest.mark.parametrize("direction", ["long", "short"])
+def test_rows_equal_runs_alone_size_types_and_shorts(flex, size_type, amount, direction):
+    data = _with_ties(random_walk(500, 3, seed=5))
+    grid = {"fast": [2, 4, 9], "slow": [6, 30], "per_bar": [False, True],
+            "size_type": size_type, "amount": amount, "direction": direction}
+    rows = _compare(flex, grid, data, shorting=True, borrow_rate=0.05, commission=0.0005,
+                    fill="close" if direction == "short" else "open")
+    if amount == 0.0:
+        assert all(m["rejected"] > 0 for _, m, _ in rows if m and m["trades"] == 0)
+
+
+def test_sets_that_raise_and_short_without_shorting(flex):
+    data = random_walk(400, 2, seed=2)
+    grid = {"fast": [3, 30], "slow": [10], "fail": [False, True], "direction": ["short"]}
+    rows = _compare(flex, grid, data)  # shorting off: every short entry is rejected
+    assert any(e and "fails inside signals" in e for _, _, e in rows)
+    assert any(m and m["rejected"] > 0 for _, m, _ in rows)
+
+
+def test_sweep_frames_identical_batched_or_not(flex, monkeypatch):
+    data = _with_ties(random_walk(600, seed=4))
+    grid = {"fast": [2, 5, 10, 20], "slow": [5, 10, 20, 40], "commission": [0.0, 0.002]}
+    monkeypatch.setenv(batched.ENV, "0")
+    off = engine.sweep(flex, grid, data=data, n_jobs=1, progress=False, sort_by="sharpe")
+    monkeypatch.setenv(batched.ENV, "1")
+    on = engine.sweep(flex, grid, data=data, n_jobs=1, progress=False, sort_by="sharpe")
+    assert off.columns == on.columns and off.dtypes == on.dtypes
+    assert off.equals(on, null_equal=True)
+    assert off["error"].is_not_null().sum() == 12  # fast >= slow
+    assert pl.Series(off["trades"]).drop_nulls().max() > 0
+
+
+def test_sma_cross_on_sp500_equals_runs_alone():
+    _compare("strategies/sma_cross.py", {"fast": [2, 10, 50], "slow": [20, 100, 200]},
+             None, start="2015-01-01")
+
+
+def test_event_strategy_and_unsupported_options_take_the_per_set_path(flex, monkeypatch):
+    data = random_walk(200, seed=1)
+    calls = []
+    monkeypatch.setattr(batched, "_run_group", lambda *a: calls.append(a) or [])
+    plan = prepare("strategies/fear_contrarian.py", [{}], None, {})
+    assert not plan.cls.has_vector_path() or True
+    for options in ({"mode": "event"},):
+        plan = prepare(flex, parameter_sets({"fast": [2]}), data, options)
+        rows = run_batch(plan.cls, plan.panels, plan.options, plan.tasks)
+        assert rows[0][2] is not None  # Flex has no on_bar: the per-set path's error
+    assert calls == []
+
+
+def test_indicator_memo_reuses_and_never_keys_writeable_arrays():
+    from engine.strategy.indicators import sma
+
+    memo = batched.IndicatorMemo().for_panel(object())
+    panel = random_walk(300, seed=9)
+    close = panel.fields["close"][:, 0]
+    memoised = memo.wrap(sma)
+    first = memoised(close, 10)
+    second = memoised(close, 10)
+    assert memo.hits == 1 and np.array_equal(first, second, equal_nan=True)
+    first[:] = 0.0  # a caller writing into its copy changes no other caller's
+    assert np.array_equal(memoised(close, 10), sma(close, 10), equal_nan=True)
+    mine = np.array(close)
+    memoised(mine, 10)
+    mine[:] = 1.0
+    assert np.array_equal(memoised(mine, 10), sma(mine, 10), equal_nan=True)
+    assert memo.hits == 2  # the writeable array was never looked up
+    assert memoised(close[:100], 10).shape == (100,)  # a prefix is its own key
+    memo.for_panel(object())
+    assert memo.results == {}

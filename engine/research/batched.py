@@ -217,12 +217,10 @@ def run_batched(cls, panels, options: dict, batch, run_one) -> list[tuple]:
 
     ``run_one(tasks)`` is the per-set path, for what the batched path does not cover.
     """
-    from engine.research.sweep_plan import run_option_names
-
     if not cls.has_vector_path() or options.get("mode", "auto") == "event":
         COUNTS["alone"] += len(batch)
         return run_one(batch)
-    run_names = set(run_option_names())
+    run_names = _run_option_names()
     groups: dict = {}
     for task in batch:
         row, number, params = task
@@ -236,6 +234,15 @@ def run_batched(cls, panels, options: dict, batch, run_one) -> list[tuple]:
         for row, metrics, error in _run_group(cls, panels[number], run_opts, members, run_one):
             done[row] = (row, metrics, error)
     return [done[row] for row, _, _ in batch]
+
+
+def _run_option_names() -> frozenset:
+    import inspect
+
+    from engine.backtest.run import run
+
+    return frozenset(name for name, p in inspect.signature(run).parameters.items()
+                     if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
 def _settings(run_opts: dict) -> dict | None:

@@ -64,6 +64,7 @@ SIZE_MODES = {
 
 cdef double QTY_EPS = 1e-9
 cdef enum:
+    TILE = 32               # sets advanced together through the bars
     PW_BLOCKSIZE = 128      # numpy's block of pairwise summation
     PENDING_CLOSE = 1
     PENDING_ENTRY = 2
@@ -461,9 +462,12 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
     c.fractional = fractional
     c.shorting = shorting
 
-    equity_arr = np.empty((n, n_sets))
+    # Sets advance in tiles of TILE columns: the tile's equity (set-major) stays in cache
+    # for the statistics computed right after its bars.
+    tile_arr = np.empty((min(TILE, max(n_sets, 1)), max(n, 1)))
     stats_arr = np.zeros((N_STATS, n_sets))
-    cdef double[:, ::1] equity = equity_arr
+    cdef double[:, ::1] equity = tile_arr
+    cdef Py_ssize_t j0, j1
     cdef double[:, ::1] stats = stats_arr
     accounts_arr = np.zeros(n_sets * sizeof(Account), dtype=np.uint8)
     state_arr = np.zeros((5, n_sets * k))        # position, lot qty, price, costs, amount
@@ -488,7 +492,6 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
     cdef double* wbuf = &scratch[1, 0]
     cdef double* dxbuf = &scratch[2, 0]
     cdef double* pbuf = &scratch[3, 0]
-    cdef double* ecol = &scratch[4, 0]
     cdef double* tbuf = &scratch[5, 0]
     cdef Py_ssize_t n_lots, count
     cdef double* trade_pnl
@@ -497,7 +500,7 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
     cdef Py_ssize_t* offsets
 
     if n_sets == 0 or n == 0:
-        return {"stats": stats_arr, "equity": equity_arr}
+        return stats_arr
     for j in range(n_sets):
         accounts[j].cash = cash
     ledger.cap = 64
@@ -508,71 +511,85 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
         raise MemoryError()
     try:
         with nogil:
-            for r in range(n):
-                last = &close[r - 1, 0] if r > 0 else NULL
-                if not fill_on_close and r > 0:
-                    # Broker.process_bar: the orders placed on the previous bar, at the open
-                    # (at the close where the open is missing).
-                    for s in range(k):
-                        tbuf[s] = open[r, s] if isfinite(open[r, s]) else close[r, s]
-                    for j in range(n_sets):
-                        acc = &accounts[j]
-                        if acc.outside:
-                            continue
-                        fill_pending(&c, acc, &ledger, j, &pending[j * k], &amounts[j * k],
-                                     &pos[j * k], &lot_qty[j * k], &lot_price[j * k],
-                                     &lot_costs[j * k], &lot_dir[j * k], &lot_row[j * k],
-                                     last, k, modes[j], directions[j], tbuf)
-                # run_vector: this bar's signals become orders
-                row = r if size_rows != 1 else 0
-                for j in range(n_sets):
-                    if accounts[j].outside:
-                        continue
-                    direction = directions[j]
-                    mode = modes[j]
-                    for s in range(k):
-                        if entries[r, j, s] == 0 and exits[r, j, s] == 0:
-                            continue
-                        p = pos[j * k + s]
-                        closing = False
-                        if exits[r, j, s] and p * direction > 0:
-                            pending[j * k + s] |= PENDING_CLOSE
-                            closing = True
-                        if entries[r, j, s] and (p == 0 or closing):
-                            amount = size[row, j, s]
-                            if isnan(amount):
+            j0 = 0
+            while j0 < n_sets:
+                j1 = j0 + TILE if j0 + TILE < n_sets else n_sets
+                for r in range(n):
+                    last = &close[r - 1, 0] if r > 0 else NULL
+                    if not fill_on_close and r > 0:
+                        # Broker.process_bar: the orders placed on the previous bar, at the open
+                        # (at the close where the open is missing).
+                        for s in range(k):
+                            tbuf[s] = open[r, s] if isfinite(open[r, s]) else close[r, s]
+                        for j in range(j0, j1):
+                            acc = &accounts[j]
+                            if acc.outside:
                                 continue
-                            if mode == TARGET_PERCENT:
-                                amount = direction * amount
-                            pending[j * k + s] |= PENDING_ENTRY
-                            amounts[j * k + s] = amount
-                if fill_on_close:
-                    for j in range(n_sets):
-                        acc = &accounts[j]
-                        if acc.outside:
+                            fill_pending(&c, acc, &ledger, j, &pending[j * k], &amounts[j * k],
+                                         &pos[j * k], &lot_qty[j * k], &lot_price[j * k],
+                                         &lot_costs[j * k], &lot_dir[j * k], &lot_row[j * k],
+                                         last, k, modes[j], directions[j], tbuf)
+                    # run_vector: this bar's signals become orders
+                    row = r if size_rows != 1 else 0
+                    for j in range(j0, j1):
+                        if accounts[j].outside:
                             continue
-                        fill_pending(&c, acc, &ledger, j, &pending[j * k], &amounts[j * k],
-                                     &pos[j * k], &lot_qty[j * k], &lot_price[j * k],
-                                     &lot_costs[j * k], &lot_dir[j * k], &lot_row[j * k],
-                                     last, k, modes[j], directions[j], &close[r, 0])
-                # Broker.mark: equity at the close, borrow on shorts
-                for j in range(n_sets):
-                    acc = &accounts[j]
-                    held = 0.0
-                    in_market = False
-                    for s in range(k):
-                        p = pos[j * k + s]
-                        if p != 0:
-                            in_market = True
-                            if p < 0 and c.borrow_rate > 0:
-                                value = (-p * close[r, s] * c.borrow_rate
-                                         / c.periods_per_year)
-                                add_cash(acc, -value)
-                                acc.borrow += value
-                                lot_costs[j * k + s] += value
-                            held += p * close[r, s]
-                    equity[r, j] = cash_value(acc) + held
-                    acc.in_market += in_market
+                        direction = directions[j]
+                        mode = modes[j]
+                        for s in range(k):
+                            if entries[r, j, s] == 0 and exits[r, j, s] == 0:
+                                continue
+                            p = pos[j * k + s]
+                            closing = False
+                            if exits[r, j, s] and p * direction > 0:
+                                pending[j * k + s] |= PENDING_CLOSE
+                                closing = True
+                            if entries[r, j, s] and (p == 0 or closing):
+                                amount = size[row, j, s]
+                                if isnan(amount):
+                                    continue
+                                if mode == TARGET_PERCENT:
+                                    amount = direction * amount
+                                pending[j * k + s] |= PENDING_ENTRY
+                                amounts[j * k + s] = amount
+                    if fill_on_close:
+                        for j in range(j0, j1):
+                            acc = &accounts[j]
+                            if acc.outside:
+                                continue
+                            fill_pending(&c, acc, &ledger, j, &pending[j * k], &amounts[j * k],
+                                         &pos[j * k], &lot_qty[j * k], &lot_price[j * k],
+                                         &lot_costs[j * k], &lot_dir[j * k], &lot_row[j * k],
+                                         last, k, modes[j], directions[j], &close[r, 0])
+                    # Broker.mark: equity at the close, borrow on shorts
+                    for j in range(j0, j1):
+                        acc = &accounts[j]
+                        held = 0.0
+                        in_market = False
+                        for s in range(k):
+                            p = pos[j * k + s]
+                            if p != 0:
+                                in_market = True
+                                if p < 0 and c.borrow_rate > 0:
+                                    value = (-p * close[r, s] * c.borrow_rate
+                                             / c.periods_per_year)
+                                    add_cash(acc, -value)
+                                    acc.borrow += value
+                                    lot_costs[j * k + s] += value
+                                held += p * close[r, s]
+                        equity[j - j0, r] = cash_value(acc) + held
+                        acc.in_market += in_market
+                # the tile's equity statistics (StreamingMetrics.add_bars)
+                for j in range(j0, j1):
+                    bad = False
+                    for r in range(n):
+                        if not isfinite(equity[j - j0, r]):
+                            bad = True
+                    stats[ST_OUTSIDE, j] = bad
+                    if not bad:
+                        set_statistics(&equity[j - j0, 0], n, cash, rf_bar, dy, bench_mean,
+                                       bench_m2, rbuf, wbuf, dxbuf, pbuf, &stats[0, j], n_sets)
+                j0 = j1
             if ledger.failed:
                 with gil:
                     raise MemoryError()
@@ -620,13 +637,7 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
                     for s in range(k):
                         count += pos[j * k + s] != 0
                     stats[ST_OPEN_TRADES, j] = count
-                    bad = acc.outside
-                    for r in range(n):
-                        ecol[r] = equity[r, j]
-                        if not isfinite(ecol[r]):
-                            bad = True
-                    set_statistics(ecol, n, cash, rf_bar, dy, bench_mean, bench_m2, rbuf,
-                                   wbuf, dxbuf, pbuf, &stats[0, j], n_sets)
+                    bad = acc.outside or stats[ST_OUTSIDE, j] != 0
                     trade_statistics(&trade_pnl[offsets[j]], &trade_ret[offsets[j]],
                                      offsets[j + 1] - offsets[j], trade_buf, &stats[0, j],
                                      n_sets)
@@ -641,7 +652,7 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
             free(trade_buf)
     finally:
         free(ledger.lots)
-    return {"stats": stats_arr, "equity": equity_arr}
+    return stats_arr
 
 
 cdef void set_statistics(const double* eq, Py_ssize_t m, double start, double rf_bar,

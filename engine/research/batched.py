@@ -389,13 +389,13 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one) -> list[tuple
             bench_m2=0.0 if bench is None else bench["m2"],
             **{k: v for k, v in account.items()},
         )
-        stats = dict(zip(STAT_NAMES, result["stats"], strict=True))
+        stats = dict(zip(STAT_NAMES, result, strict=True))
+        rows = _metric_rows(stats, n, settings["cash"], ppy, risk_free, bench)
         for j, task in enumerate(kept):
             if stats["outside"][j] or (strict and stats["rejected"][j]):
                 alone.append(task)
                 continue
-            out.append((task[0], _metrics(stats, j, n, settings["cash"], ppy, risk_free,
-                                          bench), None))
+            out.append((task[0], rows[j], None))
     COUNTS["batched"] += len(out)
     if alone:
         COUNTS["alone"] += len(alone)
@@ -403,68 +403,122 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one) -> list[tuple
     return out
 
 
-def _metrics(stats: dict, j: int, n: int, cash: float, ppy: float, risk_free: float,
-             bench) -> dict:
-    """The metric row of set ``j``: compute_metrics' and engine.run's steps, from the
-    compiled statistics (StreamingMetrics is the code compute_metrics runs)."""
-    from engine.analysis.streaming_metrics import StreamingMetrics
+def _one_add(value: np.ndarray) -> np.ndarray:
+    """The value of a fresh Neumaier ``_Sum`` after ``add(value)``, elementwise."""
+    total = 0.0 + value
+    carry = np.where(0.0 >= np.abs(value), 0.0 + ((0.0 - total) + value),
+                     0.0 + ((value - total) + 0.0))
+    return total + carry
 
-    acc = StreamingMetrics(cash, periods_per_year=ppy, risk_free=risk_free,
-                           benchmark_start=cash if bench is not None else None)
-    acc.last = float(stats["last"][j])
-    acc.n = n
-    returns_nan = bool(stats["returns_nan"][j])
-    acc.returns_nan = returns_nan
-    with_bench = bench is not None and not bench["nan"]
-    if not returns_nan:
-        acc.max_abs_r = max(0.0, float(stats["max_abs_r"][j]))
-        acc.downside.add(float(stats["downside"][j]))
-        mom = acc.returns
-        mom.n = n
-        mom.mean_x = float(stats["mean_x"][j])
-        mom.m2_x = float(stats["m2_x"][j])
-        mom.m3_x = float(stats["m3_x"][j])
-        mom.m4_x = float(stats["m4_x"][j])
-        mom.c_xy = float(stats["c_xy"][j])
-        # _Moments.add's update of the second series from a fresh state (a = 0)
-        my, m2y = (bench["mean"], bench["m2"]) if with_bench else (0.0, 0.0)
-        a = 0
-        weight = a * n / n
-        delta_y = my - 0.0
-        mom.m2_y = 0.0 + (m2y + delta_y * delta_y * weight)
-        mom.mean_y = 0.0 + delta_y * n / n
-    acc.peak = float(stats["peak"][j])
-    acc.max_dd = float(stats["max_dd"][j])
-    acc.under_since = int(stats["under_since"][j])
-    acc.max_duration = int(stats["max_duration"][j])
-    in_market = int(stats["in_market"][j])
-    acc.in_market = in_market
+
+def _metric_rows(stats: dict, n: int, cash: float, ppy: float, risk_free: float,
+                 bench) -> list[dict]:
+    """Every set's metric row, as engine.run computes it.
+
+    The formulas are StreamingMetrics.result()'s (the code compute_metrics runs),
+    written elementwise over the sets in the same operations and order (numpy's
+    elementwise arithmetic and square root round as Python's floats do, and
+    ``numpy.power`` is what result() calls); ``psr`` calls the same scalar code per
+    set, since Python's ``**`` and numpy's power may differ in the last bit.
+    """
+    from engine.analysis.conventions import BENCHMARK_KEYS, METRIC_KEYS, per_bar_rate
+    from engine.analysis.stats import psr_from_moments
+
+    nan = np.nan
+    zero_spread = 1e-12
+    rf_bar = per_bar_rate(risk_free, ppy)
+    root_ppy = math.sqrt(ppy)
+    last = stats["last"]
+    returns_nan = stats["returns_nan"] != 0
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(all="ignore"):
+        out["total_return"] = last / cash - 1.0
+        if n == 0:
+            growth = np.full(last.shape, nan)
+        else:
+            growth = np.where(last <= 0, -1.0, np.power(last / cash, ppy / n) - 1.0)
+        out["cagr"] = growth
+        m2_x, mean_raw = stats["m2_x"], stats["mean_x"]
+        sd = np.sqrt(m2_x / (n - 1)) if n >= 2 else np.full(last.shape, nan)
+        vol = sd * root_ppy if n >= 2 else np.full(last.shape, nan)
+        mean_x = mean_raw - rf_bar
+        max_abs_r = np.maximum(stats["max_abs_r"], 0.0)
+        if n < 2:
+            sharpe = np.full(last.shape, nan)
+        else:
+            sharpe = np.where(sd <= zero_spread * max_abs_r, nan, mean_x / sd * root_ppy)
+        downside = np.sqrt(_one_add(stats["downside"]) / n) if n else np.zeros(last.shape)
+        sortino = np.where(downside == 0, nan, mean_x / downside * root_ppy)
+        out["volatility"] = np.where(returns_nan, nan, vol)
+        out["sharpe"] = sharpe = np.where(returns_nan, nan, sharpe)
+        out["sortino"] = np.where(returns_nan, nan, sortino)
+        max_dd = stats["max_dd"]
+        out["calmar"] = np.where(max_dd == 0, nan, growth / max_dd)
+        out["max_drawdown"] = max_dd
+        under_since = stats["under_since"]
+        out["max_drawdown_duration"] = np.where(
+            under_since >= 0, np.maximum(stats["max_duration"], n - (under_since - 1)),
+            stats["max_duration"])
+        t, wins, losses = stats["trades"], stats["wins"], stats["losses"]
+        gross_win, gross_loss = _one_add(stats["gross_win"]), _one_add(stats["gross_loss"])
+        out["trades"] = t
+        out["hit_rate"] = np.where(t > 0, wins / t, nan)
+        out["profit_factor"] = np.where(gross_loss > 0, gross_win / gross_loss,
+                                        np.where(gross_win > 0, math.inf, nan))
+        out["expectancy"] = np.where(t > 0, _one_add(stats["pnl_sum"]) / t, nan)
+        out["avg_win"] = np.where(wins > 0, gross_win / wins, nan)
+        out["avg_loss"] = np.where(losses > 0, -gross_loss / losses, nan)
+        out["best_trade"] = np.where(t > 0, stats["best"], nan)
+        out["worst_trade"] = np.where(t > 0, stats["worst"], nan)
+        out["exposure"] = stats["in_market"] / n if n else np.full(last.shape, nan)
+        out["final_equity"] = last
+        with_bench = bench is not None and not bench["nan"]
+        b_sharpe = nan
+        if bench is not None:
+            out["benchmark_return"] = np.full(last.shape, bench["last"] / cash - 1.0)
+            if with_bench and n >= 2:
+                # _Moments' second series from a fresh state, then _beta/_benchmark_sharpe
+                a = 0
+                m2_y = 0.0 + (bench["m2"] + (bench["mean"] - 0.0) ** 2 * (a * n / n))
+                mean_y = 0.0 + (bench["mean"] - 0.0) * n / n
+                var_b = m2_y / (n - 1)
+                if math.sqrt(var_b) <= zero_spread * bench["max_abs"]:
+                    beta = np.full(last.shape, nan)
+                else:
+                    beta = (stats["c_xy"] / (n - 1)) / var_b
+                    sd_y = math.sqrt(m2_y / (n - 1))
+                    b_sharpe = (mean_y - rf_bar) / sd_y
+                out["beta"] = np.where(returns_nan, nan, beta)
+            else:
+                out["beta"] = np.full(last.shape, nan)
+    psr = []
+    psr_bench = []
+    m3_x, m4_x = stats["m3_x"], stats["m4_x"]
+    for j, value in enumerate(sharpe.tolist()):
+        m2 = float(m2_x[j])
+        if not math.isfinite(value) or n < 3 or m2 <= 0:
+            psr.append(nan)
+            psr_bench.append(nan)
+            continue
+        skew = math.sqrt(n) * float(m3_x[j]) / m2 ** 1.5
+        kurtosis = n * float(m4_x[j]) / m2 ** 2
+        psr.append(psr_from_moments(value / math.sqrt(ppy), n, skew, kurtosis, 0.0))
+        if bench is not None:
+            psr_bench.append(psr_from_moments(value / math.sqrt(ppy), n, skew, kurtosis,
+                                              b_sharpe))
+    out["psr"] = np.array(psr, dtype=np.float64)
     if bench is not None:
-        acc.b_last = bench["last"]
-        acc.b_nan = bench["nan"]
-        acc.max_abs_rb = bench["max_abs"]
-    trades = int(stats["trades"][j])
-    acc.trades = trades
-    acc.wins = int(stats["wins"][j])
-    acc.losses = int(stats["losses"][j])
-    acc.gross_win.add(float(stats["gross_win"][j]))
-    acc.gross_loss.add(float(stats["gross_loss"][j]))
-    acc.pnl_sum.add(float(stats["pnl_sum"][j]))
-    if trades:
-        acc.best = max(acc.best, float(stats["best"][j]))
-        acc.worst = min(acc.worst, float(stats["worst"][j]))
-    acc.returns_given = trades
-    out = acc.result()
-    out["exposure"] = in_market / n
-    metrics = {k: float(v) for k, v in out.items()}
+        out["psr_benchmark"] = np.array(psr_bench, dtype=np.float64)
+    keys = METRIC_KEYS + (BENCHMARK_KEYS if bench is not None else ())
     # engine.run's additions (backtest/run.py, _result)
-    metrics["open_trades"] = float(stats["open_trades"][j])
-    metrics["commissions"] = float(stats["commissions"][j])
-    metrics["borrow_costs"] = float(stats["borrow"][j])
-    metrics["same_bar_exits"] = 0.0
-    metrics["bars"] = float(n)
-    metrics["rejected"] = float(stats["rejected"][j])
-    for key, value in metrics.items():
-        if isinstance(value, float) and math.isnan(value):
-            metrics[key] = float("nan")
-    return metrics
+    out["open_trades"] = stats["open_trades"]
+    out["commissions"] = stats["commissions"]
+    out["borrow_costs"] = stats["borrow"]
+    out["same_bar_exits"] = np.zeros(last.shape)
+    out["bars"] = np.full(last.shape, float(n))
+    out["rejected"] = stats["rejected"]
+    keys = (*keys, "open_trades", "commissions", "borrow_costs", "same_bar_exits", "bars",
+            "rejected")
+    table = np.array([np.asarray(out[k], dtype=np.float64) for k in keys])
+    table[np.isnan(table)] = np.nan
+    return [dict(zip(keys, row, strict=True)) for row in table.T.tolist()]

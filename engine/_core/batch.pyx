@@ -33,6 +33,7 @@ that means and moments equal ``numpy.sum`` on the same values.
 """
 
 cimport cython
+cimport numpy as cnp
 from libc.math cimport NAN, fabs, floor, isfinite, isnan, pow
 from libc.stdlib cimport free, malloc, realloc
 
@@ -41,6 +42,9 @@ import numpy as np
 from engine._core.broker cimport (
     ALL_CASH, CASH, PERCENT_EQUITY, SHARES, TARGET_PERCENT,
 )
+from engine._core.sealed cimport is_sealed
+
+cnp.import_array()
 
 cdef extern from *:
     """
@@ -127,6 +131,23 @@ cdef double pairwise_sum(const double* a, Py_ssize_t n, Py_ssize_t stride) noexc
 def numpy_sum(const double[::1] values):
     """:func:`pairwise_sum` of ``values`` (for the test against ``numpy.sum``)."""
     return pairwise_sum(&values[0] if values.shape[0] else NULL, values.shape[0], 1)
+
+
+cpdef object sealed_key(object value):
+    """``(address, shape, strides, dtype number)`` of a sealed array, else None.
+
+    The memo of engine.research.batched looks indicator inputs up by it: a sealed
+    array's contents never change, so its memory identifies them while it is alive.
+    """
+    cdef cnp.ndarray arr
+    cdef int d
+    if not isinstance(value, np.ndarray) or not is_sealed(value):
+        return None
+    arr = <cnp.ndarray> value
+    return (<Py_ssize_t> cnp.PyArray_DATA(arr),
+            tuple([cnp.PyArray_DIMS(arr)[d] for d in range(cnp.PyArray_NDIM(arr))]),
+            tuple([cnp.PyArray_STRIDES(arr)[d] for d in range(cnp.PyArray_NDIM(arr))]),
+            cnp.PyArray_TYPE(arr))
 
 
 cdef inline double fmax(double a, double b) noexcept nogil:

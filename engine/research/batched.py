@@ -48,6 +48,8 @@ import sys
 
 import numpy as np
 
+from engine._core.batch import sealed_key as _sealed_key
+
 #: Environment switch: "0" runs every set on the per-set path (the workers inherit it).
 ENV = "ENGINE_SWEEP_BATCHED"
 #: Run options the batched path supports (any other sends the plan to the per-set path).
@@ -80,15 +82,13 @@ class _Unkeyable(Exception):
 
 
 def _key(value):
-    from engine._core.sealed import is_sealed
-
     if isinstance(value, np.ndarray):
         # Only sealed arrays (the panel's bars and their views): nothing can change
         # their contents, and the memo holds them, so their memory is not reused.
-        if not is_sealed(value):
+        key = _sealed_key(value)
+        if key is None:
             raise _Unkeyable
-        return ("array", value.__array_interface__["data"][0], value.shape, value.strides,
-                value.dtype.str)
+        return key
     if value is None or isinstance(value, (bool, int, float, str)):
         return (type(value).__name__, value)
     raise _Unkeyable
@@ -319,7 +319,8 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one) -> list[tuple
     from engine._core.broker import Broker
     from engine._core.loop import Cursor
     from engine.analysis.conventions import choose_periods_per_year, per_bar_rate
-    from engine.backtest.run import _vector_signals, check_commission
+    from engine.backtest.run import _signal_arrays, _vector_signals, check_commission
+    from engine.strategy.base import VectorData
     from engine.strategy.lookahead import check_audit
 
     tasks = [task for task, _, _ in members]
@@ -356,8 +357,12 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one) -> list[tuple
             try:
                 instance = cls(**strategy)
                 instance._bind(panel, broker, Cursor(), audit=audit)
-                signals, entry, exit_, size = _vector_signals(
-                    instance, panel, _audit_for(cls, panel, params, audit))
+                mode = _audit_for(cls, panel, params, audit)
+                if mode == "off":  # _vector_signals without its audit machinery
+                    signals = instance.signals(VectorData(panel))
+                    entry, exit_, size = _signal_arrays(signals, panel, cls.__name__)
+                else:
+                    signals, entry, exit_, size = _vector_signals(instance, panel, mode)
             except Exception:
                 alone.append(task)
                 continue

@@ -6,6 +6,11 @@ Run: ``python -m pytest bench/test_bench_sweep.py -q``; the summary at the end g
 backtests per second, the ratio to the sequential run, and the share of all cores
 that were busy during the sweep (user + system time of this process and its workers
 over wall time times cores). Target: 1,000 sets in under 5 s on two cores.
+
+``sma_cross`` has a vectorised path, so ``engine.sweep`` runs its sets batched
+(:mod:`engine.research.batched`) unless ``ENGINE_SWEEP_BATCHED=0``: the cases below
+time both, and 10,000 sets on 2,520 bars (target: under 1 s on two cores). The peer
+comparison on real data is ``bench/peers/sweep_compare.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from engine.research.sweep_plan import parameter_sets
 
 ROUNDS = 3
 GRID = {"fast": list(range(2, 22)), "slow": list(range(30, 130, 2))}  # 20 x 50, all valid
+GRID_10K = {"fast": list(range(2, 102)), "slow": list(range(105, 305, 2))}  # 100 x 100
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +67,37 @@ def test_sweep_local_every_core(benchmark, ten_years, sma_cross):
     frame = benchmark.pedantic(sweep, rounds=ROUNDS, iterations=1)
     assert frame.height == 1000 and frame["error"].null_count() == 1000
     record_sweep(benchmark, f"sweep, local, {cpu_count()} workers", frame.height, min(busy))
+
+
+def _timed_sweep(benchmark, data, strategy, grid, n_jobs, name, *, batched=True, rounds=ROUNDS):
+    import os
+
+    busy = []
+
+    def sweep():
+        os.environ["ENGINE_SWEEP_BATCHED"] = "1" if batched else "0"
+        try:
+            cpu, wall = _cpu(), time.perf_counter()
+            frame = engine.sweep(strategy, grid, data=data, n_jobs=n_jobs, progress=False)
+            busy.append((_cpu() - cpu) / ((time.perf_counter() - wall) * cpu_count()))
+        finally:
+            os.environ.pop("ENGINE_SWEEP_BATCHED", None)
+        return frame
+
+    frame = benchmark.pedantic(sweep, rounds=rounds, iterations=1)
+    assert frame["error"].null_count() == frame.height
+    record_sweep(benchmark, name, frame.height, min(busy))
+
+
+def test_sweep_per_set_every_core(benchmark, ten_years, sma_cross):
+    _timed_sweep(benchmark, ten_years, sma_cross, GRID, -1,
+                 f"per set (unbatched), {cpu_count()} workers", batched=False, rounds=1)
+
+
+def test_sweep_batched_one_process(benchmark, ten_years, sma_cross):
+    _timed_sweep(benchmark, ten_years, sma_cross, GRID, 1, "batched, one process")
+
+
+def test_sweep_10k_sets_batched_every_core(benchmark, ten_years, sma_cross):
+    _timed_sweep(benchmark, ten_years, sma_cross, GRID_10K, -1,
+                 f"10,000 sets, batched, {cpu_count()} workers")

@@ -213,3 +213,26 @@ def test_indicator_memo_reuses_and_never_keys_writeable_arrays():
     assert memoised(close[:100], 10).shape == (100,)  # a prefix is its own key
     memo.for_panel(object())
     assert memo.results == {}
+
+
+def test_instance_factory_builds_what_the_class_builds(flex):
+    from engine.strategy.plugins import load_strategy
+
+    cls = load_strategy(flex)
+    make = batched.instance_factory(cls)
+    for given in ({}, {"fast": 3, "slow": "40"}, {"size_type": "cash", "amount": 7}):
+        assert vars(make(**given)) == vars(cls(**given))
+    for bad in ({"fast": 9, "slow": 4}, {"nope": 1}, {"size_type": "all"}):
+        with pytest.raises(Exception) as mine:
+            make(**bad)
+        with pytest.raises(Exception) as theirs:
+            cls(**bad)
+        assert type(mine.value) is type(theirs.value) and str(mine.value) == str(theirs.value)
+
+
+def test_plain_signal_settings_match_the_runs():
+    from engine.backtest.run import SIZE_TYPES
+
+    assert batched.SIZE_TYPES == SIZE_TYPES
+    assert set(batched.SIZE_TYPES) == set(__import__("engine._core.batch").
+                                          _core.batch.SIZE_MODES)

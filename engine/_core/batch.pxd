@@ -19,6 +19,7 @@ cdef struct Account:
     Py_ssize_t rejected
     Py_ssize_t in_market    # bars marked with a position
     bint outside            # left the model: the sweep runs this set on the per-set path
+    bint pending_any        # orders placed and not yet matched
 
 
 # numpy's pairwise summation (np.sum of a float64 array), the same association.

@@ -538,23 +538,25 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
                 for r in range(n):
                     last = &close[r - 1, 0] if r > 0 else NULL
                     if not fill_on_close and r > 0:
-                        # Broker.process_bar: the orders placed on the previous bar, at the open
-                        # (at the close where the open is missing).
                         for s in range(k):
                             tbuf[s] = open[r, s] if isfinite(open[r, s]) else close[r, s]
-                        for j in range(j0, j1):
-                            acc = &accounts[j]
-                            if acc.outside:
-                                continue
+                    row = r if size_rows != 1 else 0
+                    # Each set's bar in the broker's order; the sets are independent.
+                    for j in range(j0, j1):
+                        acc = &accounts[j]
+                        if acc.outside:
+                            continue
+                        if acc.pending_any and not fill_on_close:
+                            # Broker.process_bar: the orders placed on the previous bar, at
+                            # the open (at the close where the open is missing)
+                            acc.pending_any = False
                             fill_pending(&c, acc, &ledger, j, &pending[j * k], &amounts[j * k],
                                          &pos[j * k], &lot_qty[j * k], &lot_price[j * k],
                                          &lot_costs[j * k], &lot_dir[j * k], &lot_row[j * k],
                                          last, k, modes[j], directions[j], tbuf)
-                    # run_vector: this bar's signals become orders
-                    row = r if size_rows != 1 else 0
-                    for j in range(j0, j1):
-                        if accounts[j].outside:
-                            continue
+                            if acc.outside:
+                                continue
+                        # run_vector: this bar's signals become orders
                         direction = directions[j]
                         mode = modes[j]
                         for s in range(k):
@@ -564,6 +566,7 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
                             closing = False
                             if exits[r, j, s] and p * direction > 0:
                                 pending[j * k + s] |= PENDING_CLOSE
+                                acc.pending_any = True
                                 closing = True
                             if entries[r, j, s] and (p == 0 or closing):
                                 amount = size[row, j, s]
@@ -572,12 +575,11 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
                                 if mode == TARGET_PERCENT:
                                     amount = direction * amount
                                 pending[j * k + s] |= PENDING_ENTRY
+                                acc.pending_any = True
                                 amounts[j * k + s] = amount
-                    if fill_on_close:
-                        for j in range(j0, j1):
-                            acc = &accounts[j]
-                            if acc.outside:
-                                continue
+                        if fill_on_close and acc.pending_any:
+                            # Broker.process_close: at this bar's close
+                            acc.pending_any = False
                             fill_pending(&c, acc, &ledger, j, &pending[j * k], &amounts[j * k],
                                          &pos[j * k], &lot_qty[j * k], &lot_price[j * k],
                                          &lot_costs[j * k], &lot_dir[j * k], &lot_row[j * k],

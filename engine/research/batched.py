@@ -62,6 +62,9 @@ OPTIONS = frozenset({
 #: The fields of ``Signals`` the simulator reads; any other set away from its default
 #: (a stop-loss, weights, ...) sends that set to the per-set path.
 SIGNAL_FIELDS = frozenset({"entries", "exits", "size", "size_type", "direction"})
+#: The values of Signals.size_type and direction (engine.backtest.run checks the same).
+SIZE_TYPES = ("all_cash", "shares", "cash", "percent", "target_percent")
+DIRECTIONS = ("long", "short")
 #: Longest data batched: compute_metrics feeds StreamingMetrics in slices of this many
 #: bars, and the compiled statistics reproduce one slice.
 MAX_BARS = 1 << 16
@@ -297,6 +300,58 @@ def _benchmark(panel, cash: float):
     return info
 
 
+def instance_factory(cls):
+    """``cls(**params)`` for many sets: Strategy.__init__'s steps with the class's
+    parameter declarations collected once (``resolve_params`` collects them per call).
+
+    A class with its own ``__init__``, or parameters it does not declare, goes through
+    ``cls(**params)`` itself (the latter for its error message).
+    """
+    from engine.strategy.base import Strategy
+    from engine.strategy.params import collect_params
+
+    if cls.__init__ is not Strategy.__init__:
+        return cls
+    specs = collect_params(cls)
+    name = cls.__name__
+
+    def make(**given):
+        if any(key not in specs for key in given):
+            return cls(**given)
+        values = {key: spec.default for key, spec in specs.items()}
+        for key, value in given.items():
+            values[key] = specs[key].convert(value, name)
+        instance = cls.__new__(cls)
+        instance.params = values
+        for key, value in values.items():
+            setattr(instance, key, value)
+        instance.validate()
+        return instance
+
+    return make
+
+
+def _plain_arrays(signals, shape: tuple, no_size: np.ndarray):
+    """_signal_arrays' output for the common case it would pass unchanged (boolean
+    C-contiguous entries and exits of the panel's shape, no size, valid settings), else
+    None (then _signal_arrays checks and converts, with its messages)."""
+    if type(signals).__name__ != "Signals" or signals.size is not None \
+            or signals.size_type not in SIZE_TYPES or signals.direction not in DIRECTIONS:
+        return None
+    out = []
+    for arr in (signals.entries, signals.exits):
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.bool_ \
+                or not arr.flags.c_contiguous:
+            return None
+        if arr.ndim == 1 and shape[1] == 1:
+            arr = arr.reshape(-1, 1)
+        if arr.shape != shape:
+            return None
+        out.append(arr.view(np.uint8))
+    out.append(no_size)
+    return out
+
+
 def _other_fields_set(signals) -> bool:
     """Whether ``signals`` sets a field the simulator does not read (a stop-loss, ...)."""
     for f in dataclasses.fields(signals):
@@ -352,15 +407,19 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one) -> list[tuple
     strict = bool(run_opts.get("strict", False))
     kept, entries, exits, sizes, modes, directions, alone = [], [], [], [], [], [], []
     memo = _MEMO.for_panel(panel)
+    make = instance_factory(cls)
+    shape = (panel.n_bars, panel.n_symbols)
+    no_size = np.zeros((1, panel.n_symbols))
     with _Patched(cls, memo):
         for task, strategy, params in members:
             try:
-                instance = cls(**strategy)
+                instance = make(**strategy)
                 instance._bind(panel, broker, Cursor(), audit=audit)
                 mode = _audit_for(cls, panel, params, audit)
                 if mode == "off":  # _vector_signals without its audit machinery
                     signals = instance.signals(VectorData(panel))
-                    entry, exit_, size = _signal_arrays(signals, panel, cls.__name__)
+                    entry, exit_, size = _plain_arrays(signals, shape, no_size) or \
+                        _signal_arrays(signals, panel, cls.__name__)
                 else:
                     signals, entry, exit_, size = _vector_signals(instance, panel, mode)
             except Exception:

@@ -122,12 +122,14 @@ class IndicatorMemo:
     def __init__(self) -> None:
         self.panel = None
         self.results: dict = {}
+        self.derived: dict = {}     # per panel: the benchmark, periods per year
         self.hits = 0
         self.calls = 0
 
     def for_panel(self, panel) -> IndicatorMemo:
         if panel is not self.panel or len(self.results) > MEMO_ENTRIES:
             self.results.clear()
+            self.derived.clear()
             self.panel = panel
         return self
 
@@ -387,7 +389,12 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one) -> list[tuple
     try:  # what engine.run refuses, it refuses with its own message on the per-set path
         audit = check_audit(run_opts.get("audit", "cuts"))
         check_commission(run_opts.get("commission", 0.0))
-        ppy, _ = choose_periods_per_year(run_opts.get("periods_per_year"), panel.local_ts)
+        memo = _MEMO.for_panel(panel)
+        key = ("ppy", repr(run_opts.get("periods_per_year")))
+        if key not in memo.derived:
+            memo.derived[key] = choose_periods_per_year(run_opts.get("periods_per_year"),
+                                                        panel.local_ts)[0]
+        ppy = memo.derived[key]
         risk_free = float(run_opts.get("risk_free", 0.0))
         rf_bar = per_bar_rate(risk_free, ppy)
         account = {k: v for k, v in settings.items() if k != "cash"}
@@ -397,7 +404,10 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one) -> list[tuple
                           close, settings["cash"], periods_per_year=float(ppy), **account)
 
         broker = new_broker()
-        bench = _benchmark(panel, settings["cash"])
+        key = ("benchmark", settings["cash"])
+        if key not in memo.derived:
+            memo.derived[key] = _benchmark(panel, settings["cash"])
+        bench = memo.derived[key]
         if bench is not None and not bench["finite"]:
             raise ValueError("benchmark not finite")
     except Exception:
@@ -406,7 +416,6 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one) -> list[tuple
 
     strict = bool(run_opts.get("strict", False))
     kept, entries, exits, sizes, modes, directions, alone = [], [], [], [], [], [], []
-    memo = _MEMO.for_panel(panel)
     make = instance_factory(cls)
     shape = (panel.n_bars, panel.n_symbols)
     no_size = np.zeros((1, panel.n_symbols))

@@ -236,3 +236,36 @@ def test_plain_signal_settings_match_the_runs():
     assert batched.SIZE_TYPES == SIZE_TYPES
     assert set(batched.SIZE_TYPES) == set(__import__("engine._core.batch").
                                           _core.batch.SIZE_MODES)
+
+
+LEAKY = textwrap.dedent('''
+    import numpy as np
+
+    from engine import Signals, Strategy, param
+
+
+    class Leaky(Strategy):
+        """Buys the day before a rise: it reads tomorrow's close."""
+
+        hold: int = param(1, min=1)
+        scale: int = param(1, min=1)
+
+        def signals(self, data):
+            close = np.asarray(data.close, dtype=float)
+            tomorrow = np.append(close[1:], close[-1])
+            entries = tomorrow > close
+            exits = np.roll(entries, self.hold)
+            return Signals(entries=entries, exits=exits)
+''')
+
+
+def test_a_leak_found_in_a_batch_is_reported_and_every_later_set_audited(tmp_path):
+    path = tmp_path / "leaky.py"
+    path.write_text(LEAKY)
+    data = random_walk(300, seed=3)
+    frame = engine.sweep(path, {"hold": [1, 2, 3], "scale": [1, 2, 3]}, data=data, n_jobs=1,
+                         progress=False)
+    errors = frame["error"].to_list()
+    assert errors[0] and "reads the future" in errors[0]
+    # after the first leak every set is audited, as one set alone would be
+    assert all(e and "reads the future" in e for e in errors)

@@ -35,8 +35,11 @@ batched path audits a set by the same cuts when one of its parameter values has
 not been audited yet in this worker process for this strategy and data; the other
 sets run with ``audit="off"``. Every value of every parameter is thus audited at
 least once, but not every combination: a leak that appears only for a combination
-of values none of whose parts leaked alone goes through. ``audit="full"`` runs the
-per-set path (every set, every bar); ``ENGINE_SWEEP_BATCHED=0`` turns batching off.
+of values none of whose parts leaked alone goes through. Once a leak is found, every
+later set in that worker is audited; the sets run unaudited before keep their rows, and
+which ones those are depends on how the sets were split among the workers.
+``audit="full"`` runs the per-set path (every set, every bar);
+``ENGINE_SWEEP_BATCHED=0`` turns batching off.
 """
 
 from __future__ import annotations
@@ -192,26 +195,35 @@ class _Patched:
 # --------------------------------------------------------------------------- audit
 
 
-_AUDITED: dict = {}  # (strategy class, panel id) -> (panel, audited (name, value) pairs)
+_AUDITED: dict = {}  # (strategy class, panel id) -> [panel, audited pairs, leak found]
 
 
-def _audit_for(cls, panel, params: dict, audit: str) -> str:
-    """``"cuts"`` when a value of ``params`` is not audited yet here, else ``"off"``."""
-    if audit != "cuts":
-        return audit
+def _audit_entry(cls, panel) -> list:
     key = (cls, id(panel))
     entry = _AUDITED.get(key)
     if entry is None or entry[0] is not panel:
         if len(_AUDITED) > 16:
             _AUDITED.clear()
-        entry = _AUDITED[key] = (panel, set())
-    pairs = {(name, repr(value)) for name, value in params.items()}
-    if not params and not entry[1]:
-        pairs = {("", "")}
-    if pairs <= entry[1]:
-        return "off"
-    entry[1].update(pairs)
-    return "cuts"
+        entry = _AUDITED[key] = [panel, set(), False]
+    return entry
+
+
+def _audit_for(cls, panel, params: dict, audit: str) -> tuple[str, set]:
+    """``("cuts", pairs)`` when a value of ``params`` is not audited yet here (or a leak
+    was found here: then every set is), else ``("off", pairs)``."""
+    pairs = {(name, repr(value)) for name, value in params.items()} or {("", "")}
+    if audit != "cuts":
+        return audit, pairs
+    entry = _audit_entry(cls, panel)
+    return ("cuts" if entry[2] or not pairs <= entry[1] else "off"), pairs
+
+
+def _audited(cls, panel, pairs: set, leaked: bool) -> None:
+    entry = _audit_entry(cls, panel)
+    if leaked:
+        entry[2] = True
+    else:
+        entry[1].update(pairs)
 
 
 # --------------------------------------------------------------------------- batches
@@ -377,6 +389,7 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one) -> list[tuple
     from engine._core.loop import Cursor
     from engine.analysis.conventions import choose_periods_per_year, per_bar_rate
     from engine.backtest.run import _signal_arrays, _vector_signals, check_commission
+    from engine.errors import LookAheadError
     from engine.strategy.base import VectorData
     from engine.strategy.lookahead import check_audit
 
@@ -424,13 +437,19 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one) -> list[tuple
             try:
                 instance = make(**strategy)
                 instance._bind(panel, broker, Cursor(), audit=audit)
-                mode = _audit_for(cls, panel, params, audit)
+                mode, pairs = _audit_for(cls, panel, params, audit)
                 if mode == "off":  # _vector_signals without its audit machinery
                     signals = instance.signals(VectorData(panel))
                     entry, exit_, size = _plain_arrays(signals, shape, no_size) or \
                         _signal_arrays(signals, panel, cls.__name__)
                 else:
                     signals, entry, exit_, size = _vector_signals(instance, panel, mode)
+                    if mode == "cuts":
+                        _audited(cls, panel, pairs, False)
+            except LookAheadError:
+                _audited(cls, panel, set(), True)  # from now on every set is audited here
+                alone.append(task)
+                continue
             except Exception:
                 alone.append(task)
                 continue

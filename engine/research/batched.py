@@ -229,10 +229,12 @@ def _audited(cls, panel, pairs: set, leaked: bool) -> None:
 # --------------------------------------------------------------------------- batches
 
 
-def run_batched(cls, panels, options: dict, batch, run_one) -> list[tuple]:
-    """Run a task's ``(row, panel_number, params)`` sets; return ``(row, metrics, error)``.
+def run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
+    """Run a task's ``(row, panel_number, params)`` sets; one outcome per set, in order.
 
-    ``run_one(tasks)`` is the per-set path, for what the batched path does not cover.
+    ``run_one(tasks)`` is the per-set path, for what the batched path does not cover;
+    ``outcome(row, metrics, error)`` makes a set's result as it returns them
+    (:class:`engine.research.sweep_plan.SetOutcome`).
     """
     if not cls.has_vector_path() or options.get("mode", "auto") == "event":
         COUNTS["alone"] += len(batch)
@@ -248,8 +250,8 @@ def run_batched(cls, panels, options: dict, batch, run_one) -> list[tuple]:
         groups.setdefault(key, (number, run_opts, []))[2].append((task, strategy, params))
     done: dict = {}
     for number, run_opts, members in groups.values():
-        for row, metrics, error in _run_group(cls, panels[number], run_opts, members, run_one):
-            done[row] = (row, metrics, error)
+        for result in _run_group(cls, panels[number], run_opts, members, run_one, outcome):
+            done[result[0]] = result
     return [done[row] for row, _, _ in batch]
 
 
@@ -383,7 +385,7 @@ def _other_fields_set(signals) -> bool:
     return False
 
 
-def _run_group(cls, panel, run_opts: dict, members: list, run_one) -> list[tuple]:
+def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome) -> list:
     from engine._core.batch import SIZE_MODES, STAT_NAMES, simulate
     from engine._core.broker import Broker
     from engine._core.loop import Cursor
@@ -487,7 +489,7 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one) -> list[tuple
             if stats["outside"][j] or (strict and stats["rejected"][j]):
                 alone.append(task)
                 continue
-            out.append((task[0], rows[j], None))
+            out.append(outcome(task[0], rows[j], None))
     COUNTS["batched"] += len(out)
     if alone:
         COUNTS["alone"] += len(alone)

@@ -269,3 +269,21 @@ def test_a_leak_found_in_a_batch_is_reported_and_every_later_set_audited(tmp_pat
     assert errors[0] and "reads the future" in errors[0]
     # after the first leak every set is audited, as one set alone would be
     assert all(e and "reads the future" in e for e in errors)
+
+
+def test_set_summaries_equal_the_per_set_paths(flex):
+    from engine.research.sweep_plan import SUMMARY_OPTION
+
+    assert batched.SUMMARY_OPTION == SUMMARY_OPTION
+    data = _with_ties(random_walk(400, 2, seed=8))
+    plan = prepare(flex, parameter_sets({"fast": [2, 5, 9], "slow": [4, 20]}), data, {})
+    plan.options[SUMMARY_OPTION] = True
+    alone = run_each(plan.cls, plan.panels, plan.options, plan.tasks)
+    before = batched.COUNTS["batched"]
+    together = run_batch(plan.cls, plan.panels, plan.options, plan.tasks)
+    assert batched.COUNTS["batched"] - before == 4
+    assert sum(o.extra is not None for o in together) == 4  # fast 5 and 9 >= slow 4 fail
+    for one, many in zip(alone, together, strict=True):
+        assert (one.error, one.extra is None) == (many.error, many.extra is None)
+        if one.extra is not None:
+            assert np.array_equal(one.extra, many.extra, equal_nan=True)

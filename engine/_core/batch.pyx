@@ -420,7 +420,7 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
              double slippage_bps=0.0, double slippage_fixed=0.0, double borrow_rate=0.0,
              double periods_per_year=252.0, bint fractional=False, bint shorting=False,
              bint fill_on_close=False, double rf_bar=0.0, const double[::1] bench_dy=None,
-             double bench_mean=0.0, double bench_m2=0.0):
+             double bench_mean=0.0, double bench_m2=0.0, bint keep_equity=False):
     """Run ``n_sets`` accounts over the bars in one pass; return their statistics.
 
     Parameters
@@ -442,11 +442,15 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
         the squared deviations, as ``StreamingMetrics`` computes them; None for no
         benchmark (then ``c_xy`` is 0).
 
+    keep_equity : bool
+        Also return every set's equity at each close.
+
     Returns
     -------
-    dict
-        ``stats``: a ``(len(STAT_NAMES), n_sets)`` float64 array (the names in
-        :data:`STAT_NAMES`); ``equity``: the ``(n_bars, n_sets)`` equity at each close.
+    stats : numpy.ndarray
+        ``(len(STAT_NAMES), n_sets)`` float64 (the rows named by :data:`STAT_NAMES`).
+    equity : numpy.ndarray or None
+        With ``keep_equity``, the ``(n_sets, n_bars)`` equity at each close.
     """
     cdef Py_ssize_t n = close.shape[0]
     cdef Py_ssize_t k = close.shape[1]
@@ -488,6 +492,8 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
     tile_arr = np.empty((min(TILE, max(n_sets, 1)), max(n, 1)))
     stats_arr = np.zeros((N_STATS, n_sets))
     cdef double[:, ::1] equity = tile_arr
+    curves_arr = np.empty((n_sets, n)) if keep_equity else None
+    cdef double[:, ::1] curves = curves_arr if keep_equity else tile_arr
     cdef Py_ssize_t j0, j1
     cdef double[:, ::1] stats = stats_arr
     accounts_arr = np.zeros(n_sets * sizeof(Account), dtype=np.uint8)
@@ -521,7 +527,7 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
     cdef Py_ssize_t* offsets
 
     if n_sets == 0 or n == 0:
-        return stats_arr
+        return stats_arr, curves_arr
     for j in range(n_sets):
         accounts[j].cash = cash
     ledger.cap = 64
@@ -612,6 +618,9 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
                     if not bad:
                         set_statistics(&equity[j - j0, 0], n, cash, rf_bar, dy, bench_mean,
                                        bench_m2, rbuf, wbuf, dxbuf, pbuf, &stats[0, j], n_sets)
+                    if keep_equity:
+                        for r in range(n):
+                            curves[j, r] = equity[j - j0, r]
                 j0 = j1
             if ledger.failed:
                 with gil:
@@ -675,7 +684,7 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
             free(trade_buf)
     finally:
         free(ledger.lots)
-    return stats_arr
+    return stats_arr, curves_arr
 
 
 cdef void set_statistics(const double* eq, Py_ssize_t m, double start, double rf_bar,

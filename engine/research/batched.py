@@ -68,6 +68,8 @@ SIGNAL_FIELDS = frozenset({"entries", "exits", "size", "size_type", "direction"}
 #: The values of Signals.size_type and direction (engine.backtest.run checks the same).
 SIZE_TYPES = ("all_cash", "shares", "cash", "percent", "target_percent")
 DIRECTIONS = ("long", "short")
+#: The plan option asking each set for its returns' summary (sweep_plan.SUMMARY_OPTION).
+SUMMARY_OPTION = "_set_summaries"
 #: Longest data batched: compute_metrics feeds StreamingMetrics in slices of this many
 #: bars, and the compiled statistics reproduce one slice.
 MAX_BARS = 1 << 16
@@ -239,6 +241,8 @@ def run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
     if not cls.has_vector_path() or options.get("mode", "auto") == "event":
         COUNTS["alone"] += len(batch)
         return run_one(batch)
+    options = dict(options)
+    summaries = bool(options.pop(SUMMARY_OPTION, False))
     run_names = _run_option_names()
     groups: dict = {}
     for task in batch:
@@ -250,7 +254,8 @@ def run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
         groups.setdefault(key, (number, run_opts, []))[2].append((task, strategy, params))
     done: dict = {}
     for number, run_opts, members in groups.values():
-        for result in _run_group(cls, panels[number], run_opts, members, run_one, outcome):
+        for result in _run_group(cls, panels[number], run_opts, members, run_one, outcome,
+                                 summaries):
             done[result[0]] = result
     return [done[row] for row, _, _ in batch]
 
@@ -385,7 +390,8 @@ def _other_fields_set(signals) -> bool:
     return False
 
 
-def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome) -> list:
+def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
+               summaries: bool = False) -> list:
     from engine._core.batch import SIZE_MODES, STAT_NAMES, simulate
     from engine._core.broker import Broker
     from engine._core.loop import Cursor
@@ -473,28 +479,37 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome) -> l
         n = panel.n_bars
         if any(s.shape[0] != 1 for s in sizes):
             sizes = [np.broadcast_to(s, (n, s.shape[1])) for s in sizes]
-        result = simulate(
+        stats_rows, curves = simulate(
             np.ascontiguousarray(panel.fields["open"]), np.ascontiguousarray(close),
             np.stack(entries, axis=1), np.stack(exits, axis=1), np.stack(sizes, axis=1),
             np.asarray(modes, dtype=np.int8), np.asarray(directions, dtype=np.int8),
             settings["cash"], periods_per_year=float(ppy), rf_bar=rf_bar,
             bench_dy=None if bench is None or bench["nan"] else bench["dy"],
             bench_mean=0.0 if bench is None else bench["mean"],
-            bench_m2=0.0 if bench is None else bench["m2"],
+            bench_m2=0.0 if bench is None else bench["m2"], keep_equity=summaries,
             **{k: v for k, v in account.items()},
         )
-        stats = dict(zip(STAT_NAMES, result, strict=True))
+        stats = dict(zip(STAT_NAMES, stats_rows, strict=True))
         rows = _metric_rows(stats, n, settings["cash"], ppy, risk_free, bench)
         for j, task in enumerate(kept):
             if stats["outside"][j] or (strict and stats["rejected"][j]):
                 alone.append(task)
                 continue
-            out.append(outcome(task[0], rows[j], None))
+            extra = _summary(curves[j], settings["cash"]) if summaries else None
+            out.append(outcome(task[0], rows[j], None, extra))
     COUNTS["batched"] += len(out)
     if alone:
         COUNTS["alone"] += len(alone)
         out.extend(run_one(alone))
     return out
+
+
+def _summary(equity: np.ndarray, cash: float):
+    """sweep_plan.summary_of for a set's equity: the summary of its per-bar returns."""
+    from engine.analysis.metrics import bar_returns
+    from engine.analysis.stats import set_summary
+
+    return set_summary(bar_returns(equity, cash))
 
 
 def _one_add(value: np.ndarray) -> np.ndarray:

@@ -287,3 +287,35 @@ def test_set_summaries_equal_the_per_set_paths(flex):
         assert (one.error, one.extra is None) == (many.error, many.extra is None)
         if one.extra is not None:
             assert np.array_equal(one.extra, many.extra, equal_nan=True)
+
+
+STOPS = textwrap.dedent('''
+    from engine import Signals, Strategy, param
+    from engine.indicators import crossings, sma
+
+
+    class Stops(Strategy):
+        fast: int = param(3, min=1)
+        stop: float = param(0.0)
+
+        def signals(self, data):
+            entries, exits = crossings(sma(data.close, self.fast), sma(data.close, 20))
+            if self.stop > 0:  # an exit option the batched pass does not model
+                return Signals(entries=entries, exits=exits, stop_loss=self.stop)
+            return Signals(entries=entries, exits=exits)
+''')
+
+
+def test_signals_with_exit_options_take_the_per_set_path(tmp_path):
+    path = tmp_path / "stops.py"
+    path.write_text(STOPS)
+    data = random_walk(400, seed=6)
+    plan = prepare(path, parameter_sets({"fast": [2, 5], "stop": [0.0, 0.02]}), data, {})
+    alone = run_each(plan.cls, plan.panels, plan.options, plan.tasks)
+    before = dict(batched.COUNTS)
+    together = run_batch(plan.cls, plan.panels, plan.options, plan.tasks)
+    assert batched.COUNTS["batched"] - before["batched"] == 2
+    assert batched.COUNTS["alone"] - before["alone"] == 2
+    for one, many in zip(alone, together, strict=True):
+        assert one.error is None and many.error is None
+        assert _same_metrics(one.metrics, many.metrics)

@@ -22,9 +22,11 @@ cpdef void hold_curve(const double[:, ::1] close, double part, double[::1] first
                       double[::1] mark, double[::1] out)
 cpdef void block_sums(const double[:, ::1] prefix, const int64_t[:, ::1] starts,
                       const int64_t[:, ::1] taken, double[:, ::1] out)
-cpdef void cscv_logits(const double[::1] count, const double[:, ::1] total,
-                       const double[:, ::1] square, const int64_t[:, ::1] splits,
-                       double[::1] scratch, double[::1] out)
+cpdef void cscv_logits(const double[::1] n_in, double n_all, const int64_t[::1] low,
+                       const int64_t[::1] high, const double[:, ::1] low_s1,
+                       const double[:, ::1] low_s2, const double[:, ::1] high_s1,
+                       const double[:, ::1] high_s2, const double[::1] all_s1,
+                       const double[::1] all_s2, double[::1] scratch, double[::1] out)
 
 # Per-column workers (nogil); the caller owns the scratch buffers.
 cdef bint rolling_mean_cents(const double* x, Py_ssize_t n, Py_ssize_t window,

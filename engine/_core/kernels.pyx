@@ -729,80 +729,75 @@ cpdef void block_sums(const double[:, ::1] prefix, const int64_t[:, ::1] starts,
                 out[r, j] = acc
 
 
-cdef inline double _half_sharpe(double n, double s1, double s2) noexcept nogil:
-    cdef double mean = s1 / n
-    cdef double var = (s2 - n * mean * mean) / (n - 1.0)
-    if var > 0:
-        return mean / sqrt(var)
-    return -INFINITY
-
-
-cpdef void cscv_logits(const double[::1] count, const double[:, ::1] total,
-                       const double[:, ::1] square, const int64_t[:, ::1] splits,
-                       double[::1] scratch, double[::1] out):
+cpdef void cscv_logits(const double[::1] n_in, double n_all, const int64_t[::1] low,
+                       const int64_t[::1] high, const double[:, ::1] low_s1,
+                       const double[:, ::1] low_s2, const double[:, ::1] high_s1,
+                       const double[:, ::1] high_s2, const double[::1] all_s1,
+                       const double[::1] all_s2, double[::1] scratch, double[::1] out):
     """The CSCV logit of every split (Bailey, Borwein, López de Prado & Zhu 2017).
 
-    ``count[b]`` is the number of bars of block ``b``; ``total[j, b]`` and
-    ``square[j, b]`` the sum and the sum of squares of set ``j``'s returns over it;
-    ``splits[k]`` the blocks of split ``k``'s in-sample half. For each split: the
-    Sharpe ratio of every set over the in-sample blocks (``-inf`` without spread),
-    the best set there (the first on a tie), its Sharpe ratio over the other blocks,
-    its rank among every set's there (ties count half) and the logit of the rank
-    over ``n_sets + 1``. ``scratch`` holds ``4 * n_sets`` doubles.
-    :func:`engine.analysis.stats.overfitting_from_summaries` is the reference.
+    Split ``k``'s in-sample half is the blocks of the first half of the blocks in
+    the bit mask ``low[k]`` and those of the second half in ``high[k]``; its
+    bars number ``n_in[k]`` (``n_all`` in all). ``low_s1[m, j]`` (``low_s2``) is
+    set ``j``'s sum of returns (of squares) over the first-half blocks of mask
+    ``m``, ``high_s1``/``high_s2`` the same for the second half, ``all_s1``/
+    ``all_s2`` over every block. For each split: the best set in sample (the
+    first on a tie), its rank among every set's out of sample (ties count half),
+    and the logit of the rank over ``n_sets + 1``. Sets are compared by
+    ``sign(SR) SR^2``, which orders them as their Sharpe ratios, with no square
+    root nor division. ``scratch`` holds ``2 * n_sets`` doubles.
+    :func:`engine.analysis.stats.overfitting_from_summaries` lays out the tables.
     """
-    cdef Py_ssize_t n_sets = total.shape[0], n_blocks = total.shape[1]
-    cdef Py_ssize_t n_splits = splits.shape[0], half = splits.shape[1]
-    cdef Py_ssize_t k, j, q, b, best
-    cdef double n_in, n_all = 0.0, s1, s2, value, top, oos_best, below, equal, relative
-    if square.shape[0] != n_sets or square.shape[1] != n_blocks or count.shape[0] != n_blocks:
-        raise ValueError("count, total and square must describe the same blocks and sets")
-    if scratch.shape[0] < 4 * n_sets or out.shape[0] != n_splits:
-        raise ValueError(f"scratch needs {4 * n_sets} doubles and out {n_splits}")
-    for b in range(n_blocks):
-        n_all += count[b]
+    cdef Py_ssize_t n_sets = all_s1.shape[0], n_splits = out.shape[0]
+    cdef Py_ssize_t k, j, a, b, best
+    cdef double s1, s2, num, den, top_num, top_den, best_num, best_den
+    cdef double below, equal, relative, n_out, n_here
+    if (low.shape[0] != n_splits or high.shape[0] != n_splits or n_in.shape[0] != n_splits
+            or scratch.shape[0] < 2 * n_sets or all_s2.shape[0] != n_sets
+            or low_s1.shape[1] != n_sets or high_s1.shape[1] != n_sets
+            or low_s2.shape[1] != n_sets or high_s2.shape[1] != n_sets):
+        raise ValueError("cscv_logits: the tables, masks and sets do not match")
+    # A set's Sharpe ratio over a half is ordered as num / den with num = s1 |s1| and
+    # den = n s2 - s1^2 (sign(SR) SR^2 up to a positive factor of the half), -inf when
+    # den <= 0 (no spread). Two keys compare by cross-multiplying: no division.
     with nogil:
-        # Each set's sums over every block: a half's complement is the whole less it.
-        for j in range(n_sets):
-            s1 = 0.0
-            s2 = 0.0
-            for b in range(n_blocks):
-                s1 += total[j, b]
-                s2 += square[j, b]
-            scratch[2 * n_sets + 2 * j] = s1
-            scratch[2 * n_sets + 2 * j + 1] = s2
         for k in range(n_splits):
-            n_in = 0.0
-            for q in range(half):
-                n_in += count[splits[k, q]]
+            a = low[k]
+            b = high[k]
+            n_here = n_in[k]
+            n_out = n_all - n_here
             best = 0
-            top = -INFINITY
+            top_num = 0.0
+            top_den = 0.0   # 0: -inf
             for j in range(n_sets):
-                s1 = 0.0
-                s2 = 0.0
-                for q in range(half):
-                    b = splits[k, q]
-                    s1 += total[j, b]
-                    s2 += square[j, b]
-                scratch[2 * j] = s1
-                scratch[2 * j + 1] = s2
-                value = _half_sharpe(n_in, s1, s2)
-                if value > top or j == 0:
-                    top = value
-                    best = j
+                s1 = low_s1[a, j] + high_s1[b, j]
+                s2 = low_s2[a, j] + high_s2[b, j]
+                den = n_here * s2 - s1 * s1
+                if den > 0:
+                    num = s1 * fabs(s1)
+                    if j == 0 or top_den <= 0 or num * top_den > top_num * den:
+                        top_num = num
+                        top_den = den
+                        best = j
+                s1 = all_s1[j] - s1
+                s2 = all_s2[j] - s2
+                scratch[2 * j] = s1 * fabs(s1)
+                scratch[2 * j + 1] = n_out * s2 - s1 * s1
+            best_num = scratch[2 * best]
+            best_den = scratch[2 * best + 1]
             below = 0.0
             equal = 0.0
             for j in range(n_sets):
-                scratch[2 * j] = _half_sharpe(n_all - n_in,
-                                              scratch[2 * n_sets + 2 * j] - scratch[2 * j],
-                                              scratch[2 * n_sets + 2 * j + 1]
-                                              - scratch[2 * j + 1])
-            oos_best = scratch[2 * best]
-            for j in range(n_sets):
-                value = scratch[2 * j]
-                if value < oos_best:
+                num = scratch[2 * j]
+                den = scratch[2 * j + 1]
+                if best_den <= 0:
+                    if den <= 0:
+                        equal += 1.0
+                elif den <= 0:
                     below += 1.0
-                elif value == oos_best:
+                elif num * best_den < best_num * den:
+                    below += 1.0
+                elif num * best_den == best_num * den:
                     equal += 1.0
             relative = (below + (equal + 1.0) / 2.0) / (n_sets + 1.0)
             out[k] = log(relative / (1.0 - relative))

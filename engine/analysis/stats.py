@@ -628,9 +628,9 @@ def probability_of_overfitting(returns_matrix, n_blocks: int = PBO_BLOCKS) -> di
 
 
 def _check_blocks(n_blocks: int, n_bars: int) -> None:
-    if n_blocks < 2 or n_blocks % 2 or n_bars < 2 * n_blocks:
-        raise ParameterError(f"n_blocks must be an even number >= 2 with at least two bars "
-                             f"per block; got n_blocks={n_blocks} for {n_bars} bars")
+    if n_blocks < 2 or n_blocks % 2 or n_blocks > 24 or n_bars < 2 * n_blocks:
+        raise ParameterError(f"n_blocks must be an even number from 2 to 24 with at least "
+                             f"two bars per block; got n_blocks={n_blocks} for {n_bars} bars")
 
 
 def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS) -> dict:
@@ -638,8 +638,9 @@ def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS) -> dict:
 
     Every row must come from the same bars (one block layout); rows of failed
     sets (NaN blocks) are left out. The loop over splits is compiled
-    (:func:`engine._core.kernels.cscv_logits`): in NumPy, 12,870 splits of a
-    thousand sets took seconds of temporaries.
+    (:func:`engine._core.kernels.cscv_logits`, with sums over every subset of
+    each half of the blocks so that a split's sums are two reads): in NumPy,
+    12,870 splits of a thousand sets took seconds of temporaries.
     """
     from itertools import combinations
 
@@ -660,10 +661,24 @@ def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS) -> dict:
     # is then a ratio of block totals, with no pass over the bars per split.
     from engine._core.kernels import cscv_logits
 
-    total = np.ascontiguousarray(blocks[:, n_blocks:2 * n_blocks])
-    square = np.ascontiguousarray(blocks[:, 2 * n_blocks:3 * n_blocks])
+    total = blocks[:, n_blocks:2 * n_blocks]
+    square = blocks[:, 2 * n_blocks:3 * n_blocks]
     splits = np.array(list(combinations(range(n_blocks), n_blocks // 2)), dtype=np.int64)
+    # A half is some blocks of the first half of the blocks and some of the second: with
+    # the sums over every subset of each (2 ** (S/2) of them) a half's sum is two reads.
+    h = n_blocks // 2
+    subsets = (np.arange(2 ** h)[:, None] >> np.arange(h)) & 1   # (2**h, h) 0/1
+    low_s1, low_s2 = (np.ascontiguousarray(subsets @ x[:, :h].T) for x in (total, square))
+    high_s1, high_s2 = (np.ascontiguousarray(subsets @ x[:, h:].T) for x in (total, square))
+    member = np.zeros((len(splits), n_blocks), dtype=np.int64)
+    member[np.arange(len(splits))[:, None], splits] = 1
+    weights = 1 << np.arange(h)
+    low_mask = np.ascontiguousarray(member[:, :h] @ weights)
+    high_mask = np.ascontiguousarray(member[:, h:] @ weights)
+    n_in = member @ count
     logits = np.empty(len(splits))
-    cscv_logits(np.ascontiguousarray(count), total, square, splits,
-                np.empty(4 * total.shape[0]), logits)
+    cscv_logits(np.ascontiguousarray(n_in, dtype=np.float64), float(count.sum()), low_mask,
+                high_mask, low_s1, low_s2, high_s1, high_s2,
+                np.ascontiguousarray(total.sum(axis=1)), np.ascontiguousarray(square.sum(axis=1)),
+                np.empty(2 * total.shape[0]), logits)
     return {"pbo": float(np.mean(logits <= 0)), "splits": int(len(splits)), "logits": logits}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from engine.report.format import points_with_interval, rate_with_interval
 from engine.research.claims.model import (
     FAILS,
     HOLDS,
@@ -43,12 +44,6 @@ def _pt(x, sign: bool = False) -> str:
     return f"{x:+.1%}" if sign else f"{x:.1%}"
 
 
-def _with_interval(x, low, high, sign: bool = False) -> str:
-    if _missing(x):
-        return "—"
-    return f"{_pt(x, sign)} [{_pt(low, sign)}, {_pt(high, sign)}]"
-
-
 def _prob(x) -> str:
     if _missing(x):
         return "—"
@@ -66,10 +61,10 @@ def display_frame(table: pl.DataFrame) -> pl.DataFrame:
             "signal days": "—" if r["cases"] is None else f"{r['cases']:,}",
             "episodes": "—" if r["episodes"] is None else f"{r['episodes']:,}",
             "claimed": r["claimed"],
-            "rate [95%]": _with_interval(r["rate"], r["rate_low"], r["rate_high"]),
-            "base [95%]": _with_interval(r["base"], r["base_low"], r["base_high"]),
-            "difference [95%]": _with_interval(r["difference"], r["difference_low"],
-                                               r["difference_high"], sign=True),
+            "rate [95%]": rate_with_interval(r["rate"], r["rate_low"], r["rate_high"]),
+            "base [95%]": rate_with_interval(r["base"], r["base_low"], r["base_high"]),
+            "difference [95%]": points_with_interval(r["difference"], r["difference_low"],
+                                                     r["difference_high"]),
             "p": _prob(r["p_value"]), "q": _prob(r["q_value"]),
             "verdict": r["verdict"], "fragility": r["fragility"] or "—",
             "measured": r["measured"], "why": r["why"] or "—",
@@ -153,8 +148,8 @@ def print_table(table: pl.DataFrame, settings: Settings, console=None) -> None:
     console = console or Console()
     grid = Table(title="Claims of the source notes, measured on the bundled data",
                  caption=f"{summary(table)}. {_sentence(multiple_testing(table))}. "
-                         f"{settings_text(settings)}. Rates: 95% interval in brackets; Δ = "
-                         f"rate − base rate, over the days from the first to the last "
+                         f"{settings_text(settings)}. Rates: 95% interval in brackets; "
+                         f"Δ (points) = rate − base rate, over the days from the first to the last "
                          f"signal. Definitions and rules: engine/research/claims/; --out "
                          f"writes claims.csv, claims.md, claims.html with every column.",
                  caption_justify="left", header_style="bold", show_lines=True, expand=True)
@@ -178,11 +173,11 @@ def print_table(table: pl.DataFrame, settings: Settings, console=None) -> None:
             evidence = Text(f"{counts}\n" if counts else "")
             evidence.append(r["sample"], style="dim")
         if rate_claim:
-            measured = Text(_with_interval(r["rate"], r["rate_low"], r["rate_high"]))
+            measured = Text(rate_with_interval(r["rate"], r["rate_low"], r["rate_high"]))
             measured.append(f"\nbase {_pt(r['base'])}", style="dim")
-            difference = _with_interval(r["difference"], r["difference_low"],
-                                        r["difference_high"], sign=True)
-            measured.append(f"\nΔ {difference}")
+            difference = points_with_interval(r["difference"], r["difference_low"],
+                                              r["difference_high"])
+            measured.append(f"\nΔ {difference} pt")
         else:
             measured = Text(r["measured"] or "—")
         verdict = Text(r["verdict"], style=f"bold {_VERDICT_STYLE[r['verdict']]}")

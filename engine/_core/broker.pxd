@@ -67,6 +67,9 @@ cdef struct Order:
     double trail_extreme    # highest high (a sell) or lowest low (a buy) since it started
     double bracket_trail_percent  # on a parent: its bracket's stop leg trails by this
     double bracket_trail_amount
+    # account/time-in-force
+    Py_ssize_t expire_bar   # last bar it may fill on (good_till), -1 for no limit
+    Py_ssize_t continues    # the order whose unfilled rest this one is (volume limit), -1
 
 cdef struct Trade:
     # One lot: the quantity one fill opened (or added), first in, first out. A closed
@@ -211,3 +214,29 @@ cdef class Broker:
     cpdef int set_bracket_trail(self, Py_ssize_t order_id, double trail_percent,
                                 double trail_amount) except -1
     cpdef int rebalance(self, const double[::1] weights, double threshold=*) except -1
+
+    # account/time-in-force: margin account, market-on-close and good_till per order,
+    # volume-limited fills (engine/_core/broker.pyx, the block of the same name)
+    cdef readonly double leverage            # 1: a cash account; above 1: a margin account
+    cdef readonly double maintenance_margin  # fraction of the gross position value
+    cdef readonly double margin_rate         # annual, on borrowed cash
+    cdef readonly double max_volume_share    # NaN: no volume limit
+    cdef const double[:, ::1] volume
+    cdef readonly double margin_interest_paid
+    cdef readonly Py_ssize_t margin_calls    # closes at which maintenance was not met
+    cdef readonly bint close_orders          # some order fills at its placing bar's close
+    cdef list margin_call_orders             # liquidation orders due at the next open
+    cdef dict good_till_text                 # order id -> its good_till as given
+    cdef int init_account(self, double leverage, double maintenance_margin,
+                          double margin_rate, object volume,
+                          double max_volume_share) except -1
+    cdef double gross_value(self) noexcept nogil
+    cdef bint beyond_margin(self, Order* o, double qty, double price,
+                            double commission) except -1
+    cdef double volume_capped(self, Order* o, double qty, Py_ssize_t i) except? -1
+    cdef int carry_rest(self, Py_ssize_t oid, double rest, double wanted,
+                        Py_ssize_t i) except -1
+    cdef int charge_margin_interest(self) except -1
+    cdef int check_maintenance(self, Py_ssize_t i) except -1
+    cdef int liquidate(self, Py_ssize_t i) except -1
+    cdef bint expired(self, Order* o, Py_ssize_t i) except -1

@@ -132,7 +132,9 @@ cdef class Broker:
                   double commission_fixed=0.0, double commission_minimum=0.0,
                   double slippage_bps=0.0, double slippage_fixed=0.0,
                   double borrow_rate=0.0, double periods_per_year=252.0,
-                  bint fractional=False, bint shorting=False, bint fill_on_close=False):
+                  bint fractional=False, bint shorting=False, bint fill_on_close=False,
+                  double leverage=1.0, double maintenance_margin=0.25,
+                  double margin_rate=0.0, volume=None, double max_volume_share=NAN):
         self.orders = NULL
         self.active = NULL
         self.trades = NULL
@@ -199,6 +201,7 @@ cdef class Broker:
         self.new_fills = <Py_ssize_t*> malloc(self.cap_orders * sizeof(Py_ssize_t))
         if not (self.orders and self.active and self.trades and self.new_fills):
             raise MemoryError()
+        self.init_account(leverage, maintenance_margin, margin_rate, volume, max_volume_share)
 
     def __dealloc__(self):
         free(self.orders)
@@ -375,6 +378,8 @@ cdef class Broker:
         o.trail_extreme = NAN
         o.bracket_trail_percent = NAN
         o.bracket_trail_amount = NAN
+        o.expire_bar = -1
+        o.continues = -1
         self.push_active(oid)
         return oid
 
@@ -565,7 +570,7 @@ cdef class Broker:
         cdef Order* o = self.order(oid)
         cdef Py_ssize_t s = o.symbol
         cdef int side = o.side
-        cdef double qty, price, commission, cash_after, pos, opened
+        cdef double qty, price, commission, cash_after, pos, opened, wanted
         if o.parent >= 0 and not (self.position[s] * side < 0):
             # a bracket exit never opens or adds to a position
             self.finish(o, CANCELLED, "position closed")
@@ -598,9 +603,17 @@ cdef class Broker:
                         f"would open a short; enable shorting (shorting=True, --shorting) "
                         f"or sell at most the position")
             return 0
+        wanted = qty
+        if isfinite(self.max_volume_share):     # account/time-in-force
+            qty = self.volume_capped(o, qty, i)
+            if qty == 0:
+                return 0
         commission = self.commission_for(qty, price)
         cash_after = self.cash_value() - qty * price - commission
-        if cash_after < -1e-9 * fmax(1.0, fabs(self.cash_value())):
+        if self.leverage > 1.0:                 # account/time-in-force: a margin account
+            if self.beyond_margin(o, qty, price, commission):
+                return 0
+        elif cash_after < -1e-9 * fmax(1.0, fabs(self.cash_value())):
             self.finish(o, REJECTED,
                         f"insufficient cash: {qty:g} at {price:.6g} plus commission "
                         f"{commission:.2f} costs {qty * price + commission:.2f}, cash is "
@@ -615,6 +628,9 @@ cdef class Broker:
         self.finish(o, FILLED, None)
         self.new_fills[self.n_new_fills] = oid
         self.n_new_fills += 1
+        if fabs(qty) < fabs(wanted) * (1.0 - QTY_EPS):     # account/time-in-force
+            self.carry_rest(oid, wanted - qty, wanted, i)
+            o = self.order(oid)         # carry_rest may move the order array
         if o.oco >= 0 and self.is_open(o.oco):
             self.finish(self.order(o.oco), CANCELLED, f"OCO: order {oid} filled")
         if isfinite(o.stop_loss) or isfinite(o.take_profit) or (
@@ -809,11 +825,15 @@ cdef class Broker:
         cdef bint slip, peer_slip, peer_is_stop
         self.bar = i
         self.n_new_fills = 0
+        if self.margin_call_orders:     # account/time-in-force: before any other order
+            self.liquidate(i)
         while j < self.n_active:
             oid = self.active[j]
             j += 1
             o = self.order(oid)
             if o.status != OPEN:
+                continue
+            if o.expire_bar >= 0 and self.expired(o, i):   # account/time-in-force
                 continue
             if o.active_bar > i or o.on_close:
                 self.active[keep] = oid
@@ -852,6 +872,9 @@ cdef class Broker:
                                 self.same_bar_exits += 1
                             continue
             self.execute(oid, raw, slip, i)
+            if self.order(oid).status == OPEN:  # account/time-in-force: no volume yet
+                self.active[keep] = oid
+                keep += 1
         self.n_active = keep
         return 0
 
@@ -889,9 +912,13 @@ cdef class Broker:
                 if qty < 0 and self.borrow_rate > 0:
                     self.charge_borrow(s, qty)
                 held += qty * self.last_price[s]
+        if self.margin_rate > 0 and self.cash_value() < 0:    # account/time-in-force
+            self.charge_margin_interest()
         self.equity_out[row] = self.cash_value() + held
         self.cash_out[row] = self.cash_value()
         self.exposure_out[row] = in_market
+        if self.leverage > 1.0 and in_market:                 # account/time-in-force
+            self.check_maintenance(i)
         return 0
 
     # No None check on `self` (see add_cash): it writes its attributes without the GIL.
@@ -1064,7 +1091,7 @@ cdef class Broker:
         reasons = {oid - lo: text for oid, text in self.reasons.items() if lo <= oid < stop}
         user_tags = {oid - lo: text for oid, text in self.user_tags.items()
                      if lo <= oid < stop}
-        return {
+        table = {
             "order_id": order_id_arr, "symbol": symbol_arr, "side": side_arr,
             "kind": codes_arr[0], "size_mode": codes_arr[1],
             "size": values_arr[0], "limit": values_arr[1], "stop": values_arr[2],
@@ -1074,6 +1101,8 @@ cdef class Broker:
             "fill_price": values_arr[3], "fill_qty": values_arr[4], "commission": values_arr[5],
             "parent": bars_arr[2], "oco": bars_arr[3],
         }
+        table.update(self.account_columns(lo, stop))     # account/time-in-force
+        return table
 
     def _trades_table(self, Py_ssize_t stop):
         """Trades ``[trade_base, stop)`` as a dict of numpy arrays."""
@@ -1375,6 +1404,281 @@ cdef class Broker:
                     self.submit(s, 0, MARKET, TARGET_PERCENT, w)
         return 0
 
+
+    # ------------------------------------------------------------------ account/time-in-force
+    # The margin account, market-on-close and good_till per order, and volume-limited
+    # fills. docs/execution.md ("Margin account", "Time in force", "Volume limit")
+    # states the rules for users.
+
+    cdef int init_account(self, double leverage, double maintenance_margin,
+                          double margin_rate, object volume,
+                          double max_volume_share) except -1:
+        if not (isfinite(leverage) and leverage >= 1.0):
+            raise ValueError(f"leverage must be a number >= 1 (1 is a cash account, 2 lets "
+                             f"positions be worth twice the equity); got {leverage!r}")
+        if not (isfinite(maintenance_margin) and 0.0 <= maintenance_margin < 1.0):
+            raise ValueError(f"maintenance_margin must be a fraction of the gross position "
+                             f"value in [0, 1) (0.25 = 25%); got {maintenance_margin!r}")
+        if leverage > 1.0 and maintenance_margin >= 1.0 / leverage:
+            raise ValueError(f"maintenance_margin must be below 1 / leverage = "
+                             f"{1.0 / leverage:g}, or a fully used account is called at "
+                             f"once; got {maintenance_margin!r} with leverage {leverage:g}")
+        if not (isfinite(margin_rate) and margin_rate >= 0.0):
+            raise ValueError(f"margin_rate must be a finite annual rate >= 0 (0.05 = 5% a "
+                             f"year); got {margin_rate!r}")
+        if not isnan(max_volume_share) and not (0.0 < max_volume_share <= 1.0):
+            raise ValueError(f"max_volume_share must be a fraction of the bar's volume in "
+                             f"(0, 1] (0.1 = 10%); got {max_volume_share!r}")
+        self.leverage = leverage
+        self.maintenance_margin = maintenance_margin
+        self.margin_rate = margin_rate
+        self.max_volume_share = max_volume_share
+        self.margin_interest_paid = 0.0
+        self.margin_calls = 0
+        self.close_orders = False
+        self.margin_call_orders = []
+        self.good_till_text = {}
+        if isfinite(max_volume_share):
+            if volume is None:
+                raise ValueError("max_volume_share needs the bars' volume, and the data has "
+                                 "no volume column; add one or drop max_volume_share")
+            self.volume = volume
+            if self.volume.shape[0] != self.n_bars or self.volume.shape[1] != self.n_symbols:
+                raise ValueError(f"volume has shape ({self.volume.shape[0]}, "
+                                 f"{self.volume.shape[1]}) but close has ({self.n_bars}, "
+                                 f"{self.n_symbols}); all fields must share one shape")
+        return 0
+
+    cdef double gross_value(self) noexcept nogil:
+        """Sum of |position| x its last close (its cost before its first close)."""
+        cdef double value = 0.0
+        cdef double mark
+        cdef Py_ssize_t s
+        for s in range(self.n_symbols):
+            if self.position[s] != 0:
+                mark = self.last_price[s]
+                if isnan(mark):
+                    mark = self.average_entry(s)
+                value += fabs(self.position[s]) * mark
+        return value
+
+    cdef bint beyond_margin(self, Order* o, double qty, double price,
+                            double commission) except -1:
+        """Reject ``o`` (and return True) when its fill leaves the positions worth more
+        than leverage x equity. A fill that only reduces a position always passes."""
+        cdef Py_ssize_t s = o.symbol
+        cdef double pos = self.position[s]
+        cdef double after = pos + qty
+        cdef double mark = self.last_price[s]
+        cdef double equity, gross_before, gross_after, allowed
+        if pos != 0 and fabs(after) <= fabs(pos) and after * pos >= 0:
+            return False
+        equity = self.equity_at(s, price) - commission
+        gross_before = self.gross_value()
+        if pos != 0:
+            if isnan(mark):
+                mark = self.average_entry(s)
+            gross_before -= fabs(pos) * mark
+        gross_after = gross_before + fabs(after) * price
+        allowed = self.leverage * equity
+        if gross_after <= allowed + 1e-9 * fmax(1.0, fabs(allowed)):
+            return False
+        self.finish(o, REJECTED,
+                    f"insufficient buying power: {qty:g} at {price:.6g} would hold positions "
+                    f"worth {gross_after:.2f}, above leverage {self.leverage:g} x equity "
+                    f"{equity:.2f} = {allowed:.2f} (buying power before the order: "
+                    f"{allowed - gross_before - fabs(pos) * price:.2f}); trade less or raise "
+                    f"leverage (--leverage)")
+        return True
+
+    cdef double volume_capped(self, Order* o, double qty, Py_ssize_t i) except? -1:
+        """``qty`` cut to max_volume_share of bar ``i``'s volume (whole shares unless
+        fractional). 0 when nothing can fill: a day order then expires, any other
+        order waits for the next bar."""
+        cdef double volume = self.volume[i - self.base, o.symbol]
+        cdef double cap = self.max_volume_share * volume if volume > 0 else 0.0
+        if not self.fractional:
+            cap = floor(cap + 1e-9)
+        if fabs(qty) <= cap:
+            return qty
+        if cap > 0:
+            return cap if qty > 0 else -cap
+        if o.tif == DAY:
+            self.finish(o, EXPIRED,
+                        f"day order not filled on its bar: max_volume_share "
+                        f"{self.max_volume_share:g} of the bar's volume {volume:g} is "
+                        f"less than one share")
+        return 0.0
+
+    cdef int carry_rest(self, Py_ssize_t oid, double rest, double wanted,
+                        Py_ssize_t i) except -1:
+        """After a partial fill of ``oid``: cancel the rest (a day order) or carry it to
+        a new order, matched from the next bar (``continues`` names ``oid``)."""
+        cdef Order* o = self.order(oid)
+        cdef double filled = fabs(o.fill_qty)
+        cdef double volume = self.volume[i - self.base, o.symbol]
+        cdef int kind = o.kind
+        cdef Py_ssize_t peer = o.oco
+        cdef Py_ssize_t rest_id
+        cdef Order* carried
+        head = (f"partial fill: {filled:g} of {fabs(wanted):g} (max_volume_share "
+                f"{self.max_volume_share:g} of the bar's volume {volume:g})")
+        if o.tif == DAY:
+            self.reasons[oid] = f"{head}; the rest, {fabs(rest):g}, cancelled: a day order"
+            return 0
+        # A stop that fired carries on as a market order, a stop-limit as its limit.
+        if kind == STOP:
+            kind = MARKET
+        elif kind == STOP_LIMIT:
+            kind = LIMIT
+        rest_id = self.place(o.symbol, o.side, kind, SHARES, fabs(rest), o.limit, o.stop,
+                             o.tif, o.stop_loss, o.take_profit, o.bracket_relative, o.tag,
+                             -1, o.parent, o.on_close, i + 1)
+        o = self.order(oid)         # place may move the order array
+        carried = self.order(rest_id)
+        carried.continues = oid
+        carried.expire_bar = o.expire_bar
+        if o.tag == TAG_USER:
+            self.user_tags[rest_id] = self.user_tags.get(oid, "user")
+        if oid in self.good_till_text:
+            self.good_till_text[rest_id] = self.good_till_text[oid]
+        if peer >= 0 and self.is_open(peer):
+            # the one-cancels-other link passes to the rest
+            carried.oco = peer
+            self.order(peer).oco = rest_id
+            o.oco = -1
+        self.reasons[oid] = f"{head}; the rest, {fabs(rest):g}, carried to order {rest_id}"
+        return 0
+
+    cdef int charge_margin_interest(self) except -1:
+        """Charge one bar's interest on the borrowed cash (-cash), shared by the open
+        lots in proportion to their value at the last close."""
+        cdef double cost = -self.cash_value() * self.margin_rate / self.periods_per_year
+        cdef double gross = 0.0
+        cdef double rest = cost
+        cdef double part
+        cdef Py_ssize_t s, t
+        cdef Trade* tr
+        self.add_cash(-cost)
+        self.realised -= cost
+        self.margin_interest_paid += cost
+        for s in range(self.n_symbols):
+            t = self.lot_head[s]
+            while t >= 0:
+                gross += self.trade(t).qty * self.last_price[s]
+                t = self.trade(t).next_lot
+        if not gross > 0:
+            return 0
+        for s in range(self.n_symbols):
+            t = self.lot_head[s]
+            while t >= 0:
+                tr = self.trade(t)
+                part = cost * (tr.qty * self.last_price[s] / gross)
+                rest -= part
+                tr.costs += part
+                tr.pnl -= part
+                t = tr.next_lot
+        return 0
+
+    cdef int check_maintenance(self, Py_ssize_t i) except -1:
+        """At the close of bar ``i``: when equity is below maintenance_margin x the gross
+        position value, order the largest positions closed at the next open, largest
+        first, until the rest meets it (every position when equity is <= 0)."""
+        cdef double equity = self.equity_out[i - self.base]
+        cdef double gross = self.gross_value()
+        cdef Py_ssize_t s, oid
+        if not (equity < self.maintenance_margin * gross):
+            return 0
+        self.margin_calls += 1
+        values = []
+        for s in range(self.n_symbols):
+            if self.position[s] != 0:
+                values.append((-fabs(self.position[s]) * self.last_price[s], s))
+        values.sort()
+        for value, s in values:
+            if equity > 0 and equity >= self.maintenance_margin * gross:
+                break
+            gross += value
+            oid = self.place(s, -sign_of(self.position[s]), MARKET, TARGET_SHARES, 0.0,
+                             NAN, NAN, GTC, NAN, NAN, False, TAG_USER, -1, -1, False, i + 1)
+            self.user_tags[oid] = "margin_call"
+            self.reasons[oid] = (f"margin call at bar {i}: equity {equity:.2f} below "
+                                 f"maintenance_margin {self.maintenance_margin:g} x "
+                                 f"positions {gross - value:.2f}")
+            self.margin_call_orders.append(oid)
+        return 0
+
+    cdef int liquidate(self, Py_ssize_t i) except -1:
+        """Fill the margin-call orders at bar ``i``'s open, before any other order."""
+        cdef Py_ssize_t oid
+        cdef bint slip
+        cdef double raw
+        pending = self.margin_call_orders
+        self.margin_call_orders = []
+        for oid in pending:
+            if self.is_open(oid):
+                raw = self.match_price(self.order(oid), i, &slip)
+                if not isnan(raw):
+                    self.execute(oid, raw, slip, i)
+        return 0
+
+    cdef bint expired(self, Order* o, Py_ssize_t i) except -1:
+        if i <= o.expire_bar:
+            return False
+        self.finish(o, EXPIRED, f"good_till {self.good_till_text.get(o.id, o.expire_bar)}: "
+                                f"not filled by its last bar ({o.expire_bar})")
+        return True
+
+    def set_time_in_force(self, Py_ssize_t order_id, object at=None,
+                          Py_ssize_t expire_bar=-1, object good_till=None):
+        """Set where an order placed on the current bar fills, and until when.
+
+        Parameters
+        ----------
+        order_id : int
+            An open order placed on the current bar.
+        at : {None, "open", "close"}
+            ``"close"``: a market order fills at the close of the bar it was placed
+            on (market-on-close), ``"open"``: at the next bar's open, whatever
+            ``fill_on_close`` says. None leaves the run's setting.
+        expire_bar : int
+            The last bar on which the order may fill (``good_till``); -1 for none.
+        good_till : object
+            The ``good_till`` as the strategy gave it, for the expiry reason.
+        """
+        if order_id < self.order_base or order_id >= self.n_orders:
+            raise IndexError(f"order id {order_id} is not held")
+        cdef Order* o = self.order(order_id)
+        if o.status != OPEN or o.placed_bar != self.bar:
+            raise ValueError(f"order {order_id} is not an open order placed on this bar")
+        if at is not None:
+            if o.kind != MARKET:
+                raise ValueError(f"at={at!r} applies to market orders; order {order_id} is a "
+                                 f"{KIND_NAMES[o.kind]} order")
+            if at == "close":
+                o.on_close = self.bar >= 0
+                o.active_bar = self.bar
+                self.close_orders = True
+            elif at == "open":
+                o.on_close = False
+                o.active_bar = self.bar + 1
+            else:
+                raise ValueError(f"at must be 'open' or 'close'; got {at!r}")
+        if expire_bar >= 0:
+            o.expire_bar = expire_bar
+            if good_till is not None:
+                self.good_till_text[order_id] = str(good_till)
+        return None
+
+    def account_columns(self, Py_ssize_t lo, Py_ssize_t stop):
+        """``expire_bar`` and ``continues`` of orders ``[lo, stop)``, for the order log."""
+        cdef Py_ssize_t k
+        expire = np.empty(stop - lo, np.int64)
+        continues = np.empty(stop - lo, np.int64)
+        for k in range(stop - lo):
+            expire[k] = self.order(lo + k).expire_bar
+            continues[k] = self.order(lo + k).continues
+        return {"expire_bar": expire, "continues": continues}
 
 cdef bint price_at_open(Broker broker, Order* o, Py_ssize_t i, double raw) noexcept:
     # A fill at the bar's open leaves the rest of the bar to the bracket's exits.

@@ -204,7 +204,7 @@ def run_event(Broker broker, Cursor cursor, object on_bar, object bar, object on
                 on_fill(oid)
         cursor.index = i
         on_bar(bar)
-        if broker.fill_on_close:
+        if broker.fill_on_close or broker.close_orders:  # account/time-in-force
             broker.n_new_fills = 0
             broker.process_close(i)
             if on_fill is not None and broker.n_new_fills:

@@ -382,6 +382,9 @@ def orders_frame(table: dict, panel: Panel) -> pl.DataFrame:
         "commission": table["commission"],
         "parent_id": pl.Series(table["parent"]).replace(-1, None),
         "oco_id": pl.Series(table["oco"]).replace(-1, None),
+        # account/time-in-force: good_till's last bar, and the order a rest continues
+        "good_till_ts": _at(panel.ts, table["expire_bar"], tz),
+        "continues_id": pl.Series(table["continues"]).replace(-1, None),
     })
 
 

@@ -43,7 +43,9 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
         start=None, end=None, periods_per_year=None, risk_free: float = 0.0,
         feeds=None, strict: bool = False, date_format: str | None = None,
-        tz: str | None = None, audit: str = "cuts", **params) -> Result:
+        tz: str | None = None, audit: str = "cuts",
+        leverage: float = 1.0, maintenance_margin: float = 0.25, margin_rate: float = 0.0,
+        max_volume_share: float | None = None, **params) -> Result:
     """Run one backtest and return its :class:`~engine.backtest.result.Result`.
 
     Parameters
@@ -105,6 +107,19 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         their cost), at every bar (``"full"``, quadratic: small data or a
         pre-flight check), or not at all (``"off"``, for audited code in sweeps;
         a leak then goes through). ``settings["audit"]`` records it.
+    leverage : float
+        1 (the default) is a cash account; above 1 a margin account whose positions
+        may be worth up to ``leverage`` x equity (docs/execution.md, "Margin account").
+    maintenance_margin : float
+        Margin account: when equity falls below this fraction of the gross position
+        value at a close, positions are closed at the next open, largest first
+        (exit reason ``margin_call``).
+    margin_rate : float
+        Margin account: annual interest on borrowed cash (negative cash), charged at
+        each close as ``-cash * margin_rate / periods_per_year``.
+    max_volume_share : float, optional
+        Fill at most this fraction of a bar's volume per order; the rest of a GTC
+        order carries to the next bars, a day order's is cancelled.
     **params
         Strategy parameters, by name.
     """
@@ -138,6 +153,8 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
             slippage_bps=float(slippage_bps), slippage_fixed=float(slippage_fixed),
             borrow_rate=float(borrow_rate), periods_per_year=float(ppy),
             fractional=bool(fractional), shorting=bool(shorting), fill_on_close=fill == "close",
+            **_account_options(panel, leverage, maintenance_margin, margin_rate,
+                               max_volume_share),
         )
     except (ValueError, TypeError) as exc:
         raise ParameterError(_account_message(str(exc))) from None
@@ -160,6 +177,9 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         "start": str(local[0])[:10] if panel.n_bars else None,
         "end": str(local[-1])[:10] if panel.n_bars else None,
         "tz": panel.meta.get("tz"),
+        "leverage": float(leverage), "maintenance_margin": float(maintenance_margin),
+        "margin_rate": float(margin_rate),
+        "max_volume_share": None if max_volume_share is None else float(max_volume_share),
     }
     result = _result(cls, instance, panel, broker, settings, ppy, risk_free)
     if strict and result.metrics["rejected"]:
@@ -181,6 +201,29 @@ def panel_memo(panel: Panel, key, compute):
     if key not in memo:
         memo[key] = compute()
     return memo[key]
+
+
+def _account_options(panel: Panel, leverage, maintenance_margin, margin_rate,
+                     max_volume_share) -> dict:
+    """The broker's margin and volume settings (account/time-in-force), as numbers."""
+    options = {}
+    for name, value in (("leverage", leverage), ("maintenance_margin", maintenance_margin),
+                        ("margin_rate", margin_rate), ("max_volume_share", max_volume_share)):
+        if value is None and name == "max_volume_share":
+            continue
+        try:
+            options[name] = float(value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{name} must be a number; got {value!r} "
+                                 f"(CLI --{name.replace('_', '-')})") from None
+    if "max_volume_share" in options:
+        volume = panel.fields.get("volume")
+        if volume is None or panel.meta.get("volume_missing") or not np.isfinite(volume).any():
+            raise ParameterError(
+                f"max_volume_share needs the bars' volume, and {panel.source} has no volume "
+                f"column (CLI --max-volume-share); add one or drop the option")
+        options["volume"] = np.ascontiguousarray(volume, dtype=np.float64)
+    return options
 
 
 def check_commission(commission) -> None:
@@ -674,6 +717,8 @@ def _result(cls, instance, panel, broker, settings, ppy, risk_free) -> Result:
     metrics["commissions"] = float(broker.commissions_paid)
     metrics["borrow_costs"] = float(broker.borrow_paid)
     metrics["same_bar_exits"] = float(broker.same_bar_exits)
+    metrics["margin_calls"] = float(broker.margin_calls)
+    metrics["margin_interest"] = float(broker.margin_interest_paid)
     metrics["bars"] = float(panel.n_bars)
     metrics["rejected"] = float(np.count_nonzero(orders_table["status"] == REJECTED))
     for key, value in metrics.items():

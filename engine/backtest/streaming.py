@@ -108,14 +108,19 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
                fractional: bool = False, shorting: bool = False, borrow_rate: float = 0.0,
                start=None, end=None, periods_per_year=None, risk_free: float = 0.0,
                feeds=None, strict: bool = False, date_format: str | None = None,
-               tz: str | None = None, audit: str = "cuts", **params) -> StreamResult:
+               tz: str | None = None, audit: str = "cuts",
+               leverage: float = 1.0, maintenance_margin: float = 0.25,
+               margin_rate: float = 0.0, max_volume_share: float | None = None,
+               **params) -> StreamResult:
     """Run the vectorised path over a Parquet file read in chunks, in bounded memory.
 
     The account and run options (``cash``, ``commission``,
     ``commission_per_share``, ``commission_fixed``, ``commission_minimum``,
     ``slippage_bps``, ``slippage_fixed``, ``fill``, ``fractional``, ``shorting``,
     ``borrow_rate``, ``start``, ``end``, ``periods_per_year``, ``risk_free``,
-    ``strict``, ``date_format``, ``tz``) are those of :func:`engine.run`;
+    ``strict``, ``date_format``, ``tz``, ``leverage``, ``maintenance_margin``,
+    ``margin_rate``) are those of :func:`engine.run`; ``max_volume_share`` is
+    refused (volume-limited fills run in memory only, with :func:`engine.run`);
     ``periods_per_year`` left out is read off the whole file's days (in the data's
     time zone), as :func:`engine.run` reads it off its data.
 
@@ -178,6 +183,7 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
     from engine.backtest.run import (
         FILL_MODES,
         _account_message,
+        _account_options,
         _default_data_path,
         _vector_signals,
         check_commission,
@@ -238,6 +244,12 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
         borrow_rate=float(borrow_rate), fractional=bool(fractional), shorting=bool(shorting),
         fill_on_close=fill == "close",
     )
+    if max_volume_share is not None:     # account/time-in-force
+        raise ParameterError(
+            f"max_volume_share={max_volume_share!r} cannot stream: volume-limited fills "
+            f"run in memory only. Fix: run without --stream (engine.run), or drop "
+            f"max_volume_share (CLI --max-volume-share)")
+    account.update(_account_options(None, leverage, maintenance_margin, margin_rate, None))
     if isinstance(cash, bool) or not isinstance(cash, numbers.Real) or not (
             math.isfinite(cash) and cash > 0):
         raise ParameterError(f"cash must be a positive number; got {cash!r} (CLI --cash)")
@@ -326,6 +338,8 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
         metrics["commissions"] = float(broker.commissions_paid)
         metrics["borrow_costs"] = float(broker.borrow_paid)
         metrics["same_bar_exits"] = float(broker.same_bar_exits)
+        metrics["margin_calls"] = float(broker.margin_calls)
+        metrics["margin_interest"] = float(broker.margin_interest_paid)
         metrics["bars"] = float(metrics_acc.n)
         metrics["rejected"] = float(sum(r.count for r in rejected["kinds"]))
         for key, value in metrics.items():
@@ -344,6 +358,8 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
             "start": _fmt(first_ts, reader.zone)[:10], "end": _fmt(last_ts, reader.zone)[:10],
             "tz": reader.zone,
             "stream": True, "chunk_bars": chunk_bars, "chunks": chunks,
+            "leverage": float(leverage), "maintenance_margin": float(maintenance_margin),
+            "margin_rate": float(margin_rate),
         }
         if strict and rejected["kinds"]:
             raise strict_error(rejected["kinds"])

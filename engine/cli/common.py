@@ -81,6 +81,18 @@ def add_run_options(command: argparse.ArgumentParser, *, compare: bool = False) 
                               "prefixes cut at points spread over the data (cuts, default), "
                               "at every bar (full: slow, for small data or a pre-flight "
                               "check), or not at all (off: for audited code)")
+    # account/time-in-force
+    command.add_argument("--leverage", type=float, default=1.0,
+                         help="1 (default): a cash account; above 1: a margin account whose "
+                              "positions may be worth up to LEVERAGE x equity")
+    command.add_argument("--maintenance-margin", type=float, default=0.25,
+                         help="margin account: below this fraction of the gross position "
+                              "value, equity triggers a margin call (0.25)")
+    command.add_argument("--margin-rate", type=float, default=0.0,
+                         help="margin account: annual interest on borrowed cash, e.g. 0.06")
+    command.add_argument("--max-volume-share", type=float, default=None, metavar="FRACTION",
+                         help="fill at most this fraction of a bar's volume per order, e.g. "
+                              "0.1; the rest of a GTC order waits for the next bars")
     command.add_argument("--json", action="store_true", help="print one JSON object")
     add_debug_option(command)
     # What each run option is when not given: a sweep may grid a run option only if
@@ -95,6 +107,7 @@ RUN_OPTIONS = (
     "slippage_bps", "slippage_fixed", "fill", "mode", "fractional", "shorting",
     "borrow_rate", "start", "end", "periods_per_year", "risk_free", "strict",
     "date_format", "tz", "audit",
+    "leverage", "maintenance_margin", "margin_rate", "max_volume_share",
 )
 
 

@@ -17,12 +17,14 @@ PERCENT = frozenset({
 })
 COUNTS = frozenset({
     "trades", "open_trades", "max_drawdown_duration", "same_bar_exits", "bars", "rejected",
+    "margin_calls",
     "rank",
     "length", "bars_to_trough", "count", "hits", "cases", "window", "sets", "episodes",
 })
 PLAIN = frozenset({"year", "horizon"})
 MONEY = frozenset({
     "final_equity", "expectancy", "avg_win", "avg_loss", "commissions", "borrow_costs",
+    "margin_interest",
     "peak_equity", "trough_equity", "total_pnl", "cash",
 })
 ONE_DECIMAL = frozenset({"avg_bars_held"})
@@ -133,3 +135,12 @@ def event_study_display(frame):
     """The event-study table as shown: share > 0 with its interval, the gap to the base."""
     return _evidence_columns(frame, "share_positive", "rate_low", "rate_high",
                              "share > 0 [95%]", "vs base (pts) [95%]")
+
+
+def margin_call_note(metrics: dict) -> str:
+    """The warning a run with margin calls prints (terminal and HTML report)."""
+    count = metrics.get("margin_calls") or 0
+    return (f"{count:.0f} margin call(s): equity fell below maintenance_margin x the gross "
+            f"position value at a close, and positions were closed at the next open, largest "
+            f"first (exit reason margin_call in the trades); lower leverage or the positions' "
+            f"size")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
-from engine.report.format import event_study_display, fmt, hit_rate_display
+from engine.report.format import event_study_display, fmt, hit_rate_display, margin_call_note
 
 TABLE_FILES = ("drawdowns", "yearly", "hit_rates", "event_study")
 
@@ -194,6 +194,9 @@ def render_html(result, tables: dict[str, pl.DataFrame], png: bytes | None,
             f"{result.metrics['same_bar_exits']:.0f} bars touched both a stop-loss and a "
             f"take-profit; the stop was assumed to fill first (the conservative reading).")
             + "</p>"))
+    if result.metrics.get("margin_calls"):
+        sections.append(_section("margin calls", "<p>" + html.escape(
+            "warning: " + margin_call_note(result.metrics)) + "</p>"))
     settings = {**result.settings, **{f"param {k}": v for k, v in result.params.items()}}
     sections.append(_section("settings", html_table(_pairs(settings, "setting", "value",
                                                            _plain))))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engine.report.format import event_study_display, hit_rate_display
 from engine.report.format import fmt as _fmt
+from engine.report.format import margin_call_note
 
 #: Years of the per-year table shown in the terminal (all of them are in the files).
 YEARS_SHOWN = 10
@@ -199,6 +200,8 @@ def print_result(result, tables=None, out_dir=None) -> None:
     if result.metrics.get("same_bar_exits"):
         console.print(f"[yellow]{result.metrics['same_bar_exits']:.0f} bars touched both a "
                       f"stop-loss and a take-profit; the stop was assumed to fill first.[/yellow]")
+    if result.metrics.get("margin_calls"):
+        console.print(f"[yellow]warning: {margin_call_note(result.metrics)}[/yellow]")
     if out_dir:
         console.print(f"Wrote metrics.json, trades.parquet, equity.parquet, orders.parquet, "
                       f"drawdowns.csv, yearly.csv, hit_rates.csv, event_study.csv, equity.png, "

@@ -53,11 +53,12 @@ from engine.research.sweep_plan import (
 )
 
 #: Metrics added by :func:`engine.run` beyond :data:`engine.analysis.metrics.METRIC_KEYS`.
-EXTRA_METRICS = ("open_trades", "commissions", "borrow_costs", "same_bar_exits", "bars",
-                 "rejected")
+EXTRA_METRICS = ("open_trades", "commissions", "borrow_costs", "same_bar_exits",
+                 "margin_calls", "margin_interest", "bars", "rejected")
 #: Metrics where a smaller value is better (``sort_by`` puts them in ascending order).
 LOWER_IS_BETTER = frozenset({"volatility", "max_drawdown", "max_drawdown_duration",
-                             "commissions", "borrow_costs", "same_bar_exits", "rejected"})
+                             "commissions", "borrow_costs", "same_bar_exits", "rejected",
+                             "margin_calls", "margin_interest"})
 
 
 class SweepWarning(UserWarning):

@@ -486,7 +486,8 @@ class Strategy:
             sl=None, tp=None, sl_pct=None, tp_pct=None, tif="gtc", symbol=None,
             tag=None, oco=None,
             trail_percent=None, trail_amount=None, sl_trail_pct=None,
-            sl_trail_amount=None) -> int:
+            sl_trail_amount=None,
+            at=None, good_till=None) -> int:
         """Place a buy order; returns its id.
 
         Size: ``size`` shares, or ``cash`` money, or ``percent`` of equity
@@ -501,27 +502,36 @@ class Strategy:
         distance) makes this order a trailing stop (a buy stop that follows the lowest
         low since the bar it is placed on); ``sl_trail_pct=`` or ``sl_trail_amount=``
         makes the bracket's stop leg trail (with ``sl``/``sl_pct`` it starts there).
+
+        ``at="close"`` fills a market order at the close of this bar (market-on-close),
+        ``at="open"`` at the next bar's open, whatever the run's ``fill``.
+        ``good_till`` ends the order unfilled after that many bars (``good_till=1``:
+        only the next bar) or after that date (inclusive); it is then ``expired``.
         """
+        timing = self._timing(at, good_till, limit,
+                              stop if trail_percent is None and trail_amount is None
+                              else True)  # a trailing stop takes no at=
         trailing = self._trailing_order(1, size, cash, percent, trail_percent, trail_amount,
                                         tif, symbol, tag, limit=limit, stop=stop, sl=sl,
                                         tp=tp, sl_pct=sl_pct, tp_pct=tp_pct, oco=oco,
                                         sl_trail_pct=sl_trail_pct,
                                         sl_trail_amount=sl_trail_amount)
         if trailing is not None:
-            return trailing
+            return self._timed(trailing, timing)
         bracket_trail = _trail_distance("sl_trail_pct", sl_trail_pct,
                                         "sl_trail_amount", sl_trail_amount)
         oid = self._place(1, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
                           tif, symbol, tag, oco)
         if bracket_trail is not None:
             self._broker.set_bracket_trail(oid, *bracket_trail)
-        return oid
+        return self._timed(oid, timing)
 
     def sell(self, size=None, *, cash=None, percent=None, limit=None, stop=None,
              sl=None, tp=None, sl_pct=None, tp_pct=None, tif="gtc", symbol=None,
              tag=None, oco=None,
              trail_percent=None, trail_amount=None, sl_trail_pct=None,
-             sl_trail_amount=None) -> int:
+             sl_trail_amount=None,
+             at=None, good_till=None) -> int:
         """Place a sell order; returns its id. Arguments as for :meth:`buy`.
 
         With no size, sells the whole long position held now. Selling more than
@@ -529,20 +539,23 @@ class Strategy:
         ``sell(trail_percent=0.03)`` is a trailing stop on the long position held:
         its stop follows the highest high since the bar it is placed on, 3% below it.
         """
+        timing = self._timing(at, good_till, limit,
+                              stop if trail_percent is None and trail_amount is None
+                              else True)  # a trailing stop takes no at=
         trailing = self._trailing_order(-1, size, cash, percent, trail_percent, trail_amount,
                                         tif, symbol, tag, limit=limit, stop=stop, sl=sl,
                                         tp=tp, sl_pct=sl_pct, tp_pct=tp_pct, oco=oco,
                                         sl_trail_pct=sl_trail_pct,
                                         sl_trail_amount=sl_trail_amount)
         if trailing is not None:
-            return trailing
+            return self._timed(trailing, timing)
         bracket_trail = _trail_distance("sl_trail_pct", sl_trail_pct,
                                         "sl_trail_amount", sl_trail_amount)
         oid = self._place(-1, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
                           tif, symbol, tag, oco)
         if bracket_trail is not None:
             self._broker.set_bracket_trail(oid, *bracket_trail)
-        return oid
+        return self._timed(oid, timing)
 
     def close(self, symbol=None, *, tag=None) -> int | None:
         """Close the position in ``symbol`` at market; None when already flat."""
@@ -551,11 +564,15 @@ class Strategy:
             return None
         return self._broker.submit(index, 0, MARKET, TARGET_SHARES, 0.0, tag=_user_tag(tag))
 
-    def order_target_percent(self, percent: float, *, symbol=None, tag=None) -> int:
-        """Trade to hold ``percent`` of equity (signed; -0.5 is a half-equity short)."""
+    def order_target_percent(self, percent: float, *, symbol=None, tag=None,
+                             at=None, good_till=None) -> int:
+        """Trade to hold ``percent`` of equity (signed; -0.5 is a half-equity short).
+        ``at`` and ``good_till`` as for :meth:`buy`."""
         _check_number("percent", percent, allow_negative=True)
-        return self._broker.submit(self._symbol(symbol), 0, MARKET, TARGET_PERCENT,
-                                   float(percent), tag=_user_tag(tag))
+        timing = self._timing(at, good_till, None, None)
+        return self._timed(self._broker.submit(self._symbol(symbol), 0, MARKET,
+                                               TARGET_PERCENT, float(percent), tag=_user_tag(tag)),
+                           timing)
 
     def order_target_shares(self, shares: float, *, symbol=None, tag=None) -> int:
         """Trade to hold ``shares`` (signed)."""
@@ -567,6 +584,16 @@ class Strategy:
     def cancel(self, order_id: int) -> bool:
         """Cancel an open order; False when it had already filled or ended."""
         return self._broker.cancel(order_id)
+
+    def _timing(self, at, good_till, limit, stop):
+        return _timing_of(self, at, good_till, limit, stop)
+
+    def _timed(self, order_id, timing):
+        """Apply ``at``/``good_till`` (checked by :meth:`_timing`) to ``order_id``."""
+        if timing is not None:
+            at, expire_bar, good_till = timing
+            self._broker.set_time_in_force(order_id, at, expire_bar, good_till)
+        return order_id
 
     def _check_whole(self, name, value):
         if not self._broker.fractional and not float(value).is_integer():
@@ -746,6 +773,51 @@ _FIXES = {
     "cash": "pass the amount of money to spend (e.g. cash=10_000), or percent= of equity",
     "percent": "pass a fraction of equity (0.5 = half, 1 = all of it)",
 }
+
+
+# -- account/time-in-force: at= and good_till= of an order ------------------------------
+
+def _timing_of(strategy, at, good_till, limit, stop):
+    """``(at, expire_bar, good_till)`` checked, or None when both are left unset."""
+    if at is None and good_till is None:
+        return None
+    if at is not None:
+        if at not in ("open", "close"):
+            raise OrderError(f"at must be 'open' or 'close' (None: the run's fill setting); "
+                             f"got {at!r}." + did_you_mean(str(at), ("open", "close")))
+        if limit is not None or stop is not None:
+            raise OrderError(f"at={at!r} applies to market orders; this order has "
+                             f"{'limit=' if limit is not None else 'stop='}. Drop at=, or "
+                             f"drop the limit/stop price")
+    expire_bar = -1
+    if good_till is not None:
+        now = strategy._cursor.index
+        market = limit is None and stop is None
+        on_close = at == "close" or (at is None and market and strategy._broker.fill_on_close)
+        first = now if on_close else now + 1
+        if isinstance(good_till, (bool, np.bool_)):
+            raise OrderError(f"good_till must be a number of bars (>= 1) or a date; got "
+                             f"{good_till!r}")
+        if isinstance(good_till, (int, np.integer)):
+            if good_till < 1:
+                raise OrderError(f"good_till must be a number of bars >= 1 (1: the next "
+                                 f"bar only) or a date; got {good_till!r}")
+            expire_bar = first + int(good_till) - 1
+        else:
+            from engine.data.bars import _bound
+
+            try:
+                bound = _bound(good_till, "good_till", is_end=True,
+                               zone=strategy._panel.meta.get("tz"))
+            except Exception as exc:
+                raise OrderError(f"good_till must be a number of bars (>= 1) or a date such "
+                                 f"as '2021-03-31'; got {good_till!r}") from exc
+            expire_bar = int(np.searchsorted(strategy._panel.ts, bound, side="right")) - 1
+            if expire_bar < first:
+                raise OrderError(f"good_till={good_till!r} ends before the first bar this order "
+                                 f"can fill on (bar {first}); give a later date or a number "
+                                 f"of bars")
+    return at, expire_bar, good_till
 
 
 def _shown(value) -> str:

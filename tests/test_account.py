@@ -1,0 +1,331 @@
+"""The margin account, market-on-close and good_till per order, volume-limited fills.
+
+Every expected fill, price, cash and exit reason below is worked out by hand in the
+comments; bars are ``(open, high, low, close)`` tuples on consecutive days.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ledger_fills, make_bars
+
+import engine
+from engine.backtest.reference import fifo_ledger
+from engine.errors import OrderError, ParameterError
+
+CASH = 10_000.0
+
+
+def run(rows, actions, data=None, **kw):
+    class Script(engine.Strategy):
+        def on_bar(self, bar):
+            act = actions.get(bar.index)
+            if act is not None:
+                act(self)
+
+    kw.setdefault("cash", CASH)
+    return engine.run(Script, data=make_bars(rows) if data is None else data, **kw)
+
+
+def order(res, oid):
+    rows = res.orders.filter(res.orders["order_id"] == oid).to_dicts()
+    assert len(rows) == 1
+    return rows[0]
+
+
+def ts(i):
+    return pd.Timestamp("2024-01-01") + pd.Timedelta(days=i)
+
+
+def at(price):
+    return (price, price, price, price)
+
+
+def assert_ledger_identity(res):
+    """equity = cash + sum(position x close) at every bar, positions rebuilt from fills."""
+    close = res.panel.fields["close"]
+    symbols = list(res.panel.symbols)
+    held = np.zeros(len(symbols))
+    bar_of = {pd.Timestamp(t): i for i, t in enumerate(pd.DatetimeIndex(res.panel.ts))}
+    fills = res.orders.filter(res.orders["status"] == "filled").to_dicts()
+    for i in range(res.panel.n_bars):
+        for f in fills:
+            if bar_of[pd.Timestamp(f["done_ts"])] == i:
+                held[symbols.index(f["symbol"])] += f["fill_qty"]
+        value = float(np.nansum(held * close[i]))
+        assert res.equity["equity"][i] == pytest.approx(res.equity["cash"][i] + value,
+                                                        rel=1e-12, abs=1e-9)
+
+
+# --------------------------------------------------------------------------- margin account
+
+
+def test_leverage_one_is_the_cash_account_and_rejects_a_purchase_beyond_cash():
+    res = run([at(100)] * 3, {0: lambda s: s.buy(size=150)})
+    assert order(res, 0)["status"] == "rejected"
+    assert "insufficient cash" in order(res, 0)["reason"]
+
+
+def test_leverage_two_buys_on_margin_and_cash_goes_negative():
+    # 150 at 100 = 15,000 <= 2 x 10,000: filled; cash 10,000 - 15,000 = -5,000
+    rows = [at(100), at(100), at(110), at(90)]
+    res = run(rows, {0: lambda s: s.buy(size=150)}, leverage=2)
+    o = order(res, 0)
+    assert (o["status"], o["fill_price"], o["fill_qty"]) == ("filled", 100.0, 150.0)
+    assert res.equity["cash"].to_list() == [CASH, -5000.0, -5000.0, -5000.0]
+    # equity = -5,000 + 150 x close
+    assert res.equity["equity"].to_list() == [CASH, 10_000.0, 11_500.0, 8_500.0]
+    assert res.metrics["margin_calls"] == 0
+    assert_ledger_identity(res)
+
+
+def test_an_order_beyond_buying_power_is_rejected_with_the_figures():
+    # 250 at 100 = 25,000 > 2 x 10,000 = 20,000
+    res = run([at(100)] * 3, {0: lambda s: s.buy(size=250)}, leverage=2)
+    o = order(res, 0)
+    assert o["status"] == "rejected"
+    assert "insufficient buying power" in o["reason"]
+    assert "25000.00" in o["reason"] and "20000.00" in o["reason"]
+    assert "--leverage" in o["reason"]
+
+
+def test_buying_power_is_leverage_times_equity_less_the_positions_held():
+    # bar 1: 120 at 100 (12,000, cash -2,000); bar 2: 90 more at 100 would hold 21,000
+    # > 20,000: rejected; 80 more (20,000) fits exactly
+    rows = [at(100)] * 4
+    res = run(rows, {0: lambda s: s.buy(size=120), 1: lambda s: s.buy(size=90)},
+              leverage=2)
+    assert order(res, 1)["status"] == "rejected"
+    res = run(rows, {0: lambda s: s.buy(size=120), 1: lambda s: s.buy(size=80)},
+              leverage=2)
+    assert order(res, 1)["status"] == "filled"
+    assert res.equity["cash"][-1] == -10_000.0
+
+
+def test_a_short_uses_margin():
+    # short 250 at 100 = 25,000 > 2 x 10,000: rejected; 200 fits
+    rows = [at(100)] * 3
+    res = run(rows, {0: lambda s: s.sell(size=250)}, leverage=2, shorting=True)
+    assert order(res, 0)["status"] == "rejected"
+    assert "insufficient buying power" in order(res, 0)["reason"]
+    res = run(rows, {0: lambda s: s.sell(size=200)}, leverage=2, shorting=True)
+    assert order(res, 0)["status"] == "filled"
+    assert res.equity["cash"][-1] == 30_000.0
+
+
+def test_maintenance_margin_call_liquidates_at_the_next_open():
+    # 200 at 100: cash -10,000. Close 70: equity 4,000 >= 0.25 x 14,000 = 3,500, no call.
+    # Close 62: equity -10,000 + 12,400 = 2,400 < 0.25 x 12,400 = 3,100: a margin call;
+    # sold at the next open, 60: cash -10,000 + 12,000 = 2,000.
+    rows = [at(100), at(100), (100, 100, 70, 70), (70, 70, 62, 62), (60, 61, 59, 61), at(61)]
+    res = run(rows, {0: lambda s: s.buy(size=200)}, leverage=2)
+    assert res.metrics["margin_calls"] == 1
+    call = order(res, 1)
+    assert (call["status"], call["tag"], call["fill_price"], call["fill_qty"]) == (
+        "filled", "margin_call", 60.0, -200.0)
+    assert call["placed_ts"] == ts(3) and call["done_ts"] == ts(4)
+    assert "margin call at bar 3" in call["reason"]
+    (trade,) = res.trades.to_dicts()
+    assert trade["exit_reason"] == "margin_call"
+    assert trade["pnl"] == 200 * (60.0 - 100.0)
+    assert res.equity["cash"][4] == 2_000.0 and res.equity["equity"][-1] == 2_000.0
+    assert_ledger_identity(res)
+
+
+def test_margin_call_closes_the_largest_position_first_and_only_what_is_needed():
+    # leverage 3: A 200 at 100 (20,000) and B 100 at 100 (10,000), cash -20,000.
+    # Bar 2 closes A 80, B 90: equity -20,000 + 16,000 + 9,000 = 5,000 < 0.25 x 25,000
+    # = 6,250. A (16,000) goes first; then 0.25 x 9,000 = 2,250 <= 5,000: B stays.
+    # A sold at bar 3's open, 78: cash -20,000 + 15,600 = -4,400.
+    a = make_bars([at(100), at(100), at(80), (78, 80, 78, 80), at(80)], symbol="A")
+    b = make_bars([at(100), at(100), at(90), at(90), at(90)], symbol="B")
+    data = pd.concat([a, b]).sort_values(["ts", "symbol"])
+
+    def enter(s):
+        s.buy(size=200, symbol="A")
+        s.buy(size=100, symbol="B")
+
+    res = run(None, {0: enter}, data=data, leverage=3)
+    assert res.metrics["margin_calls"] == 1
+    calls = res.orders.filter(res.orders["tag"] == "margin_call").to_dicts()
+    assert [(c["symbol"], c["fill_price"], c["fill_qty"]) for c in calls] == [
+        ("A", 78.0, -200.0)]
+    assert res.equity["cash"][3] == -4_400.0
+    assert res.equity["equity"][3] == -4_400.0 + 200 * 0 + 100 * 90.0
+    assert_ledger_identity(res)
+
+
+def test_margin_rate_is_charged_per_bar_on_borrowed_cash():
+    # 150 at 100: cash -5,000. 0.0252 / 252 = 0.0001 a bar: 0.5 at bar 1's close,
+    # then 5,000.5 x 0.0001 = 0.50005 at bar 2's.
+    rows = [at(100)] * 3
+    res = run(rows, {0: lambda s: s.buy(size=150)}, leverage=2, margin_rate=0.0252,
+              periods_per_year=252)
+    cash = res.equity["cash"].to_list()
+    assert cash[1] == pytest.approx(-5000.5, rel=1e-15)
+    assert cash[2] == pytest.approx(-5001.00005, rel=1e-15)
+    assert res.metrics["margin_interest"] == pytest.approx(1.00005, rel=1e-12)
+    (trade,) = res.trades.to_dicts()
+    assert trade["costs"] == pytest.approx(1.00005, rel=1e-12)    # carried by the open lot
+    assert_ledger_identity(res)
+
+
+def test_default_settings_match_the_cash_account_exactly():
+    rows = [(10, 11, 9, 10.5), (12, 13, 11, 12.5), (14, 15, 13, 14.5), (13, 14, 12, 13)]
+    actions = {0: lambda s: s.buy(), 2: lambda s: s.sell()}
+    plain = run(rows, actions)
+    margin = run(rows, actions, leverage=1.0, maintenance_margin=0.25, margin_rate=0.0)
+    assert plain.equity.equals(margin.equity)
+    assert plain.trades.equals(margin.trades)
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("leverage", 0.5, "leverage must be a number >= 1"),
+    ("leverage", float("nan"), "leverage must be a number >= 1"),
+    ("maintenance_margin", 1.5, "maintenance_margin must be a fraction"),
+    ("margin_rate", -0.1, "margin_rate must be a finite annual rate"),
+    ("max_volume_share", 0.0, "max_volume_share must be a fraction"),
+    ("max_volume_share", 2.0, "max_volume_share must be a fraction"),
+])
+def test_bad_account_values_name_the_parameter_and_the_cli_option(name, value, words):
+    with pytest.raises(ParameterError) as info:
+        run([at(100)] * 2, {}, **{name: value})
+    assert words in str(info.value)
+    assert f"--{name.replace('_', '-')}" in str(info.value)
+
+
+def test_maintenance_margin_at_or_above_one_over_leverage_is_refused():
+    with pytest.raises(ParameterError, match=r"below 1 / leverage = 0.5"):
+        run([at(100)] * 2, {}, leverage=2, maintenance_margin=0.5)
+
+
+# --------------------------------------------------------------------------- at= and good_till=
+
+
+def test_at_close_fills_at_the_placing_bars_close_whatever_the_run_fill():
+    rows = [(10, 11, 9, 10.5), (12, 13, 11, 12.5), (14, 15, 13, 14.5)]
+    res = run(rows, {0: lambda s: s.buy(size=10, at="close"),
+                     1: lambda s: s.buy(size=5)})
+    o = order(res, 0)
+    assert (o["fill_price"], o["done_ts"]) == (10.5, ts(0))
+    assert res.equity["cash"][0] == CASH - 105.0
+    assert order(res, 1)["fill_price"] == 14.0      # the run's own rule: next open
+
+
+def test_at_open_fills_at_the_next_open_in_a_fill_close_run():
+    rows = [(10, 11, 9, 10.5), (12, 13, 11, 12.5)]
+    res = run(rows, {0: lambda s: s.buy(size=10, at="open")}, fill="close")
+    assert (order(res, 0)["fill_price"], order(res, 0)["done_ts"]) == (12.0, ts(1))
+
+
+def test_order_target_percent_at_close():
+    # 50% of 10,000 at the close 10: 500 shares
+    res = run([at(10), at(10)], {0: lambda s: s.order_target_percent(0.5, at="close")})
+    assert (order(res, 0)["fill_qty"], order(res, 0)["done_ts"]) == (500.0, ts(0))
+
+
+def test_good_till_bars_expires_an_unfilled_order_with_a_reason():
+    # a limit at 9: bar 1's low 11 misses it; good_till=1 allows bar 1 only, so the
+    # order expires on bar 2 although bar 2's low (8) would have filled it
+    rows = [at(10), (12, 13, 11, 12), (10, 10, 8, 9)]
+    res = run(rows, {0: lambda s: s.buy(size=10, limit=9, good_till=1)})
+    o = order(res, 0)
+    assert (o["status"], o["done_ts"], o["good_till_ts"]) == ("expired", ts(2), ts(1))
+    assert "good_till 1" in o["reason"]
+    res = run(rows, {0: lambda s: s.buy(size=10, limit=9, good_till=2)})
+    assert (order(res, 0)["status"], order(res, 0)["fill_price"]) == ("filled", 9.0)
+
+
+def test_good_till_a_date_is_inclusive():
+    rows = [at(10), (12, 13, 11, 12), (10, 10, 8, 9), at(9)]
+    res = run(rows, {0: lambda s: s.buy(size=10, limit=9, good_till="2024-01-03")})
+    assert (order(res, 0)["status"], order(res, 0)["done_ts"]) == ("filled", ts(2))
+    res = run(rows, {0: lambda s: s.buy(size=10, limit=9, good_till="2024-01-02")})
+    o = order(res, 0)
+    assert (o["status"], o["done_ts"]) == ("expired", ts(2))
+    assert "good_till 2024-01-02" in o["reason"]
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"at": "noon"}, "at must be 'open' or 'close'"),
+    ({"at": "close", "limit": 9}, "at='close' applies to market orders"),
+    ({"good_till": 0}, "good_till must be a number of bars >= 1"),
+    ({"good_till": "soon"}, "good_till must be a number of bars (>= 1) or a date"),
+    ({"good_till": "2023-12-01"}, "ends before the first bar this order can fill on"),
+])
+def test_bad_at_and_good_till_name_the_argument(kwargs, words):
+    with pytest.raises(OrderError) as info:
+        run([at(10)] * 3, {0: lambda s: s.buy(size=1, **kwargs)})
+    assert words in str(info.value)
+
+
+# --------------------------------------------------------------------------- volume limit
+
+
+def test_a_large_gtc_order_fills_in_parts_each_a_fill_and_the_ledger_stays_exact():
+    # volume 1,000 a bar, max_volume_share 0.1: 100 shares a bar. Buy 250 at bar 0:
+    # 100 at open 11 (bar 1), 100 at 12 (bar 2), 50 at 13 (bar 3). Sell 250 at bar 3:
+    # 100 at 14, 100 at 15, 50 at 16, closing the lots first in, first out.
+    rows = [at(10)] + [at(p) for p in (11, 12, 13, 14, 15, 16)]
+    res = run(rows, {0: lambda s: s.buy(size=250), 3: lambda s: s.sell(size=250)},
+              max_volume_share=0.1, commission_fixed=1.0)
+    filled = res.orders.filter(res.orders["status"] == "filled")
+    assert filled["fill_qty"].to_list() == [100.0, 100.0, 50.0, -100.0, -100.0, -50.0]
+    assert filled["fill_price"].to_list() == [11.0, 12.0, 13.0, 14.0, 15.0, 16.0]
+    assert filled["continues_id"].to_list() == [None, 0, 1, None, 3, 4]
+    assert "partial fill: 100 of 250" in order(res, 0)["reason"]
+    assert "carried to order 1" in order(res, 0)["reason"]
+    t = res.trades.to_dicts()
+    assert [(r["size"], r["entry_price"], r["exit_price"]) for r in t] == [
+        (100.0, 11.0, 14.0), (100.0, 12.0, 15.0), (50.0, 13.0, 16.0)]
+    # each row: one entry fill's commission (1) and one exit fill's (1)
+    assert [r["pnl"] for r in t] == [298.0, 298.0, 148.0]
+    rows_ref, _ = fifo_ledger(ledger_fills(res), res.panel.fields["close"])
+    assert [r["pnl"] for r in rows_ref] == pytest.approx([r["pnl"] for r in t], rel=1e-12)
+    assert res.equity["equity"][-1] == CASH + 298 + 298 + 148
+    assert_ledger_identity(res)
+
+
+def test_a_day_order_fills_one_part_and_the_rest_is_cancelled():
+    rows = [at(10), at(11), at(12)]
+    res = run(rows, {0: lambda s: s.buy(size=250, tif="day")}, max_volume_share=0.1)
+    assert len(res.orders) == 1
+    o = order(res, 0)
+    assert (o["status"], o["fill_qty"], o["fill_price"]) == ("filled", 100.0, 11.0)
+    assert "the rest, 150, cancelled: a day order" in o["reason"]
+
+
+def test_a_bar_with_too_little_volume_fills_nothing_and_the_order_waits():
+    # volume 5 on bar 1: 0.1 x 5 = 0.5 share, none; bar 2 (volume 1,000) fills 50
+    data = make_bars([at(10), at(11), at(12)])
+    data.loc[1, "volume"] = 5.0
+    res = run(None, {0: lambda s: s.buy(size=50)}, data=data, max_volume_share=0.1)
+    assert (order(res, 0)["fill_price"], order(res, 0)["done_ts"]) == (12.0, ts(2))
+    res = run(None, {0: lambda s: s.buy(size=50, tif="day")}, data=data,
+              max_volume_share=0.1)
+    assert order(res, 0)["status"] == "expired"
+    assert "less than one share" in order(res, 0)["reason"]
+
+
+def test_max_volume_share_needs_a_volume_column():
+    data = make_bars([at(10)] * 2).drop(columns="volume")
+    with pytest.raises(ParameterError, match="no volume column"):
+        run(None, {}, data=data, max_volume_share=0.1)
+
+
+def test_streaming_refuses_max_volume_share(tmp_path):
+    path = tmp_path / "bars.parquet"
+    make_bars([at(10)] * 5).to_parquet(path)
+
+    class Hold(engine.Strategy):
+        def signals(self, data):
+            return engine.Signals(entries=np.ones((len(data), 1), bool),
+                                  exits=np.zeros((len(data), 1), bool))
+
+        def lookback(self, data):
+            return 1
+
+    with pytest.raises(ParameterError, match="max_volume_share=0.1 cannot stream"):
+        engine.stream_run(Hold, path, max_volume_share=0.1)
+    res = engine.stream_run(Hold, path, leverage=2.0)
+    assert res.settings["leverage"] == 2.0

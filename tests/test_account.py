@@ -329,3 +329,117 @@ def test_streaming_refuses_max_volume_share(tmp_path):
         engine.stream_run(Hold, path, max_volume_share=0.1)
     res = engine.stream_run(Hold, path, leverage=2.0)
     assert res.settings["leverage"] == 2.0
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+
+def test_compare_buy_and_hold_is_runs_benchmark_on_a_wide_universe():
+    # 40 symbols priced 900-1,290 and 10,000 of cash: 250 a symbol buys no whole share,
+    # so a whole-share buy-and-hold would hold nothing; the row must be the benchmark.
+    rng = np.random.default_rng(3)
+    frames = []
+    for k in range(40):
+        path = (900 + 10 * k) * np.cumprod(1 + rng.normal(0, 0.01, 30))
+        frames.append(make_bars([at(p) for p in path], symbol=f"S{k:02d}"))
+    data = pd.concat(frames).sort_values(["ts", "symbol"])
+
+    class Idle(engine.Strategy):
+        def on_bar(self, bar):
+            pass
+
+    from engine.research.compare import run_all
+
+    table, results, _ = run_all([Idle], data, cash=CASH,
+                                commission=0.001)
+    bench = results[0].metrics["benchmark_return"]
+    row = table.filter(table["strategy"] == "BuyAndHold").row(0, named=True)
+    assert row["total_return"] == pytest.approx(bench, rel=1e-9, abs=1e-12)
+    assert results[1].metrics["rejected"] == 0
+    # by hand: the mean of the 40 price returns, first close to last
+    close = results[0].panel.fields["close"]
+    assert bench == pytest.approx(np.mean(close[-1] / close[0]) - 1, rel=1e-12)
+
+
+def test_benchmark_a_symbol_of_the_data_and_the_relative_metrics_by_hand():
+    # A: 100, 110, 99, 108.9; B: 50, 55, 55, 60.5. Holding A from bar 0's close
+    # (at="close") makes the run's returns A's: 0.1, -0.1, 0.1. B's: 0.1, 0, 0.1.
+    a = make_bars([at(100), at(110), at(99), at(108.9)], symbol="A")
+    b = make_bars([at(50), at(55), at(55), at(60.5)], symbol="B")
+    data = pd.concat([a, b]).sort_values(["ts", "symbol"])
+    res = run(None, {0: lambda s: s.buy(size=100, symbol="A", at="close")}, data=data,
+              benchmark="B", periods_per_year=252)
+    assert res.settings["benchmark"] == "B (a symbol of the data)"
+    assert res.metrics["benchmark_return"] == pytest.approx(0.21, rel=1e-12)
+    # first returns are against the starting cash: r = [0, .1, -.1, .1] and
+    # r_b = [0, .1, 0, .1]; active a = [0, 0, -.1, 0]: mean -0.025, std(ddof=1) 0.05
+    assert res.metrics["tracking_error"] == pytest.approx(0.05 * np.sqrt(252), rel=1e-9)
+    assert res.metrics["information_ratio"] == pytest.approx(-0.5 * np.sqrt(252), rel=1e-9)
+    r = np.array([0, 0.1, -0.1, 0.1])
+    r_b = np.array([0, 0.1, 0, 0.1])
+    beta = np.cov(r, r_b, ddof=1)[0, 1] / np.var(r_b, ddof=1)
+    assert res.metrics["beta"] == pytest.approx(beta, rel=1e-9)
+    assert res.metrics["alpha"] == pytest.approx((r.mean() - beta * r_b.mean()) * 252,
+                                                 rel=1e-9)
+
+
+def test_benchmark_from_a_file_is_taken_as_of_each_bar(tmp_path):
+    # the benchmark trades on days 0, 2, 3 only: day 1 keeps day 0's close
+    bench = make_bars([at(200), at(220), at(180)], symbol="IDX")
+    bench["ts"] = pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-04"])
+    path = tmp_path / "idx.parquet"
+    bench.to_parquet(path)
+    res = run([at(10)] * 4, {}, benchmark=f"{path}:IDX")
+    assert res.benchmark.tolist() == [CASH, CASH, CASH * 1.1, CASH * 0.9]
+    assert res.settings["benchmark"] == "idx.parquet:IDX"
+
+
+def test_benchmark_the_bundled_sp500():
+    rows = [at(10)] * 3
+    data = make_bars(rows, start="2020-03-02")
+    res = run(None, {}, data=data, benchmark="sp500_daily")
+    assert res.settings["benchmark"] == "sp500_daily.parquet"
+    assert res.benchmark[0] == CASH and res.benchmark[1] != CASH
+
+
+def test_a_bad_benchmark_names_the_choices():
+    with pytest.raises(ParameterError) as info:
+        run([at(10)] * 3, {}, benchmark="nonesuch")
+    assert "sp500_daily" in str(info.value) and "--benchmark" in str(info.value)
+
+
+# --------------------------------------------------------------------------- Yahoo CSVs
+
+YAHOO = """Date,Open,High,Low,Close,Adj Close,Volume
+2024-01-01,10,11,9,10,5,100
+2024-01-02,10,12,10,12,6,100
+2024-01-03,20,22,18,20,20,100
+"""
+
+
+def test_a_yahoo_csv_trades_the_unadjusted_close_and_says_so(tmp_path):
+    path = tmp_path / "yahoo.csv"
+    path.write_text(YAHOO)
+    with pytest.warns(engine.data.bars.DataWarning, match="trades the unadjusted close"):
+        res = run(None, {0: lambda s: s.buy(size=10, at="close")}, data=path)
+    assert res.settings["prices"] == "unadjusted close (the file also has adj_close)"
+    assert order(res, 0)["fill_price"] == 10.0
+
+
+def test_adjust_scales_open_high_low_close_by_adj_close_over_close(tmp_path):
+    # factors 0.5, 0.5, 1: bar 1 becomes (5, 6, 5, 6); bar 2 stays (20, 22, 18, 20)
+    path = tmp_path / "yahoo.csv"
+    path.write_text(YAHOO)
+    res = run(None, {0: lambda s: s.buy(size=10)}, data=path, adjust=True)
+    assert res.settings["prices"].startswith("adjusted")
+    assert res.panel.fields["open"][:, 0].tolist() == [5.0, 5.0, 20.0]
+    assert res.panel.fields["high"][:, 0].tolist() == [5.5, 6.0, 22.0]
+    assert res.panel.fields["low"][:, 0].tolist() == [4.5, 5.0, 18.0]
+    assert res.panel.fields["close"][:, 0].tolist() == [5.0, 6.0, 20.0]
+    assert order(res, 0)["fill_price"] == 5.0
+    assert res.equity["equity"][-1] == CASH + 10 * (20.0 - 5.0)
+
+
+def test_adjust_without_adj_close_is_refused():
+    with pytest.raises(ParameterError, match="has no adj_close column"):
+        run([at(10)] * 2, {}, adjust=True)

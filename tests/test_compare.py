@@ -49,10 +49,13 @@ def test_compare_two_strategies_and_buy_and_hold_on_the_same_data():
         assert row[key] == pytest.approx(alone.metrics[key], nan_ok=True), key
     flat = table.row(1, named=True)
     assert flat["total_return"] == 0 and flat["trades"] == 0 and flat["hit_rate"] is None
-    # The built-in buy-and-hold is the strategies/buy_and_hold.py rule.
-    hold = engine.run(HOLD, data, commission=0.001, **WINDOW)
+    # The built-in buy-and-hold row is every run's benchmark: the strategies/buy_and_hold.py
+    # rule with fractional shares at the first close and no costs.
+    hold = engine.run(HOLD, data, commission=0.0, fractional=True, fill="close", **WINDOW)
     assert table.row(2, named=True)["final_equity"] == pytest.approx(
         hold.metrics["final_equity"], rel=1e-12)
+    assert table.row(2, named=True)["total_return"] == pytest.approx(
+        alone.metrics["benchmark_return"], rel=1e-9)
 
 
 def test_default_data_is_the_first_strategys_and_params_by_position():
@@ -120,7 +123,10 @@ def test_cli_compare_prints_writes_and_answers_json(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)["compare"]
     assert [r["strategy"] for r in rows] == ["SmaCross", "BuyAndHold"]
-    assert rows[1]["sharpe"] == pytest.approx(table["sharpe"][1], rel=1e-12)
+    # the added row is the runs' benchmark (fractional, first close, no costs); the
+    # strategies/buy_and_hold.py listed above is a strategy run with the run's settings
+    bench = engine.run(SMA, start="2015-01-01", end="2019-12-31").metrics["benchmark_return"]
+    assert rows[1]["total_return"] == pytest.approx(bench, rel=1e-9)
 
 
 def test_cli_compare_bad_param_is_a_user_error():

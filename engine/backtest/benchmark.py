@@ -1,4 +1,4 @@
-"""The benchmark: buy-and-hold of the same data.
+"""The benchmark: buy-and-hold of the same data, or a series given as ``benchmark=``.
 
 Two forms, for two uses:
 
@@ -18,10 +18,13 @@ Two forms, for two uses:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from engine._core.kernels import hold_curve
 from engine.data.panel import Panel
+from engine.errors import ParameterError
 from engine.strategy.base import Signals, Strategy
 
 
@@ -80,3 +83,89 @@ class BuyAndHold(Strategy):
             return Signals(entries=entries, exits=exits)
         return Signals(entries=entries, exits=exits, size=self.cash / len(data.symbols),
                        size_type="cash")
+
+
+#: Where ``benchmark="sp500_daily"`` (a bundled dataset's name) is looked up.
+DATASETS = Path(__file__).resolve().parents[2] / "datasets"
+
+
+def benchmark_from(spec, panel: Panel, cash: float) -> tuple[np.ndarray, str]:
+    """The curve of ``benchmark=`` on the run's bars, and a label saying what it is.
+
+    Parameters
+    ----------
+    spec : str, pathlib.Path, DataFrame or Panel
+        A symbol of the run's data (``"SPY"``); a bar file, optionally with the
+        symbol to take from it (``"bars.parquet:SPX"``); a bundled dataset's name
+        (``"sp500_daily"``, in ``datasets/``), also with ``:SYMBOL``; or bars as a
+        DataFrame or Panel. A file of several symbols needs ``:SYMBOL``.
+    panel : Panel
+        The run's bars.
+    cash : float
+        The starting cash.
+
+    Returns
+    -------
+    (numpy.ndarray, str)
+        ``cash * c(t) / c(first)``, one value per bar of the run, where ``c(t)`` is
+        the benchmark's last close at or before bar ``t``'s timestamp (as of, so a
+        benchmark that trades on other days keeps its last close) and ``first`` the
+        run's first bar at which it has one (cash until then); and the label.
+
+    Raises
+    ------
+    engine.errors.ParameterError
+        When ``spec`` names nothing readable, a file of several symbols without
+        ``:SYMBOL``, or a series with no close at or before the run's last bar.
+    """
+    from engine.data.bars import load_bars
+
+    if isinstance(spec, str) and spec in panel.symbols:
+        close = panel.fields["close"][:, [panel.symbols.index(spec)]]
+        return _held(close, cash), f"{spec} (a symbol of the data)"
+    if isinstance(spec, Panel):
+        bars, label = spec, spec.source
+    elif isinstance(spec, (str, Path)):
+        source, symbol = _benchmark_source(str(spec), panel)
+        bars = load_bars(source, symbol=symbol)
+        label = f"{Path(source).name}" + (f":{symbol}" if symbol else "")
+    else:
+        bars, label = load_bars(spec), "<DataFrame>"
+    if bars.n_symbols != 1:
+        few = ", ".join(bars.symbols[:10]) + (", ..." if bars.n_symbols > 10 else "")
+        raise ParameterError(
+            f"benchmark {label} holds {bars.n_symbols} symbols ({few}); name one: "
+            f"benchmark='{label}:{bars.symbols[0]}' (CLI --benchmark {label}:{bars.symbols[0]})")
+    rows = np.searchsorted(bars.ts, panel.ts, side="right") - 1
+    values = np.where(rows >= 0, bars.fields["close"][np.maximum(rows, 0), 0], np.nan)
+    if not np.isfinite(values).any():
+        raise ParameterError(
+            f"benchmark {label} has no close at or before {str(panel.ts[-1])[:10]}, the run's "
+            f"last bar: it starts {str(bars.ts[0])[:10]}; give a series covering the run")
+    return _held(values.reshape(-1, 1), cash), label
+
+
+def _held(close: np.ndarray, cash: float) -> np.ndarray:
+    total = np.empty(close.shape[0])
+    hold_curve(np.ascontiguousarray(close, dtype=np.float64), float(cash),
+               np.full(1, np.nan), np.full(1, np.nan), total)
+    return total
+
+
+def _benchmark_source(spec: str, panel: Panel) -> tuple[str, str | None]:
+    """``(file, symbol or None)`` of a ``PATH[:SYMBOL]`` or ``DATASET[:SYMBOL]`` spec."""
+    candidates = [(spec, None)]
+    if ":" in spec:
+        head, _, tail = spec.rpartition(":")
+        candidates.append((head, tail))
+    for name, symbol in candidates:
+        for path in (Path(name), DATASETS / name, DATASETS / f"{name}.parquet"):
+            if path.is_file():
+                return str(path), symbol
+    bundled = sorted(p.stem for p in DATASETS.glob("*.parquet")) if DATASETS.is_dir() else []
+    few = ", ".join(panel.symbols[:5]) + (", ..." if panel.n_symbols > 5 else "")
+    raise ParameterError(
+        f"benchmark {spec!r} is neither a symbol of the data ({few}), nor a file, nor a "
+        f"bundled dataset ({', '.join(bundled) or 'none found'}). Fix: give a bar file "
+        f"(PATH or PATH:SYMBOL), a dataset name such as sp500_daily, or a symbol of the data "
+        f"(CLI --benchmark)")

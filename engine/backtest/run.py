@@ -45,7 +45,8 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         feeds=None, strict: bool = False, date_format: str | None = None,
         tz: str | None = None, audit: str = "cuts",
         leverage: float = 1.0, maintenance_margin: float = 0.25, margin_rate: float = 0.0,
-        max_volume_share: float | None = None, **params) -> Result:
+        max_volume_share: float | None = None, benchmark=None, adjust: bool = False,
+        **params) -> Result:
     """Run one backtest and return its :class:`~engine.backtest.result.Result`.
 
     Parameters
@@ -120,6 +121,17 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
     max_volume_share : float, optional
         Fill at most this fraction of a bar's volume per order; the rest of a GTC
         order carries to the next bars, a day order's is cancelled.
+    benchmark : str, pathlib.Path, DataFrame or Panel, optional
+        What the run is measured against (``benchmark_return``, ``beta``, ``alpha``,
+        ``information_ratio``, ``tracking_error``, the plots): a symbol of the data,
+        a bar file ``PATH[:SYMBOL]``, a bundled dataset ``NAME[:SYMBOL]`` (e.g.
+        ``"sp500_daily"``) or bars (:func:`engine.backtest.benchmark.benchmark_from`).
+        Default: equal-weight buy-and-hold of the data.
+    adjust : bool
+        Data with an ``adj_close`` column (a Yahoo CSV): trade open, high, low and
+        close multiplied by ``adj_close / close`` (CLI ``--adjust``). Without it such
+        data trades its unadjusted close, with a warning. ``settings["prices"]``
+        says which prices were traded.
     **params
         Strategy parameters, by name.
     """
@@ -135,7 +147,7 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         resolve_periods_per_year(periods_per_year)  # a bad value fails before the data loads
     path = _choose_path(cls, mode)      # a strategy with no way to run fails before the data
     panel = _panel_for(cls, data, start, end, instance=instance, feeds=feeds,
-                       date_format=date_format, tz=tz)
+                       date_format=date_format, tz=tz, adjust=adjust)
     # Calendar days where the data trades: a Tokyo session opens on the previous UTC day.
     local = panel.local_ts
     if periods_per_year is None:  # read off the data: once per panel (a sweep's is shared)
@@ -158,6 +170,11 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         )
     except (ValueError, TypeError) as exc:
         raise ParameterError(_account_message(str(exc))) from None
+    against = None
+    if benchmark is not None:       # a bad benchmark fails before the run, not after it
+        from engine.backtest.benchmark import benchmark_from
+
+        against = benchmark_from(benchmark, panel, float(cash))
     cursor = Cursor()
     instance._bind(panel, broker, cursor, audit=audit)
     if path == "vector":
@@ -180,8 +197,9 @@ def run(strategy, data=None, *, cash: float = 100_000.0, commission: float = 0.0
         "leverage": float(leverage), "maintenance_margin": float(maintenance_margin),
         "margin_rate": float(margin_rate),
         "max_volume_share": None if max_volume_share is None else float(max_volume_share),
+        "prices": panel.meta.get("prices", "as given"),
     }
-    result = _result(cls, instance, panel, broker, settings, ppy, risk_free)
+    result = _result(cls, instance, panel, broker, settings, ppy, risk_free, against)
     if strict and result.metrics["rejected"]:
         from engine.backtest.rejections import strict_error
 
@@ -256,7 +274,7 @@ def _account_message(text: str) -> str:
 
 
 def _panel_for(cls, data, start, end, *, instance=None, feeds=None, date_format=None,
-               tz=None) -> Panel:
+               tz=None, adjust=False) -> Panel:
     """The bars for a run, with the strategy's feeds (or ``feeds``) joined on."""
     from engine.data.bars import _bound, in_zone, load_bars
     from engine.data.timestamps import check_date_format, check_zone
@@ -272,6 +290,10 @@ def _panel_for(cls, data, start, end, *, instance=None, feeds=None, date_format=
     check_date_format(date_format)
     check_zone(tz)
     if isinstance(data, Panel):
+        if adjust:
+            raise ParameterError("adjust=True rescales prices as the bars load; a Panel is "
+                                 "already loaded. Fix: pass the file or DataFrame, or load it "
+                                 "with engine.load_bars(..., adjust=True)")
         panel = in_zone(data, tz)
         if start is not None or end is not None:
             zone = panel.meta.get("tz")
@@ -279,7 +301,8 @@ def _panel_for(cls, data, start, end, *, instance=None, feeds=None, date_format=
             hi = _bound(end, "end", is_end=True, zone=zone)
             panel = panel.between(lo, hi)
     else:
-        panel = load_bars(data, start=start, end=end, date_format=date_format, tz=tz)
+        panel = load_bars(data, start=start, end=end, date_format=date_format, tz=tz,
+                          adjust=bool(adjust))
     if panel.n_bars == 0:
         raise EngineError(f"no bars in {panel.source} between {start} and {end}")
     return _join_strategy_feeds(cls, panel, instance, feeds)
@@ -697,15 +720,19 @@ def closed_trade_arrays(table: dict) -> tuple[np.ndarray, np.ndarray]:
     return pnl, returns
 
 
-def _result(cls, instance, panel, broker, settings, ppy, risk_free) -> Result:
+def _result(cls, instance, panel, broker, settings, ppy, risk_free, against=None) -> Result:
     from engine.backtest.benchmark import benchmark_equity
 
     trades_table = broker.trades_table()
     orders_table = broker.orders_table()
     equity = broker.equity_curve
     pnl, returns = closed_trade_arrays(trades_table)
-    benchmark = panel_memo(panel, ("benchmark", broker.starting_cash),
-                           lambda: _read_only(benchmark_equity(panel, broker.starting_cash)))
+    if against is None:
+        benchmark = panel_memo(panel, ("benchmark", broker.starting_cash),
+                               lambda: _read_only(benchmark_equity(panel, broker.starting_cash)))
+        settings["benchmark"] = "buy-and-hold of the data"
+    else:
+        benchmark, settings["benchmark"] = against
     metrics = compute_metrics(
         equity, starting_cash=broker.starting_cash, trade_pnl=pnl, trade_return=returns,
         in_market=broker.exposure,

@@ -111,7 +111,7 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
                tz: str | None = None, audit: str = "cuts",
                leverage: float = 1.0, maintenance_margin: float = 0.25,
                margin_rate: float = 0.0, max_volume_share: float | None = None,
-               **params) -> StreamResult:
+               benchmark=None, adjust: bool = False, **params) -> StreamResult:
     """Run the vectorised path over a Parquet file read in chunks, in bounded memory.
 
     The account and run options (``cash``, ``commission``,
@@ -244,6 +244,16 @@ def stream_run(strategy, data=None, *, chunk_bars: int = DEFAULT_CHUNK_BARS, out
         borrow_rate=float(borrow_rate), fractional=bool(fractional), shorting=bool(shorting),
         fill_on_close=fill == "close",
     )
+    if benchmark is not None:
+        raise ParameterError(
+            f"benchmark={benchmark!r} cannot stream: a streamed run is measured against "
+            f"buy-and-hold of its data. Fix: run without --stream (engine.run), or drop "
+            f"benchmark (CLI --benchmark)")
+    if adjust:
+        raise ParameterError(
+            "adjust=True cannot stream: adjusted prices are computed as the bars load in "
+            "memory. Fix: run without --stream (engine.run), or write the adjusted bars to "
+            "Parquet first (engine.load_bars(..., adjust=True))")
     if max_volume_share is not None:     # account/time-in-force
         raise ParameterError(
             f"max_volume_share={max_volume_share!r} cannot stream: volume-limited fills "

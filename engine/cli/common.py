@@ -93,6 +93,13 @@ def add_run_options(command: argparse.ArgumentParser, *, compare: bool = False) 
     command.add_argument("--max-volume-share", type=float, default=None, metavar="FRACTION",
                          help="fill at most this fraction of a bar's volume per order, e.g. "
                               "0.1; the rest of a GTC order waits for the next bars")
+    command.add_argument("--benchmark", metavar="PATH_OR_DATASET[:SYMBOL]", default=None,
+                         help="measure against this series instead of buy-and-hold of the "
+                              "data: a bar file, a bundled dataset such as sp500_daily, "
+                              "either with :SYMBOL, or a symbol of the data")
+    command.add_argument("--adjust", action="store_true",
+                         help="data with adj_close (a Yahoo CSV): trade open, high, low and "
+                              "close x adj_close / close")
     command.add_argument("--json", action="store_true", help="print one JSON object")
     add_debug_option(command)
     # What each run option is when not given: a sweep may grid a run option only if
@@ -107,7 +114,8 @@ RUN_OPTIONS = (
     "slippage_bps", "slippage_fixed", "fill", "mode", "fractional", "shorting",
     "borrow_rate", "start", "end", "periods_per_year", "risk_free", "strict",
     "date_format", "tz", "audit",
-    "leverage", "maintenance_margin", "margin_rate", "max_volume_share",
+    "leverage", "maintenance_margin", "margin_rate", "max_volume_share", "benchmark",
+    "adjust",
 )
 
 

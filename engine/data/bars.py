@@ -659,6 +659,42 @@ def _bound(value, name: str, is_end: bool, zone: str | None = None):
     return ns
 
 
+def _adjusted_prices(fields: dict, src: str, adjust: bool, notes: list) -> str:
+    """Trade adjusted prices (``adjust``) or say that the unadjusted ones are traded.
+
+    With an ``adj_close`` column (Yahoo's ``Adj Close``) and ``adjust``, open, high,
+    low and close are multiplied by ``adj_close / close`` row by row, so that
+    dividends and splits no longer show as price jumps; volume is kept as given.
+    Without ``adjust`` a note says the file's unadjusted close is traded. Returns
+    what ``meta["prices"]`` records.
+    """
+    if "adj_close" not in fields:
+        if adjust:
+            raise ParameterError(
+                f"adjust=True (CLI --adjust) rescales prices by adj_close / close, but {src} "
+                f"has no adj_close column (Yahoo's 'Adj Close'). Fix: drop adjust, or load "
+                f"a file with adjusted closes")
+        return "as given"
+    close, adj = fields["close"], fields["adj_close"]
+    if not adjust:
+        notes.append(
+            f"{src}: has both close and adj_close (a Yahoo-style file); the run trades the "
+            f"unadjusted close, so dividends and splits show as price moves. Fix: pass "
+            f"adjust=True (CLI --adjust) to trade prices adjusted by adj_close / close.")
+        return "unadjusted close (the file also has adj_close)"
+    bad = np.isfinite(close) & ~(np.isfinite(adj) & (adj > 0))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(
+            f"{src}: adjust=True needs a positive adj_close on every row with a close, but "
+            f"{int(bad.sum())} row(s) lack one, the first data row {row + 1} (adj_close "
+            f"{adj[row]!r}). Fix: fill adj_close there, or drop adjust")
+    factor = np.where(np.isfinite(close), adj / close, np.nan)
+    for name in ("open", "high", "low", "close"):
+        fields[name] = fields[name] * factor
+    return "adjusted: open, high, low and close x adj_close / close"
+
+
 def _select_symbol(b: _Bars, symbol: str) -> None:
     if symbol not in b.symbols:
         folded = [s for s in b.symbols if s.lower() == symbol.lower()]
@@ -899,7 +935,8 @@ def release_arrow_memory() -> None:
 
 
 def load_bars(source, *, symbol: str | None = None, start=None, end=None,
-              date_format: str | None = None, tz: str | None = None) -> Panel:
+              date_format: str | None = None, tz: str | None = None,
+              adjust: bool = False) -> Panel:
     """Load and validate bars into a :class:`~engine.data.panel.Panel`.
 
     Parameters
@@ -913,6 +950,12 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None,
         fields under their normalised names; other extra columns are ignored and
         listed in ``panel.meta["ignored_columns"]``. A pandas DataFrame whose index
         is not a plain range index (e.g. a DatetimeIndex) has it used as a column.
+    adjust : bool
+        With an ``adj_close`` column (Yahoo's ``Adj Close``), multiply open, high,
+        low and close by ``adj_close / close`` on each row, to trade prices adjusted
+        for dividends and splits; without it, a file with both columns loads with a
+        :class:`DataWarning` saying the unadjusted close is traded.
+        ``meta["prices"]`` records which.
     symbol : str, optional
         Without a ``symbol`` column, the name of the single instrument (default
         ``Panel.DEFAULT_SYMBOL``). With one, keep only that symbol's rows.
@@ -1007,6 +1050,7 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None,
             f".cast(pl.Float64)) to silence this warning."
         )
     fields = {k: fields[k] for k in (*BAR_FIELDS, *schema.features)}
+    prices = _adjusted_prices(fields, src, adjust, notes)
     documented = documented_gaps(table, src)
     del table
     release_arrow_memory()      # the columns not kept (symbol text, ignored columns)
@@ -1047,6 +1091,7 @@ def load_bars(source, *, symbol: str | None = None, start=None, end=None,
         "resorted": resorted,
         "rows": len(b.ts),
         "tz": zone,
+        "prices": prices,
         "documented_gaps": {col: gap[2] for col, gap in documented.items()
                             if col in missing},
     }

@@ -2,7 +2,10 @@
 
 Every strategy runs on the same bars with the same account settings, and a
 buy-and-hold row (:class:`engine.backtest.benchmark.BuyAndHold`, built in) is always
-added last unless a strategy named ``BuyAndHold`` is already in the list. The
+added last unless a strategy named ``BuyAndHold`` is already in the list. That row is
+the runs' own benchmark (``benchmark_return``): equal weight, fractional shares bought
+at each symbol's first close, with no costs (:data:`BENCHMARK_SETTINGS`), so that on a
+universe of thousands of symbols no part rounds to zero shares. The
 result is one table, a row per strategy, the headline metrics as columns (see
 :mod:`engine.analysis.metrics` for their definitions).
 
@@ -24,6 +27,16 @@ import polars as pl
 
 from engine.errors import ParameterError, RejectedOrdersError
 from engine.research.frames import CompareResult
+
+#: The account of the buy-and-hold row compare adds: frictionless, fractional shares,
+#: filled at the first close, so that its return is the ``benchmark_return`` of every
+#: run on the same bars (:func:`engine.backtest.benchmark.benchmark_equity`).
+BENCHMARK_SETTINGS = {
+    "fractional": True, "fill": "close", "mode": "auto", "commission": 0.0,
+    "commission_per_share": 0.0, "commission_fixed": 0.0, "commission_minimum": 0.0,
+    "slippage_bps": 0.0, "slippage_fixed": 0.0, "leverage": 1.0, "max_volume_share": None,
+    "strict": False,
+}
 
 #: The metrics shown per strategy, in order.
 HEADLINE = ("total_return", "cagr", "volatility", "sharpe", "sortino", "calmar", "max_drawdown",
@@ -137,13 +150,17 @@ def run_all(strategies, data=None, params=None, *,
             classes[indices[0]], start, end)
         plan += [(classes[i], chosen[i], bars) for i in indices]
         if not any(classes[i].__name__ == "BuyAndHold" for i in indices):
-            plan.append((BuyAndHold, {}, bars))
+            plan.append((BuyAndHold, None, bars))
     results = []
     for index, (cls, values, (bars, first, last)) in enumerate(plan):
         if progress is not None:
             progress(index, len(plan), cls.__name__)
+        options = run_options
+        if values is None:
+            # the benchmark row: the same figure as every run's benchmark_return
+            options, values = {**run_options, **BENCHMARK_SETTINGS}, {}
         try:
-            results.append(run(cls, bars, start=first, end=last, **run_options, **values))
+            results.append(run(cls, bars, start=first, end=last, **options, **values))
         except RejectedOrdersError as exc:  # strict=True: say whose orders they were
             raise RejectedOrdersError(f"{cls.__name__}: {exc}", count=exc.count,
                                       rejections=exc.rejections) from None

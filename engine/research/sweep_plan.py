@@ -25,7 +25,7 @@ import numpy as np
 from engine.errors import EngineError, ParameterError, did_you_mean
 
 #: Options of :func:`engine.run` that a sweep handles itself (never a grid name).
-RESERVED = ("data", "feeds", "start", "end", "strategy", "date_format", "tz")
+RESERVED = ("data", "feeds", "start", "end", "strategy", "date_format", "tz", "adjust")
 #: Parameter sets per task, at most; fewer when that leaves a worker idle.
 MAX_BATCH = 50
 #: Batches per worker, at least, when there are enough sets (balances the load).
@@ -211,8 +211,9 @@ def prepare(strategy, sets: list[dict], data, run_options: dict) -> Plan:
     start, end = options.pop("start", None), options.pop("end", None)
     date_format, tz = options.pop("date_format", None), options.pop("tz", None)
     feeds = options.pop("feeds", None)
+    adjust = options.pop("adjust", False)
     bars = _panel_for(cls, data, start, end, feeds={}, date_format=date_format,
-                      tz=tz)  # loaded and validated once
+                      tz=tz, adjust=adjust)  # loaded and validated once
     panels, where = [], []
     if feeds is not None or cls.feed_specs is Strategy.feed_specs:
         panels.append(_join_strategy_feeds(cls, bars, None, feeds))

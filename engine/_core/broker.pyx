@@ -28,7 +28,8 @@ Execution rules (docs/execution.md repeats them for users):
   parent carries ``bracket_trail_*``; with a fixed stop too it starts there.
 * ``rebalance`` places target-percent market orders for the symbols with a weight,
   valued at the current close, sells first, then buys (see its docstring).
-* Orders fill whole (no volume limit). Orders the account cannot fund, sells that
+* Orders fill whole unless ``max_volume_share`` caps a fill (the rest carries to a new
+  order, see the account/time-in-force block). Orders the account cannot fund, sells that
   would open a short while shorting is off, and sizes that round to zero are
   rejected with a reason; they are never resized.
 * Equity is marked at every close; borrow cost on shorts accrues at each close.

@@ -443,3 +443,32 @@ def test_adjust_scales_open_high_low_close_by_adj_close_over_close(tmp_path):
 def test_adjust_without_adj_close_is_refused():
     with pytest.raises(ParameterError, match="has no adj_close column"):
         run([at(10)] * 2, {}, adjust=True)
+
+
+def test_the_cli_warns_of_margin_calls_and_takes_the_new_options(tmp_path):
+    import subprocess
+    import sys
+
+    strategy = tmp_path / "levered.py"
+    strategy.write_text(
+        "import engine\n\n\n"
+        "class Levered(engine.Strategy):\n"
+        "    def on_bar(self, bar):\n"
+        "        if bar.index == 0:\n"
+        "            self.buy(200)\n")
+    data = tmp_path / "bars.csv"
+    make_bars([at(100), at(100), (100, 100, 70, 70), (70, 70, 62, 62), (60, 61, 59, 61),
+               at(61)]).to_csv(data, index=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "run", str(strategy), "--data", str(data),
+         "--cash", "10000", "--leverage", "2", "--maintenance-margin", "0.25",
+         "--margin-rate", "0.01", "--max-volume-share", "1"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: 1 margin call(s)" in " ".join(proc.stdout.split())
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "run", str(strategy), "--data", str(data),
+         "--maintenance-margin", "2"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "error: maintenance_margin must be a fraction" in proc.stderr
+    assert "--maintenance-margin" in proc.stderr

@@ -14,6 +14,7 @@ PERCENT = frozenset({
     "worst_trade", "benchmark_return", "depth", "return", "share_positive", "mean_return",
     "median_return", "claimed_rate", "avg_return", "rate_low", "rate_high", "base_rate",
     "difference", "difference_low", "difference_high", "hit_rate_low", "hit_rate_high",
+    "tracking_error", "alpha",
 })
 COUNTS = frozenset({
     "trades", "open_trades", "max_drawdown_duration", "same_bar_exits", "bars", "rejected",

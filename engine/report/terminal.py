@@ -86,6 +86,21 @@ def periods_text(settings: dict) -> str:
     return f"annualised at {ppy:,.6g} bars a year ({how})"
 
 
+def _account_text(settings) -> str:
+    """What the heading adds for the account, prices and benchmark, when not the default."""
+    parts = []
+    if settings.get("leverage", 1.0) > 1.0:
+        parts.append(f"margin account at leverage {settings['leverage']:g} (maintenance "
+                     f"{settings['maintenance_margin']:g}, rate {settings['margin_rate']:g})")
+    if settings.get("max_volume_share") is not None:
+        parts.append(f"fills capped at {settings['max_volume_share']:g} of each bar's volume")
+    if settings.get("prices", "as given") != "as given":
+        parts.append(f"prices: {settings['prices']}")
+    if settings.get("benchmark", "buy-and-hold of the data") != "buy-and-hold of the data":
+        parts.append(f"benchmark: {settings['benchmark']}")
+    return "".join(f", {p}" for p in parts)
+
+
 def print_run_metrics(console, result, how: str) -> None:
     """The run's heading (strategy, parameters, data, ``how`` it ran) and its metrics."""
     from rich.table import Table
@@ -95,7 +110,7 @@ def print_run_metrics(console, result, how: str) -> None:
     console.print(
         f"[bold]{result.strategy}[/bold] ({params}) on {settings['data']} "
         f"{settings['start']} → {settings['end']}, {how}, fills at {settings['fill']}, "
-        f"{periods_text(settings)}"
+        f"{periods_text(settings)}{_account_text(settings)}"
     )
     metrics = Table(title="Metrics", show_header=True, header_style="bold")
     metrics.add_column("metric")

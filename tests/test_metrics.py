@@ -352,7 +352,8 @@ def test_keys_order_and_types():
     with_b = m.compute_metrics(
         EQUITY, starting_cash=CASH, benchmark_equity=EQUITY, benchmark_start=CASH
     )
-    assert list(with_b) == [*m.METRIC_KEYS, "benchmark_return", "beta", "psr_benchmark"]
+    assert list(with_b) == [*m.METRIC_KEYS, "benchmark_return", "beta", "psr_benchmark",
+                            "tracking_error", "information_ratio", "alpha"]
     assert all(type(v) is float for v in with_b.values())
 
 

@@ -42,7 +42,8 @@ METRIC_KEYS: tuple[str, ...] = (
 )
 
 #: Keys appended by :func:`~engine.analysis.metrics.compute_metrics` when a benchmark is given.
-BENCHMARK_KEYS: tuple[str, ...] = ("benchmark_return", "beta", "psr_benchmark")
+BENCHMARK_KEYS: tuple[str, ...] = ("benchmark_return", "beta", "psr_benchmark",
+                                   "tracking_error", "information_ratio", "alpha")
 
 _NAN = float("nan")
 

@@ -148,8 +148,8 @@ psr_benchmark
     std(r_b, ddof=1)`` instead of 0: the probability that the strategy's true
     Sharpe ratio beats buy-and-hold's measured one.
 tracking_error, information_ratio, alpha
-    Added by ``engine.run`` against its benchmark (:func:`relative_metrics`), with
-    the active returns ``a_i = r_i - r_b,i``: ``tracking_error = std(a, ddof=1) *
+    Against the benchmark (with ``beta`` and ``psr_benchmark``), with the active
+    returns ``a_i = r_i - r_b,i``: ``tracking_error = std(a, ddof=1) *
     sqrt(ppy)``; ``information_ratio = mean(a) / std(a, ddof=1) * sqrt(ppy)``
     (Grinold and Kahn, *Active Portfolio Management*, 2000, ch. 5); ``alpha`` is
     Jensen's alpha per bar annualised by ``ppy``: ``(mean(r - rf_bar) - beta *
@@ -639,47 +639,6 @@ def beta(r, r_b) -> float:
         return _NAN
     cov = float(np.dot(r - r.mean(), db)) / (r.size - 1)
     return cov / var_b
-
-
-def relative_metrics(equity, benchmark_equity, starting_cash, periods_per_year=252,
-                     risk_free=0.0) -> dict[str, float]:
-    """``tracking_error``, ``information_ratio`` and ``alpha`` against a benchmark.
-
-    Parameters
-    ----------
-    equity, benchmark_equity : array_like
-        The run's and the benchmark's values at each bar's close, shape ``(n,)``.
-    starting_cash : float
-        The value of both before the first bar (``E[0]`` and ``B[0]``).
-    periods_per_year : float
-        ``ppy``, to annualise.
-    risk_free : float
-        Annual risk-free rate; ``rf_bar = (1 + risk_free) ** (1 / ppy) - 1``.
-
-    Returns
-    -------
-    dict of str to float
-        As defined in the module docstring ("Other metrics").
-    """
-    ppy = resolve_periods_per_year(periods_per_year)
-    rf_bar = (1 + _check_rate(risk_free)) ** (1 / ppy) - 1
-    E = equity_curve(equity, starting_cash)
-    B = equity_curve(benchmark_equity, starting_cash)
-    nan = {"tracking_error": _NAN, "information_ratio": _NAN, "alpha": _NAN}
-    if E.size != B.size or E.size < 3 or (E[:-1] <= 0).any() or (B[:-1] <= 0).any():
-        return nan
-    r = E[1:] / E[:-1] - 1
-    r_b = B[1:] / B[:-1] - 1
-    active = r - r_b
-    spread = float(np.std(active, ddof=1))
-    out = dict(nan)
-    out["tracking_error"] = spread * math.sqrt(ppy)
-    if not _zero_spread(spread, active):
-        out["information_ratio"] = float(active.mean()) / spread * math.sqrt(ppy)
-    b = beta(r, r_b)
-    if math.isfinite(b):
-        out["alpha"] = (float(np.mean(r - rf_bar)) - b * float(np.mean(r_b - rf_bar))) * ppy
-    return out
 
 
 # --------------------------------------------------------------------------- report

@@ -354,6 +354,7 @@ class StreamingMetrics:
             out["benchmark_return"] = self.b_last / self.b_start - 1.0
             out["beta"] = self._beta()
             out["psr_benchmark"] = self._psr(sharpe, self._benchmark_sharpe())
+            out.update(self._relative(out["beta"]))
         keys = METRIC_KEYS + (BENCHMARK_KEYS if self.bench else ())
         return {k: float(out[k]) for k in keys}
 
@@ -376,6 +377,23 @@ class StreamingMetrics:
         if sd <= _ZERO_SPREAD * self.max_abs_rb:
             return _NAN
         return (mom.mean_y - self.rf_bar) / sd
+
+    def _relative(self, beta: float) -> dict[str, float]:
+        """``tracking_error``, ``information_ratio`` and ``alpha`` from the merged moments:
+        ``var(r - r_b) = var(r) + var(r_b) - 2 cov(r, r_b)`` and ``mean(r - r_b) =
+        mean(r) - mean(r_b)`` (definitions in :mod:`engine.analysis.metrics`)."""
+        mom, n = self.returns, self.n
+        out = {"tracking_error": _NAN, "information_ratio": _NAN, "alpha": _NAN}
+        if self.returns_nan or self.b_nan or n < 2:
+            return out
+        spread = math.sqrt(max(mom.m2_x + mom.m2_y - 2.0 * mom.c_xy, 0.0) / (n - 1))
+        out["tracking_error"] = spread * math.sqrt(self.ppy)
+        if spread > _ZERO_SPREAD * (self.max_abs_r + self.max_abs_rb):
+            out["information_ratio"] = (mom.mean_x - mom.mean_y) / spread * math.sqrt(self.ppy)
+        if math.isfinite(beta):
+            out["alpha"] = ((mom.mean_x - self.rf_bar) - beta * (mom.mean_y - self.rf_bar)) \
+                * self.ppy
+        return out
 
     def _beta(self) -> float:
         mom, n = self.returns, self.n

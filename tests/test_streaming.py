@@ -241,6 +241,9 @@ def by_formulas(equity, *, starting_cash, trade_pnl, trade_return, in_market,
     r_b = m.bar_returns(benchmark_equity, benchmark_start)
     out["beta"] = m.beta(r, r_b)
     out["psr_benchmark"] = m.psr(r, periods_per_year, risk_free, r_b)
+    out["tracking_error"] = m.tracking_error(r, r_b, periods_per_year)
+    out["information_ratio"] = m.information_ratio(r, r_b, periods_per_year)
+    out["alpha"] = m.alpha(r, r_b, periods_per_year, risk_free)
     return out
 
 

@@ -148,7 +148,8 @@ psr_benchmark
     std(r_b, ddof=1)`` instead of 0: the probability that the strategy's true
     Sharpe ratio beats buy-and-hold's measured one.
 tracking_error, information_ratio, alpha
-    Against the benchmark (with ``beta`` and ``psr_benchmark``), with the active
+    Against the benchmark (with ``beta`` and ``psr_benchmark``;
+    :func:`tracking_error`, :func:`information_ratio`, :func:`alpha`), with the active
     returns ``a_i = r_i - r_b,i``: ``tracking_error = std(a, ddof=1) *
     sqrt(ppy)``; ``information_ratio = mean(a) / std(a, ddof=1) * sqrt(ppy)``
     (Grinold and Kahn, *Active Portfolio Management*, 2000, ch. 5); ``alpha`` is
@@ -639,6 +640,65 @@ def beta(r, r_b) -> float:
         return _NAN
     cov = float(np.dot(r - r.mean(), db)) / (r.size - 1)
     return cov / var_b
+
+
+def tracking_error(r, r_b, periods_per_year=252) -> float:
+    """Annualised tracking error ``std(r - r_b, ddof=1) * sqrt(ppy)``.
+
+    Parameters
+    ----------
+    r, r_b : array_like
+        Per-bar returns of the strategy and the benchmark, same shape ``(n,)``.
+    periods_per_year : float
+        ``ppy``.
+
+    Returns
+    -------
+    float
+        NaN if ``n < 2`` or a return is NaN. Grinold and Kahn, *Active Portfolio
+        Management* (2000), ch. 5.
+    """
+    ppy = resolve_periods_per_year(periods_per_year)
+    a = np.asarray(r, dtype=np.float64) - np.asarray(r_b, dtype=np.float64)
+    if a.size < 2 or np.isnan(a).any():
+        return _NAN
+    return float(np.std(a, ddof=1)) * math.sqrt(ppy)
+
+
+def information_ratio(r, r_b, periods_per_year=252) -> float:
+    """Annualised information ratio ``mean(a) / std(a, ddof=1) * sqrt(ppy)``, ``a = r - r_b``.
+
+    NaN if ``n < 2``, a return is NaN, or ``std(a)`` is zero (below ``1e-12 *
+    (max|r| + max|r_b|)``, the rounding allowance of ``sharpe``). Grinold and Kahn (2000).
+    """
+    ppy = resolve_periods_per_year(periods_per_year)
+    r = np.asarray(r, dtype=np.float64)
+    r_b = np.asarray(r_b, dtype=np.float64)
+    a = r - r_b
+    if a.size < 2 or np.isnan(a).any():
+        return _NAN
+    spread = float(np.std(a, ddof=1))
+    if spread <= _ZERO_SPREAD * (float(np.max(np.abs(r))) + float(np.max(np.abs(r_b)))):
+        return _NAN
+    return float(a.mean()) / spread * math.sqrt(ppy)
+
+
+def alpha(r, r_b, periods_per_year=252, risk_free=0.0) -> float:
+    """Jensen's alpha, annualised: ``(mean(r - rf_bar) - beta * mean(r_b - rf_bar)) * ppy``.
+
+    ``beta`` is :func:`beta`; NaN when it is. Jensen, "The performance of mutual
+    funds in the period 1945-1964", *Journal of Finance* 23 (1968).
+    """
+    ppy = resolve_periods_per_year(periods_per_year)
+    rf_bar = (1 + _check_rate(risk_free)) ** (1 / ppy) - 1
+    r = np.asarray(r, dtype=np.float64)
+    r_b = np.asarray(r_b, dtype=np.float64)
+    if np.isnan(r).any() or np.isnan(r_b).any():
+        return _NAN
+    b = beta(r, r_b)
+    if not math.isfinite(b):
+        return _NAN
+    return (float(np.mean(r - rf_bar)) - b * float(np.mean(r_b - rf_bar))) * ppy
 
 
 # --------------------------------------------------------------------------- report

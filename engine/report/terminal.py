@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.report.format import event_study_display, hit_rate_display
+from engine.report.format import event_study_display, hit_rate_display, margin_call_note
 from engine.report.format import fmt as _fmt
-from engine.report.format import margin_call_note
 
 #: Years of the per-year table shown in the terminal (all of them are in the files).
 YEARS_SHOWN = 10

@@ -1674,12 +1674,14 @@ cdef class Broker:
     def account_columns(self, Py_ssize_t lo, Py_ssize_t stop):
         """``expire_bar`` and ``continues`` of orders ``[lo, stop)``, for the order log."""
         cdef Py_ssize_t k
-        expire = np.empty(stop - lo, np.int64)
-        continues = np.empty(stop - lo, np.int64)
+        expire_arr = np.empty(stop - lo, np.int64)
+        continues_arr = np.empty(stop - lo, np.int64)
+        cdef long long[::1] expire = expire_arr
+        cdef long long[::1] continues = continues_arr
         for k in range(stop - lo):
             expire[k] = self.order(lo + k).expire_bar
             continues[k] = self.order(lo + k).continues
-        return {"expire_bar": expire, "continues": continues}
+        return {"expire_bar": expire_arr, "continues": continues_arr}
 
 cdef bint price_at_open(Broker broker, Order* o, Py_ssize_t i, double raw) noexcept:
     # A fill at the bar's open leaves the rest of the bar to the bracket's exits.

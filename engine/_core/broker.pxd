@@ -225,6 +225,8 @@ cdef class Broker:
     cdef readonly double margin_interest_paid
     cdef readonly Py_ssize_t margin_calls    # closes at which maintenance was not met
     cdef readonly bint close_orders          # some order fills at its placing bar's close
+    cdef bint margin_account                 # leverage > 1: the checks of this block run
+    cdef bint calls_pending                  # margin-call orders wait for the next open
     cdef list margin_call_orders             # liquidation orders due at the next open
     cdef dict good_till_text                 # order id -> its good_till as given
     cdef int init_account(self, double leverage, double maintenance_margin,

@@ -611,7 +611,7 @@ cdef class Broker:
                 return 0
         commission = self.commission_for(qty, price)
         cash_after = self.cash_value() - qty * price - commission
-        if self.leverage > 1.0:                 # account/time-in-force: a margin account
+        if self.margin_account:                 # account/time-in-force
             if self.beyond_margin(o, qty, price, commission):
                 return 0
         elif cash_after < -1e-9 * fmax(1.0, fabs(self.cash_value())):
@@ -826,7 +826,7 @@ cdef class Broker:
         cdef bint slip, peer_slip, peer_is_stop
         self.bar = i
         self.n_new_fills = 0
-        if self.margin_call_orders:     # account/time-in-force: before any other order
+        if self.calls_pending:          # account/time-in-force: before any other order
             self.liquidate(i)
         while j < self.n_active:
             oid = self.active[j]
@@ -913,12 +913,13 @@ cdef class Broker:
                 if qty < 0 and self.borrow_rate > 0:
                     self.charge_borrow(s, qty)
                 held += qty * self.last_price[s]
-        if self.margin_rate > 0 and self.cash_value() < 0:    # account/time-in-force
-            self.charge_margin_interest()
+        if self.margin_account:                               # account/time-in-force
+            if self.margin_rate > 0 and self.cash_value() < 0:
+                self.charge_margin_interest()
         self.equity_out[row] = self.cash_value() + held
         self.cash_out[row] = self.cash_value()
         self.exposure_out[row] = in_market
-        if self.leverage > 1.0 and in_market:                 # account/time-in-force
+        if self.margin_account and in_market:                 # account/time-in-force
             self.check_maintenance(i)
         return 0
 
@@ -1431,6 +1432,8 @@ cdef class Broker:
             raise ValueError(f"max_volume_share must be a fraction of the bar's volume in "
                              f"(0, 1] (0.1 = 10%); got {max_volume_share!r}")
         self.leverage = leverage
+        self.margin_account = leverage > 1.0
+        self.calls_pending = False
         self.maintenance_margin = maintenance_margin
         self.margin_rate = margin_rate
         self.max_volume_share = max_volume_share
@@ -1607,6 +1610,7 @@ cdef class Broker:
                                  f"maintenance_margin {self.maintenance_margin:g} x "
                                  f"positions {gross - value:.2f}")
             self.margin_call_orders.append(oid)
+            self.calls_pending = True
         return 0
 
     cdef int liquidate(self, Py_ssize_t i) except -1:
@@ -1616,6 +1620,7 @@ cdef class Broker:
         cdef double raw
         pending = self.margin_call_orders
         self.margin_call_orders = []
+        self.calls_pending = False
         for oid in pending:
             if self.is_open(oid):
                 raw = self.match_price(self.order(oid), i, &slip)

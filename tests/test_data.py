@@ -198,7 +198,10 @@ def test_column_names_normalised_aliases_features_and_ignored(tmp_path):
         "2024-01-02,10,11,9,10.5,10.4,100,0.8,yahoo\n"
         "2024-01-03,10.5,12,10,11,10.9,200,0.9,yahoo\n"
     )
-    panel = load_quietly(write(tmp_path, "yahoo.csv", text))
+    # a Yahoo-style file: the run says it trades the unadjusted close (adjust=True rescales)
+    with pytest.warns(DataWarning, match="trades the unadjusted close"):
+        panel = load_bars(write(tmp_path, "yahoo.csv", text))
+    assert panel.meta["prices"] == "unadjusted close (the file also has adj_close)"
     assert panel.features == ("adj_close", "put_call")
     np.testing.assert_array_equal(panel.adj_close[:, 0], [10.4, 10.9])
     np.testing.assert_array_equal(panel.fields["put_call"][:, 0], [0.8, 0.9])

@@ -1406,7 +1406,6 @@ cdef class Broker:
                     self.submit(s, 0, MARKET, TARGET_PERCENT, w)
         return 0
 
-
     # ------------------------------------------------------------------ account/time-in-force
     # The margin account, market-on-close and good_till per order, and volume-limited
     # fills. docs/execution.md ("Margin account", "Time in force", "Volume limit")

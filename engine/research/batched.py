@@ -62,6 +62,10 @@ OPTIONS = frozenset({
     "borrow_rate", "periods_per_year", "risk_free", "feeds", "strict", "audit", "start",
     "end",
 })
+#: account/time-in-force options the batched path covers at their defaults only (a cash
+#: account, whole fills, buy-and-hold of the data as the benchmark, prices as given).
+DEFAULT_ONLY = {"leverage": 1.0, "maintenance_margin": 0.25, "margin_rate": 0.0,
+                "max_volume_share": None, "benchmark": None, "adjust": False}
 #: The fields of ``Signals`` the simulator reads; any other set away from its default
 #: (a stop-loss, weights, ...) sends that set to the per-set path.
 SIGNAL_FIELDS = frozenset({"entries", "exits", "size", "size_type", "direction"})
@@ -271,6 +275,9 @@ def _run_option_names() -> frozenset:
 
 def _settings(run_opts: dict) -> dict | None:
     """The account settings of a group, or None when the batched path does not cover it."""
+    if any(run_opts.get(name, default) != default for name, default in DEFAULT_ONLY.items()):
+        return None
+    run_opts = {k: v for k, v in run_opts.items() if k not in DEFAULT_ONLY}
     if not set(run_opts) <= OPTIONS:
         return None
     if run_opts.get("mode", "auto") not in ("auto", "vector"):
@@ -598,6 +605,14 @@ def _metric_rows(stats: dict, n: int, cash: float, ppy: float, risk_free: float,
                     sd_y = math.sqrt(m2_y / (n - 1))
                     b_sharpe = (mean_y - rf_bar) / sd_y
                 out["beta"] = np.where(returns_nan, nan, beta)
+                # tracking_error, information_ratio, alpha: StreamingMetrics._relative
+                spread = np.sqrt(np.maximum(m2_x + m2_y - 2.0 * stats["c_xy"], 0.0) / (n - 1))
+                bound = zero_spread * (max_abs_r + bench["max_abs"])
+                alpha = ((mean_raw - rf_bar) - beta * (mean_y - rf_bar)) * ppy
+                out["tracking_error"] = np.where(returns_nan, nan, spread * root_ppy)
+                out["information_ratio"] = np.where(
+                    returns_nan | (spread <= bound), nan, (mean_raw - mean_y) / spread * root_ppy)
+                out["alpha"] = np.where(returns_nan | ~np.isfinite(beta), nan, alpha)
             else:
                 out["beta"] = np.full(last.shape, nan)
     psr = []
@@ -618,16 +633,21 @@ def _metric_rows(stats: dict, n: int, cash: float, ppy: float, risk_free: float,
     out["psr"] = np.array(psr, dtype=np.float64)
     if bench is not None:
         out["psr_benchmark"] = np.array(psr_bench, dtype=np.float64)
+    if bench is not None:
+        for key in ("tracking_error", "information_ratio", "alpha"):
+            out.setdefault(key, np.full(last.shape, nan))
     keys = METRIC_KEYS + (BENCHMARK_KEYS if bench is not None else ())
     # engine.run's additions (backtest/run.py, _result)
     out["open_trades"] = stats["open_trades"]
     out["commissions"] = stats["commissions"]
     out["borrow_costs"] = stats["borrow"]
     out["same_bar_exits"] = np.zeros(last.shape)
+    out["margin_calls"] = np.zeros(last.shape)      # a cash account (leverage 1) only
+    out["margin_interest"] = np.zeros(last.shape)
     out["bars"] = np.full(last.shape, float(n))
     out["rejected"] = stats["rejected"]
-    keys = (*keys, "open_trades", "commissions", "borrow_costs", "same_bar_exits", "bars",
-            "rejected")
+    keys = (*keys, "open_trades", "commissions", "borrow_costs", "same_bar_exits",
+            "margin_calls", "margin_interest", "bars", "rejected")
     table = np.array([np.asarray(out[k], dtype=np.float64) for k in keys])
     table[np.isnan(table)] = np.nan
     return [dict(zip(keys, row, strict=True)) for row in table.T.tolist()]

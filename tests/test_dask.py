@@ -83,3 +83,14 @@ def test_dask_needs_an_address(bars):
         engine.sweep(SMA, {"fast": [5]}, data=bars, backend="dask", progress=False)
     with pytest.raises(ParameterError, match="backend"):
         engine.sweep(SMA, {"fast": [5]}, data=bars, backend="ray", progress=False)
+
+
+def test_sweeps_in_a_row_on_one_client_all_finish(cluster, bars):
+    # the same data scattered again while the first sweep's copy is being released
+    grid = {"fast": [3, 5], "slow": [10, 21]}
+    local = engine.sweep(SMA, grid, data=bars, n_jobs=1, progress=False)
+    with distributed.Client(cluster) as client:
+        for _ in range(4):
+            remote = engine.sweep(SMA, grid, data=bars, backend="dask", address=client,
+                                  progress=False)
+            assert remote.equals(local, null_equal=True)

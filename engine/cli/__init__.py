@@ -2,6 +2,7 @@
 
 This package builds the parser and dispatches to the commands' modules:
 :mod:`~engine.cli.run`, :mod:`~engine.cli.compare`, :mod:`~engine.cli.sweep`,
+:mod:`~engine.cli.walkforward`,
 :mod:`~engine.cli.claims` and :mod:`~engine.cli.params`, each with an
 ``add_parser(commands)`` and a ``command(args) -> int``;
 :mod:`~engine.cli.common` holds what they share. The CLI is the top layer: it
@@ -19,7 +20,7 @@ from engine.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, show_warning
 from engine.errors import EngineError
 
 #: Command name → module of ``engine.cli``, in the order ``--help`` lists them.
-COMMANDS = ("run", "compare", "sweep", "params", "claims")
+COMMANDS = ("run", "compare", "sweep", "walkforward", "params", "claims")
 
 
 def _unknown_hint(command: argparse.ArgumentParser, unknown: list[str]) -> str:

@@ -10,17 +10,22 @@ and:
     by 1 unless ``STEP`` is given.
 ``--samples N`` / ``--seed N``
     Run N combinations drawn at random (seeded) instead of all of them.
+``--optuna N`` / ``--seed N``
+    A Bayesian search of N sets (Optuna, seeded) over the strategy's ``param``
+    ranges instead of the whole grid; ``--grid`` then restricts names to the values
+    listed (see :mod:`engine.research.search`).
 ``--jobs N``
     Worker processes (default: every core); ``--dask ADDRESS`` runs on a Dask
     cluster instead (``tcp://host:port``).
-``--metric NAME`` / ``--top K``
+``--metric NAME`` (or ``--sort-by NAME``) / ``--top K``
     Rank the sets by this metric (default ``sharpe``) and show the best K (10).
 ``--stats`` / ``--no-stats``
     The deflated Sharpe ratio of every set (column ``dsr``) and the probability of
     backtest overfitting, printed under the ranking (default: on from 10 sets).
 ``--out DIR``
-    Write ``sweep.parquet`` and ``sweep.csv`` (every set, in grid order) and, for a
-    two-parameter grid, ``heatmap.png`` of the metric.
+    Write ``sweep.parquet`` and ``sweep.csv`` (every set, in grid order; best first
+    with ``--optuna``) and, for a two-parameter grid, ``heatmap.png`` of the metric
+    (not with ``--optuna``).
 
 An interrupted sweep (Ctrl-C) still prints and writes the sets that finished, says
 how many are missing, and exits with status 130.
@@ -59,12 +64,16 @@ def add_parser(commands) -> argparse.ArgumentParser:
                               "range LO:HI[:STEP] (slow=20:100:10); repeatable")
     command.add_argument("--samples", type=int, metavar="N",
                          help="run N combinations drawn at random instead of all of them")
-    command.add_argument("--seed", type=int, default=0, help="seed of --samples (0)")
+    command.add_argument("--optuna", type=int, metavar="N",
+                         help="a Bayesian search of N parameter sets (Optuna) over the "
+                              "strategy's param ranges and choices instead of the whole grid; "
+                              "--grid restricts a name to its values")
+    command.add_argument("--seed", type=int, default=0, help="seed of --samples or --optuna (0)")
     command.add_argument("--jobs", type=int, default=-1, metavar="N",
                          help="worker processes (default: every core)")
     command.add_argument("--dask", metavar="ADDRESS",
                          help="run on the Dask cluster whose scheduler is at tcp://host:port")
-    command.add_argument("--metric", default="sharpe",
+    command.add_argument("--metric", "--sort-by", dest="metric", default="sharpe",
                          help="rank by this metric, best first (sharpe); also the heatmap's")
     command.add_argument("--top", type=int, default=TOP, metavar="K",
                          help=f"show the best K sets ({TOP})")
@@ -132,24 +141,32 @@ def parse_grid(pairs: list[str]) -> dict[str, list]:
 # --------------------------------------------------------------------------- command
 
 
-def _sweep_frame(args, grid: dict):
-    """Run the sweep; return the frame and the SweepWarning messages (other warnings
-    pass through)."""
-    from engine.research.sweep import SweepWarning, sweep
-
-    fixed = parse_params(args.param)
+def options_beside(args, grid: dict) -> dict:
+    """The run options of ``args`` less those the grid sets (refused when also given)."""
     options = run_options(args)
     for name in set(grid) & set(options):
         if options[name] != args.run_option_defaults.get(name):
             raise ParameterError(f"{name} is both in --grid and given as --"
                                  f"{name.replace('_', '-')}; give it in one place")
         del options[name]
+    return options
+
+
+def _sweep_frame(args, grid: dict):
+    """Run the sweep; return the frame and the SweepWarning messages (other warnings
+    pass through)."""
+    from engine.research.sweep import SweepWarning, sweep
+
+    fixed = parse_params(args.param)
+    options = options_beside(args, grid)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SweepWarning)
+        search = ({"method": "optuna", "trials": args.optuna, "sort_by": args.metric}
+                  if args.optuna is not None else {"stats": args.stats})
         frame = sweep(args.file, grid, samples=args.samples, seed=args.seed, data=args.data,
                       n_jobs=args.jobs, backend="dask" if args.dask else "local",
-                      address=args.dask, progress=not args.json, stats=args.stats,
-                      **options, **fixed)
+                      address=args.dask, progress=not args.json, **options,
+                      **search, **fixed)
     notes = []
     for item in caught:
         if issubclass(item.category, SweepWarning):
@@ -163,10 +180,17 @@ def command(args) -> int:
     """Run ``python -m engine sweep`` for parsed ``args``; return the exit status."""
     import polars as pl
 
-    from engine.research.sweep import check_metric, sort_rows
+    from engine.research.sweep import check_metric, known_metrics, sort_rows
 
     grid = parse_grid(args.grid)
-    if not grid:
+    if args.optuna is not None:
+        if args.samples is not None:
+            raise ParameterError("--samples is for grid sweeps; --optuna N sets how many "
+                                 "parameter sets are tried")
+        if args.stats:
+            raise ParameterError("--stats is for grid sweeps: the deflated Sharpe ratio and "
+                                 "the PBO are not computed for --optuna; drop --stats")
+    elif not grid:
         raise ParameterError("sweep needs at least one --grid NAME=V1,V2,... "
                              "(see python -m engine params FILE for the names)")
     check_metric(args.metric, "--metric")
@@ -181,7 +205,7 @@ def command(args) -> int:
         with staged_output(target) as out:
             frame.write_parquet(out / "sweep.parquet")
             frame.write_csv(out / "sweep.csv")
-            if len(grid) == 2 and frame.height:
+            if len(grid) == 2 and frame.height and args.optuna is None:
                 from engine.report.plots import heatmap_png
 
                 (out / "heatmap.png").write_bytes(heatmap_png(frame, grid, args.metric))
@@ -194,7 +218,11 @@ def command(args) -> int:
     else:
         from engine.report.terminal import print_sweep_ranking
 
-        print_sweep_ranking(args.file, grid, frame, ranked, args.metric, args.top, args.out)
+        if args.optuna is not None:  # the searched names, every column before the metrics
+            first_metric = frame.columns.index(known_metrics()[0])
+            grid = dict.fromkeys(frame.columns[:first_metric])
+        print_sweep_ranking(args.file, grid, frame, ranked, args.metric, args.top, args.out,
+                            heatmap=args.optuna is None and len(grid) == 2)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     rejected = frame.filter(pl.col("rejected") > 0).height if "rejected" in frame.columns else 0

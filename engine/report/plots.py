@@ -1,5 +1,6 @@
-"""Plots as PNG bytes: a run's equity and drawdown, overlaid equity for comparisons, and
-the heatmap of a sweep's metric over two parameters.
+"""Plots as PNG bytes: a run's equity and drawdown, overlaid equity for comparisons, the
+heatmap of a sweep's metric over two parameters, and a walk-forward's out-of-sample
+equity.
 
 matplotlib is imported here only, when a plot is drawn (a plain ``run`` does not
 pay for it), through its object API with the Agg renderer: no pyplot state, no
@@ -180,4 +181,24 @@ def heatmap_png(frame, grid: dict[str, list], metric: str) -> bytes:
     # narrow grid's title is not clipped.
     ax.set_title(textwrap.fill(f"{metric} by {x} and {y} (blank: failed, not sampled or "
                                f"undefined)", int(width * 11)), fontsize=10)
+    return _png(fig)
+
+
+def walk_forward_png(wf, cash: float, title: str) -> bytes:
+    """The stitched out-of-sample equity of a walk-forward (from the starting ``cash``)
+    over its drawdown, every other test window shaded."""
+    ts = _times(local_times(wf.equity["ts"]))
+    curve = _curve(cash, wf.equity["equity"].to_numpy())
+    fig, (top, bottom) = _figure(2)
+    top.plot(ts, curve, color=STRATEGY_COLOUR, linewidth=1.1, label="out-of-sample equity")
+    bottom.fill_between(ts, -drawdown_series(curve), 0, color=STRATEGY_COLOUR, alpha=0.35,
+                        linewidth=0)
+    labels = wf.equity["window"].to_numpy()
+    for number in np.unique(labels):
+        inside = np.flatnonzero(labels == number)
+        if number % 2:
+            top.axvspan(ts[inside[0] + 1], ts[inside[-1] + 1], color="#000000", alpha=0.05,
+                        linewidth=0)
+    top.set_title(textwrap.fill(title, 120, replace_whitespace=False), fontsize=10)
+    _style(top, bottom, [curve])
     return _png(fig)

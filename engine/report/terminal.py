@@ -261,8 +261,10 @@ def _plain(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def print_sweep_ranking(file, grid, frame, ranked, metric: str, top: int, out_dir=None) -> None:
-    """The best ``top`` parameter sets of a sweep by ``metric``, and its failures."""
+def print_sweep_ranking(file, grid, frame, ranked, metric: str, top: int, out_dir=None,
+                        heatmap: bool | None = None) -> None:
+    """The best ``top`` parameter sets of a sweep by ``metric``, and its failures
+    (``heatmap``: whether ``heatmap.png`` was written; default: a two-name grid)."""
     import polars as pl
     from rich.console import Console
 
@@ -292,7 +294,8 @@ def print_sweep_ranking(file, grid, frame, ranked, metric: str, top: int, out_di
         console.print(f"{failed.height} sets failed; the first ({where}): {first['error']}",
                       highlight=False, markup=False)
     if out_dir:
-        files = "sweep.parquet, sweep.csv" + (", heatmap.png" if len(grid) == 2 else "")
+        heatmap = len(grid) == 2 if heatmap is None else heatmap
+        files = "sweep.parquet, sweep.csv" + (", heatmap.png" if heatmap else "")
         console.print(f"Wrote {files} to {out_dir}", highlight=False)
 
 
@@ -322,3 +325,52 @@ def print_params(strategy: str, rows: list[dict]) -> None:
     for row in rows:
         table.add_row(row["name"], row["type"], repr(row["default"]), row["bounds"], row["help"])
     Console().print(table)
+
+
+#: Metrics of a walk-forward's summary table, in- and out-of-sample side by side.
+WALK_FORWARD_METRICS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown",
+                        "volatility", "trades", "hit_rate", "exposure", "final_equity")
+
+
+def print_walk_forward(file, wf, names: list[str], anchored: bool, out_dir=None) -> None:
+    """Per window: its dates, the parameters chosen in-sample and the metric in- and
+    out-of-sample; then the stitched out-of-sample metrics beside the in-sample ones."""
+    import polars as pl
+    from rich.console import Console
+
+    console = Console()
+    w = wf.windows
+    kind = "anchored" if anchored else "rolling"
+    console.print(f"{Path(file).name}: walk-forward, {w.height} {kind} windows, sets chosen "
+                  f"by {wf.metric} on the training bars", highlight=False)
+    table = w.select(
+        "window",
+        pl.format("{} → {}", pl.col("train_start").dt.date(),
+                  pl.col("train_end").dt.date()).alias("train"),
+        pl.format("{} → {}", pl.col("test_start").dt.date(),
+                  pl.col("test_end").dt.date()).alias("test"),
+        *names, "in_sample", "out_of_sample")
+    console.print(frame_table(
+        table, f"Windows: chosen parameters and {wf.metric}",
+        headers={"in_sample": "in-sample", "out_of_sample": "out-of-sample"},
+        formats={**{n: _plain for n in names},
+                 "in_sample": lambda v: _fmt(wf.metric, v),
+                 "out_of_sample": lambda v: _fmt(wf.metric, v)}))
+    for row in w.filter(pl.col("error").is_not_null()).iter_rows(named=True):
+        console.print(f"window {row['window']} stays flat: {row['error']}", highlight=False,
+                      markup=False)
+    summary = wf.summary().filter(pl.col("metric").is_in(WALK_FORWARD_METRICS))
+    rows = [(m, _fmt(m, i), _fmt(m, o)) for m, i, o in summary.iter_rows()]
+    from rich.table import Table
+
+    metrics = Table(title="Stitched out-of-sample metrics", header_style="bold",
+                    caption="in-sample: the chosen sets' metrics on their training windows, "
+                            "averaged over the windows", caption_justify="left")
+    for header in ("metric", "in-sample", "out-of-sample"):
+        metrics.add_column(header, justify="left" if header == "metric" else "right")
+    for row in rows:
+        metrics.add_row(*row)
+    console.print(metrics)
+    if out_dir:
+        console.print(f"Wrote equity.parquet, equity.csv, windows.csv, metrics.json, "
+                      f"walkforward.png to {out_dir}", highlight=False)

@@ -2,12 +2,13 @@
 
 The calling process (the client) loads, validates and joins the data once, as for
 the local backend, then sends the panel to every worker once with
-``client.scatter(panels, broadcast=True)``; each task refers to the scattered
-panel by key, so no task carries the data. The data path is therefore read by the
-client only. The strategy travels as its file path plus its source text: a
-worker that can read the same file at that path loads it, one that cannot (another
-machine) loads the copy sent along. Workers need the ``engine`` package (the same
-version) installed, and so does the scheduler (it unpickles the tasks).
+``client.scatter(panels, broadcast=True, hash=False)`` (keys of this sweep only);
+each task refers to the scattered panel by key, so no task carries the data. The
+data path is therefore read by the client only. The strategy travels as its file
+path plus its source text: a worker that can read the same file at that path loads
+it, one that cannot (another machine) loads the copy sent along. Workers need the
+``engine`` package (the same version) installed, and so does the scheduler (it
+unpickles the tasks).
 
 Tasks are the local backend's batches of parameter sets, submitted with
 ``pure=False``; rows are put back in grid order, so the frame equals the local
@@ -67,7 +68,11 @@ def run_dask(plan: Plan, address, advance: Callable[[int], None]) -> dict:
     futures: list = []
     try:
         try:
-            panels = client.scatter(list(plan.panels), broadcast=True)
+            # hash=False: keys of this call only. With content-hashed keys, a second
+            # sweep of the same data on the same client (a search's next round, a
+            # walk-forward after a sweep) shares the first one's keys, and their
+            # release as the first call ends cancels its tasks ("lost dependencies").
+            panels = client.scatter(list(plan.panels), broadcast=True, hash=False)
         except Exception as exc:
             raise EngineError(
                 f"cannot send the data to the Dask workers: {exc}. Every worker needs this "

@@ -363,7 +363,8 @@ def as_sweep_result(frame):
 
 def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, data=None,
           n_jobs: int = -1, backend: str = "local", address=None, progress: bool = True,
-          sort_by: str | None = None, stats: bool | None = None, **run_options):
+          sort_by: str | None = None, stats: bool | None = None, method: str = "grid",
+          trials: int | None = None, **run_options):
     """Run ``strategy`` once per parameter set of ``grid``; one row per set.
 
     Parameters
@@ -402,6 +403,15 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
         ratio of each set given how many were tried, and ``frame.pbo``, the
         probability of backtest overfitting. Default: on from
         :data:`STATS_MIN_SETS` sets. Each set sends 81 numbers beside its metrics.
+    method : {"grid", "optuna"}
+        ``"grid"``: every combination of ``grid`` (or ``samples`` of them).
+        ``"optuna"``: a Bayesian search (Optuna's TPE sampler, seeded with ``seed``)
+        of ``trials`` sets maximising ``sort_by`` (default ``sharpe``; minimising
+        the lower-is-better metrics) over the strategy's ``param`` ranges and
+        choices, ``grid`` restricting names to the values listed; see
+        :mod:`engine.research.search`. Needs ``pip install -e ".[optuna]"``.
+    trials : int, optional
+        With ``method="optuna"``: how many sets to try.
     **run_options
         Options of :func:`engine.run` (``cash``, ``commission``, ``start``, ``feeds``,
         ...) and fixed strategy parameters, the same for every set.
@@ -423,6 +433,12 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
         sets killed their worker process: their rows hold the error, and the
         warning says how many.
     """
+    if method != "grid":
+        return _search(strategy, grid, method, trials, samples, seed, data, n_jobs, backend,
+                       address, progress, sort_by, stats, run_options)
+    if trials is not None:
+        raise ParameterError("trials= is for method='optuna'; a grid sweep runs every "
+                             "combination (or samples= of them)")
     if sort_by is not None:
         check_metric(sort_by)
     sets = parameter_sets(grid, samples, seed)
@@ -446,3 +462,25 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
     frame = sort_rows(frame, sort_by) if sort_by else frame
     frame.pbo = pbo
     return as_sweep_result(frame)
+
+
+def _search(strategy, grid, method, trials, samples, seed, data, n_jobs, backend, address,
+            progress, sort_by, stats, run_options):
+    if method != "optuna":
+        raise ParameterError(f"method must be 'grid' or 'optuna'; got {method!r}")
+    if stats or sort_by in SWEEP_STATISTICS:
+        raise ParameterError("the deflated Sharpe ratio and the PBO (stats=, sort_by='dsr') "
+                             "are computed for grid sweeps only, not for method='optuna'")
+    if samples is not None:
+        raise ParameterError("samples= is for grid sweeps; with method='optuna', trials= "
+                             "sets how many parameter sets are tried")
+    if trials is None:
+        raise ParameterError("method='optuna' needs trials=N, the number of parameter sets "
+                             "to try")
+    import sys
+
+    from engine.research.search import search
+
+    return search(strategy, grid, trials=trials, sort_by=sort_by, seed=seed, data=data,
+                  n_jobs=n_jobs, backend=backend, address=address, progress=progress,
+                  run_options=run_options, sweep=sys.modules[__name__])

@@ -15,6 +15,9 @@ window after window from the starting cash, form the stitched **out-of-sample
 equity** (nothing in it depends on the test bars' own results: the choice used the
 training bars only). The last test window may be shorter than ``test``.
 
+With ``anchored=True`` every training window starts at the first bar and grows
+(``train: bars [0, s + train)``); the test windows are the same.
+
 The out-of-sample metrics are :func:`engine.analysis.metrics.compute_metrics` of the
 stitched curve, with the trades that closed inside test windows (their P&L scaled
 to the stitched account) and exposure counted on bars where equity differs from
@@ -75,19 +78,23 @@ class WalkForward:
         }, schema={"metric": pl.String, "in_sample": pl.Float64, "out_of_sample": pl.Float64})
 
 
-def _windows(n_bars: int, train: int, test: int) -> list[tuple[int, int, int]]:
+def _windows(n_bars: int, train: int, test: int,
+             anchored: bool = False) -> list[tuple[int, int, int]]:
+    """``(train_start, test_start, test_stop)`` of each window, in bars."""
     for name, value in (("train", train), ("test", test)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ParameterError(f"{name} must be a positive number of bars; got {value!r}")
     if train < 2:
         raise ParameterError(f"train must be at least 2 bars; got {train}")
+    if train + test > n_bars:
+        raise ParameterError(
+            f"the data has {n_bars} bars: not enough for a training window of {train} bars "
+            f"followed by a test window of {test} bars ({train + test} bars). Fix: shorten "
+            f"train/test (--train/--test) or give more data (start/end, --data)")
     out, start = [], 0
     while start + train < n_bars:
-        out.append((start, start + train, min(start + train + test, n_bars)))
+        out.append((0 if anchored else start, start + train, min(start + train + test, n_bars)))
         start += test
-    if not out:
-        raise ParameterError(f"the data has {n_bars} bars: not enough for a training window "
-                             f"of {train} bars followed by a test window")
     return out
 
 
@@ -106,7 +113,8 @@ def _best(rows: list[tuple[dict, dict | None, str | None]], metric: str):
     return best
 
 
-def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe", data=None,
+def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe",
+                 anchored: bool = False, data=None,
                  samples: int | None = None, seed: int = 0, n_jobs: int = -1,
                  backend: str = "local", address=None, progress: bool = True,
                  **run_options) -> WalkForward:
@@ -120,6 +128,9 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
         Lengths of the training and test windows, in bars. Windows advance by
         ``test`` bars, so the test windows tile the bars after the first training
         window.
+    anchored : bool
+        Start every training window at the first bar (it grows by ``test`` bars each
+        window) instead of rolling a window of ``train`` bars.
     metric : str
         The metric that picks each window's set (best first, as ``sort_by``).
     **run_options
@@ -142,7 +153,9 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
     check_metric(metric, "metric")
     sets = parameter_sets(grid, samples, seed)
     base = prepare(strategy, sets, data, run_options)
-    windows = _windows(base.panels[0].n_bars, train, test)
+    if not isinstance(anchored, bool):
+        raise ParameterError(f"anchored must be True or False; got {anchored!r}")
+    windows = _windows(base.panels[0].n_bars, train, test, anchored)
     # One factor for every window and the stitched curve, read off the whole data.
     ppy, _ = choose_periods_per_year(run_options.get("periods_per_year"),
                                      base.panels[0].local_ts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -319,3 +320,22 @@ def test_signals_with_exit_options_take_the_per_set_path(tmp_path):
     for one, many in zip(alone, together, strict=True):
         assert one.error is None and many.error is None
         assert _same_metrics(one.metrics, many.metrics)
+
+
+def test_small_batched_sweeps_run_in_this_process_unless_workers_are_asked(monkeypatch):
+    import engine.research.pool as pool
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a worker pool was started")
+
+    monkeypatch.setattr(pool, "run_pool", no_pool)
+    sma = str(Path(__file__).resolve().parents[1] / "strategies" / "sma_cross.py")
+    bars = random_walk(300, seed=4)
+    grid = {"fast": [3, 5, 8], "slow": [20, 30, 40, 50]}
+    # Every core asked for (-1): 12 batched sets are fewer than one worker's worth.
+    table = engine.sweep(sma, grid, data=bars, n_jobs=-1, progress=False)
+    assert table["error"].is_null().all() and table.height == 12
+    with pytest.raises(AssertionError, match="worker pool was started"):
+        engine.sweep(sma, grid, data=bars, n_jobs=2, progress=False)       # asked: 2
+    with pytest.raises(AssertionError, match="worker pool was started"):
+        engine.sweep(sma, grid, data=bars, n_jobs=-1, progress=False, mode="event")

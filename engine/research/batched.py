@@ -232,6 +232,21 @@ def _audited(cls, panel, pairs: set, leaked: bool) -> None:
         entry[1].update(pairs)
 
 
+#: Sets a worker process must have before a batched sweep starts one: a worker takes
+#: about half a second to start (a fresh interpreter, NumPy, the engine, the data), in
+#: which the batched path runs a few thousand sets.
+SETS_PER_WORKER = 4_000
+
+
+def likely_batched(cls, options: dict) -> bool:
+    """Whether a plan's sets will (almost all) take the batched path: vectorised, with
+    run options it covers. The sweep starts fewer workers for such plans."""
+    if not enabled() or not cls.has_vector_path():
+        return False
+    run_names = _run_option_names()
+    return _settings({k: v for k, v in options.items() if k in run_names}) is not None
+
+
 # --------------------------------------------------------------------------- batches
 
 

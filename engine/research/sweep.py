@@ -140,6 +140,12 @@ def run_local(plan: Plan, n_jobs, advance: Callable[[int], None]) -> dict:
     """
     done: dict = {}
     workers = workers_for(n_jobs, len(plan.tasks))
+    if workers > 1 and n_jobs < 0:
+        from engine.research import batched
+
+        if batched.likely_batched(plan.cls, plan.options):
+            # Starting a worker costs more than the few thousand sets it would run.
+            workers = max(1, min(workers, len(plan.tasks) // batched.SETS_PER_WORKER))
     if workers == 1:
         try:
             for batch in batches(plan.tasks, 1):

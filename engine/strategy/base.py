@@ -602,9 +602,9 @@ class Strategy:
                 f"run with fractional=True (CLI --fractional) to trade fractions"
             )
 
-    def _place(self, side, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
-               tif, symbol, tag, oco) -> int:
-        index = self._symbol(symbol)
+    def _sized(self, size, cash, percent):
+        """``(size mode, amount)`` of an order's ``size``/``cash``/``percent``, checked;
+        None when none is given (each order type has its own default)."""
         given = [n for n, v in (("size", size), ("cash", cash), ("percent", percent))
                  if v is not None]
         if len(given) > 1:
@@ -612,13 +612,21 @@ class Strategy:
         if size is not None:
             _check_number("size", size)
             self._check_whole("size", size)
-            mode, amount = SHARES, float(size)
-        elif cash is not None:
+            return SHARES, float(size)
+        if cash is not None:
             _check_number("cash", cash)
-            mode, amount = CASH, float(cash)
-        elif percent is not None:
+            return CASH, float(cash)
+        if percent is not None:
             _check_number("percent", percent)
-            mode, amount = PERCENT_EQUITY, float(percent)
+            return PERCENT_EQUITY, float(percent)
+        return None
+
+    def _place(self, side, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
+               tif, symbol, tag, oco) -> int:
+        index = self._symbol(symbol)
+        sized = self._sized(size, cash, percent)
+        if sized is not None:
+            mode, amount = sized
         elif side > 0:
             mode, amount = ALL_CASH, 0.0
         else:
@@ -678,20 +686,9 @@ class Strategy:
             raise OrderError(f"tif must be 'gtc' or 'day'; got {tif!r}."
                              + did_you_mean(tif, TIF_CODES))
         index = self._symbol(symbol)
-        given = [n for n, v in (("size", size), ("cash", cash), ("percent", percent))
-                 if v is not None]
-        if len(given) > 1:
-            raise OrderError(f"give one of size, cash or percent; got {', '.join(given)}")
-        if size is not None:
-            _check_number("size", size)
-            self._check_whole("size", size)
-            mode, amount = SHARES, float(size)
-        elif cash is not None:
-            _check_number("cash", cash)
-            mode, amount = CASH, float(cash)
-        elif percent is not None:
-            _check_number("percent", percent)
-            mode, amount = PERCENT_EQUITY, float(percent)
+        sized = self._sized(size, cash, percent)
+        if sized is not None:
+            mode, amount = sized
         else:
             held = self._broker.get_position(index)
             if held * side >= 0:

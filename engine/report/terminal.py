@@ -28,6 +28,9 @@ COMPARE_PRIORITY = ("strategy", "data", "period", "total_return", "cagr", "sharp
                     "max_drawdown", "volatility", "trades", "hit_rate", "exposure", "beta",
                     "sortino", "calmar",
                     "max_drawdown_duration", "profit_factor", "final_equity", "params")
+#: Columns of the event study kept first when the terminal is narrow.
+EVENT_PRIORITY = ("signal", "horizon", "count", "share > 0 [95%]", "vs base (pts) [95%]",
+                  "claimed_rate", "episodes", "p_value", "mean_return", "median_return")
 SHORT_HEADERS = {"total_return": "return", "volatility": "vol", "max_drawdown": "max dd",
                  "max_drawdown_duration": "dd bars", "hit_rate": "hit rate",
                  "profit_factor": "pf", "final_equity": "final equity"}
@@ -189,14 +192,21 @@ def print_result(result, tables=None, out_dir=None) -> None:
         console.print(f"... and {still_open.height - OPEN_SHOWN} more open lots "
                       f"(trades.parquet with --out)")
 
+    events = event_study_display(tables["event_study"])
+    if events["claimed_rate"].null_count() == events.height:
+        events = events.drop("claimed_rate")
+    shown = fit_columns(events, EVENT_PRIORITY, console.width)
     console.print(frame_table(
-        event_study_display(tables["event_study"]),
+        events.select(shown),
         "Event study: forward returns after each signal",
         caption="from the signal bar's close over horizon bars; share > 0 is the measured "
                 "success rate (forward return > 0) [95% block-bootstrap interval]; vs base: "
                 "points above the share > 0 of every bar from the first to the last signal; "
                 "episodes: runs of signals split at gaps longer than the horizon; claimed: "
-                "the rate the source notes claim",
+                "the rate the source notes claim" + (
+                    f". Not shown for lack of width (event_study.csv has them): "
+                    f"{', '.join(c for c in events.columns if c not in shown)}"
+                    if len(shown) < len(events.columns) else ""),
         headers={"mean_return": "mean", "median_return": "median", "claimed_rate": "claimed",
                  "p_value": "p"}))
     if "confidence" in tables:

@@ -51,7 +51,8 @@ class SmaCross(Strategy):
         fast = sma(data.close, self.fast)
         slow = sma(data.close, self.slow)
         entries, exits = crossings(fast, slow)
-        return Signals(entries=entries, exits=exits)
+        return Signals(entries=entries, exits=exits,
+                       indicators={f"SMA {self.fast}": fast, f"SMA {self.slow}": slow})
 
     # -- streaming (engine.stream_run) -------------------------------------------
     def lookback(self, data):

@@ -251,3 +251,24 @@ def test_result_summary_for_notebooks():
     assert "SmaCross" in shown and "2018-01-02" in shown and "<svg" in shown
     assert f"{result.metrics['sharpe']:.3f}" in shown
     assert len(shown) < 6_000
+
+
+def test_vectorised_strategies_chart_the_indicators_their_signals_name(tmp_path):
+    import engine
+    from engine.errors import StrategyError
+
+    root = Path(__file__).resolve().parents[1]
+    result = engine.run(root / "strategies" / "sma_cross.py", start="2020-01-01")
+    assert [label for label, _, _ in result.instance.declared_indicators] == [
+        "SMA 10", "SMA 20"]
+    text = (result.to_dir(tmp_path / "out") / "report.html").read_text(encoding="utf-8")
+    assert "SMA 10" in text and "SMA 20" in text
+
+    class Bad(engine.Strategy):
+        def signals(self, data):
+            return engine.Signals(entries=data.close > 0, exits=data.close < 0,
+                                  indicators={"short": data.close[:5]})
+
+    with pytest.raises(StrategyError, match="indicator 'short' has shape"):
+        engine.run(Bad, engine.load_bars(root / "datasets" / "sp500_daily.parquet",
+                                         start="2024-01-01"))

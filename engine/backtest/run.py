@@ -692,6 +692,7 @@ def _vector_signals(instance: Strategy, panel: Panel, audit: str = "cuts", first
 
 def _run_vector(instance: Strategy, panel: Panel, broker: Broker, audit: str = "cuts") -> None:
     signals, arrays = _checked_signals(instance, panel, audit)
+    _declare_indicators(instance, signals, panel)
     if signals.weights is not None:
         threshold = signals.rebalance_threshold
         run_weights(broker, arrays[0], 0.0 if threshold is None else float(threshold))
@@ -706,6 +707,23 @@ def _run_vector(instance: Strategy, panel: Panel, broker: Broker, audit: str = "
     none = np.full((1, panel.n_symbols), np.nan)
     run_vector_exits(broker, entries, exits, size, signals.size_type, direction,
                      *(options.get(name, none) for name in Signals.EXIT_OPTIONS))
+
+
+def _declare_indicators(instance: Strategy, signals: Signals, panel: Panel) -> None:
+    """Keep ``Signals(indicators=...)`` for the report's chart, as ``self.I`` does."""
+    if signals.indicators is None:
+        return
+    name = type(instance).__name__
+    if not isinstance(signals.indicators, dict):
+        raise StrategyError(f"{name}.signals: indicators must be a dict of name -> values "
+                            f"(e.g. {{'fast': fast}}); got {type(signals.indicators).__name__}")
+    for label, values in signals.indicators.items():
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.shape[0] != panel.n_bars or arr.ndim > 2:
+            raise StrategyError(
+                f"{name}.signals: indicator {label!r} has shape {arr.shape}; expected "
+                f"({panel.n_bars},) or ({panel.n_bars}, {panel.n_symbols}), one row per bar")
+        instance.declared_indicators.append((str(label), (arr,), None))
 
 
 def closed_trade_arrays(table: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -68,7 +68,8 @@ DEFAULT_ONLY = {"leverage": 1.0, "maintenance_margin": 0.25, "margin_rate": 0.0,
                 "max_volume_share": None, "benchmark": None, "adjust": False}
 #: The fields of ``Signals`` the simulator reads; any other set away from its default
 #: (a stop-loss, weights, ...) sends that set to the per-set path.
-SIGNAL_FIELDS = frozenset({"entries", "exits", "size", "size_type", "direction"})
+SIGNAL_FIELDS = frozenset({"entries", "exits", "size", "size_type", "direction",
+                           "indicators"})  # indicators: for the chart, they do not trade
 #: The values of Signals.size_type and direction (engine.backtest.run checks the same).
 SIZE_TYPES = ("all_cash", "shares", "cash", "percent", "target_percent")
 DIRECTIONS = ("long", "short")

@@ -107,6 +107,11 @@ class Signals:
         With ``weights``: skip a symbol whose weight would change by less than this
         (0.02 = two percentage points of equity). Default: trade every change.
 
+    indicators : dict of str to array-like, optional
+        What to draw on the report's chart: name → values, ``(n_bars,)`` or
+        ``(n_bars, n_symbols)`` (e.g. ``{"fast": fast, "slow": slow}``), on the price
+        when they lie in its range, else on a panel of their own. They do not trade.
+
     The options after ``direction`` default to None (unset);
     :meth:`uses_exits_or_weights` tells whether any is used.
     """
@@ -123,6 +128,8 @@ class Signals:
     trail_amount: Any = None
     weights: Any = None
     rebalance_threshold: Any = None
+    # for the report only
+    indicators: Any = None
 
     #: The options beyond plain entries and exits.
     EXIT_OPTIONS: ClassVar[tuple[str, ...]] = (

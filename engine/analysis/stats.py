@@ -530,17 +530,31 @@ def set_summary(returns, n_blocks: int = PBO_BLOCKS) -> np.ndarray:
         moments of the whole series follow from the power sums
         (:func:`summary_moments`), a half's Sharpe ratio from its blocks'.
     """
-    r = np.asarray(returns, dtype=np.float64)
-    out = np.full(1 + 5 * n_blocks, np.nan)
+    return set_summaries(np.asarray(returns, dtype=np.float64).reshape(1, -1), n_blocks)[0]
+
+
+def set_summaries(returns, n_blocks: int = PBO_BLOCKS) -> np.ndarray:
+    """:func:`set_summary` of every row of ``returns`` (sets × bars), at once.
+
+    A block's sum is a difference of running sums, which NumPy accumulates in bar
+    order whatever the number of rows: a set gives the same summary bit for bit
+    alone or among others (the batched sweep relies on it).
+    """
+    r = np.ascontiguousarray(returns, dtype=np.float64)
+    k, n = r.shape
+    out = np.full((k, 1 + 5 * n_blocks), np.nan)
     finite = np.isfinite(r)
-    out[0] = np.count_nonzero(finite)
-    if r.size >= n_blocks:
+    out[:, 0] = np.count_nonzero(finite, axis=1)
+    if n >= n_blocks:
         x = np.where(finite, r, 0.0)
         x2 = x * x
-        powers = np.stack([x, x2, x2 * x, x2 * x2])
-        edges = np.linspace(0, r.size, n_blocks + 1).astype(int)
-        out[1:1 + n_blocks] = np.diff(edges)
-        out[1 + n_blocks:] = np.add.reduceat(powers, edges[:-1], axis=1).reshape(-1)
+        edges = np.linspace(0, n, n_blocks + 1).astype(int)
+        out[:, 1:1 + n_blocks] = np.diff(edges)
+        running = np.zeros((k, n + 1))
+        for p, power in enumerate((x, x2, x2 * x, x2 * x2), start=1):
+            np.cumsum(power, axis=1, out=running[:, 1:])
+            out[:, 1 + p * n_blocks:1 + (p + 1) * n_blocks] = (
+                running[:, edges[1:]] - running[:, edges[:-1]])
     return out
 
 
@@ -585,8 +599,7 @@ def deflated_sharpes(returns_matrix) -> np.ndarray:
         did not run or has no spread.
     """
     m = np.asarray(returns_matrix, dtype=np.float64)
-    summaries = np.array([set_summary(m[:, j], 1) for j in range(m.shape[1])]).reshape(-1, 6)
-    return deflated_sharpes_from_summaries(summaries, 1)
+    return deflated_sharpes_from_summaries(set_summaries(m.T, 1), 1)
 
 
 def deflated_sharpes_from_summaries(summaries, n_blocks: int = PBO_BLOCKS) -> np.ndarray:
@@ -623,8 +636,7 @@ def probability_of_overfitting(returns_matrix, n_blocks: int = PBO_BLOCKS) -> di
         raise ParameterError("the probability of overfitting needs a (bars, sets) matrix of "
                              "at least two parameter sets")
     _check_blocks(n_blocks, m.shape[0])
-    summaries = np.array([set_summary(m[:, j], n_blocks) for j in range(m.shape[1])])
-    return overfitting_from_summaries(summaries, n_blocks)
+    return overfitting_from_summaries(set_summaries(m.T, n_blocks), n_blocks)
 
 
 def _check_blocks(n_blocks: int, n_bars: int) -> None:

@@ -514,12 +514,13 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
         )
         stats = dict(zip(STAT_NAMES, stats_rows, strict=True))
         rows = _metric_rows(stats, n, settings["cash"], ppy, risk_free, bench)
+        extras = _summaries(curves, settings["cash"]) if summaries else None
         for j, task in enumerate(kept):
             if stats["outside"][j] or (strict and stats["rejected"][j]):
                 alone.append(task)
                 continue
-            extra = _summary(curves[j], settings["cash"]) if summaries else None
-            out.append(outcome(task[0], rows[j], None, extra))
+            out.append(outcome(task[0], rows[j], None,
+                               None if extras is None else extras[j]))
     COUNTS["batched"] += len(out)
     if alone:
         COUNTS["alone"] += len(alone)
@@ -527,12 +528,16 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
     return out
 
 
-def _summary(equity: np.ndarray, cash: float):
-    """sweep_plan.summary_of for a set's equity: the summary of its per-bar returns."""
-    from engine.analysis.metrics import bar_returns
-    from engine.analysis.stats import set_summary
+def _summaries(curves, cash: float) -> np.ndarray:
+    """sweep_plan.summary_of for every set's equity curve (one row each), at once: the
+    returns as :func:`engine.analysis.metrics.bar_returns` computes them, elementwise."""
+    from engine.analysis.stats import set_summaries
 
-    return set_summary(bar_returns(equity, cash))
+    equity = np.asarray(curves, dtype=np.float64).reshape(len(curves), -1)
+    prev = np.concatenate([np.full((equity.shape[0], 1), float(cash)), equity[:, :-1]], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.where(prev > 0, equity / prev - 1.0, np.nan)
+    return set_summaries(returns)
 
 
 def _one_add(value: np.ndarray) -> np.ndarray:

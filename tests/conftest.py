@@ -1,4 +1,5 @@
-"""Shared test helpers: hand-built bars (``from conftest import make_bars``)."""
+"""Shared test helpers: hand-built bars (``from conftest import make_bars``) and a scripted
+strategy run on them (``run_script``)."""
 
 import numpy as np
 import pandas as pd
@@ -51,3 +52,29 @@ def reconciliation_gap(res):
     equity = res.equity["equity"].to_numpy()
     final = float(equity[-1]) if equity.size else res.starting_cash
     return final - res.starting_cash - (closed_pnl + float(unrealised(res).sum()))
+
+
+#: The cash of a scripted run unless the test gives its own.
+SCRIPT_CASH = 10_000.0
+
+
+def run_script(rows, actions, data=None, **kw):
+    """Run a strategy that calls ``actions[bar.index](strategy)`` after each bar closes,
+    on ``make_bars(rows)`` (or ``data``), with ``SCRIPT_CASH`` unless ``cash=`` is given."""
+    import engine
+
+    class Script(engine.Strategy):
+        def on_bar(self, bar):
+            act = actions.get(bar.index)
+            if act is not None:
+                act(self)
+
+    kw.setdefault("cash", SCRIPT_CASH)
+    return engine.run(Script, data=make_bars(rows) if data is None else data, **kw)
+
+
+def order_row(res, oid):
+    """One row of a result's orders frame, as a dict."""
+    rows = res.orders.filter(res.orders["order_id"] == oid).to_dicts()
+    assert len(rows) == 1
+    return rows[0]

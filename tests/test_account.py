@@ -7,30 +7,16 @@ comments; bars are ``(open, high, low, close)`` tuples on consecutive days.
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ledger_fills, make_bars
+from conftest import SCRIPT_CASH, ledger_fills, make_bars, order_row, run_script
 
 import engine
 from engine.backtest.reference import fifo_ledger
 from engine.errors import OrderError, ParameterError
 
-CASH = 10_000.0
+CASH = SCRIPT_CASH  # the cash of run_script
 
 
-def run(rows, actions, data=None, **kw):
-    class Script(engine.Strategy):
-        def on_bar(self, bar):
-            act = actions.get(bar.index)
-            if act is not None:
-                act(self)
-
-    kw.setdefault("cash", CASH)
-    return engine.run(Script, data=make_bars(rows) if data is None else data, **kw)
-
-
-def order(res, oid):
-    rows = res.orders.filter(res.orders["order_id"] == oid).to_dicts()
-    assert len(rows) == 1
-    return rows[0]
+run, order = run_script, order_row
 
 
 def ts(i):

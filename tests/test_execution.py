@@ -9,32 +9,15 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import make_bars
+from conftest import SCRIPT_CASH, make_bars, order_row, run_script
 
 import engine
 from engine.data.bars import DataWarning
 
-CASH = 10_000.0
+CASH = SCRIPT_CASH  # the cash of run_script
 
 
-def run(rows, actions, data=None, **kw):
-    """Run a strategy that calls ``actions[bar.index](strategy)`` on each bar."""
-
-    class Script(engine.Strategy):
-        def on_bar(self, bar):
-            act = actions.get(bar.index)
-            if act is not None:
-                act(self)
-
-    kw.setdefault("cash", CASH)
-    return engine.run(Script, data=make_bars(rows) if data is None else data, **kw)
-
-
-def order(res, oid):
-    """One row of the orders frame as a dict."""
-    rows = res.orders.filter(res.orders["order_id"] == oid).to_dicts()
-    assert len(rows) == 1
-    return rows[0]
+run, order = run_script, order_row
 
 
 def ts(i):

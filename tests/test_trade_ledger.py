@@ -22,7 +22,14 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ledger_fills, make_bars, reconciliation_gap, unrealised
+from conftest import (
+    SCRIPT_CASH,
+    ledger_fills,
+    make_bars,
+    reconciliation_gap,
+    run_script,
+    unrealised,
+)
 from engine._core.broker import Broker
 from engine._core.loop import run_vector
 from hypothesis import HealthCheck, given, settings
@@ -33,7 +40,7 @@ from engine.analysis.event_study import entry_signal_bars
 from engine.backtest.reference import fifo_ledger
 from engine.data.bars import DataWarning
 
-CASH = 10_000.0
+CASH = SCRIPT_CASH  # the cash of run_script
 FLAT = (10.0, 10.0, 10.0, 10.0)
 
 
@@ -45,17 +52,7 @@ def ts(i):
     return pd.Timestamp("2024-01-01") + pd.Timedelta(days=i)
 
 
-def run(rows, actions, **kw):
-    """Run a strategy that calls ``actions[bar.index](strategy)`` after each bar closes."""
-
-    class Script(engine.Strategy):
-        def on_bar(self, bar):
-            act = actions.get(bar.index)
-            if act is not None:
-                act(self)
-
-    kw.setdefault("cash", CASH)
-    return engine.run(Script, data=make_bars(rows), **kw)
+run = run_script
 
 
 def shape(res):

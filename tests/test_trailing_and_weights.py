@@ -8,13 +8,13 @@ logic are compared trade by trade.
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_bars
+from conftest import SCRIPT_CASH, make_bars, run_script
 
 import engine
 from engine.data.bars import DataWarning
 from engine.errors import EngineError, LookAheadError, OrderError
 
-CASH = 10_000.0
+CASH = SCRIPT_CASH  # the cash of run_script
 
 # A long bought at 100 on bar 1; highs 105, 110, 109 move the 10% trail to 94.5, 99, 99.
 UP_THEN_DOWN = [
@@ -28,14 +28,7 @@ UP_THEN_DOWN = [
 
 
 def script(actions, rows, **kw):
-    class Script(engine.Strategy):
-        def on_bar(self, bar):
-            act = actions.get(bar.index)
-            if act is not None:
-                act(self)
-
-    kw.setdefault("cash", CASH)
-    return engine.run(Script, data=make_bars(rows), **kw)
+    return run_script(rows, actions, **kw)
 
 
 def orders(res):

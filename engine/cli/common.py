@@ -144,3 +144,19 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
     from engine.report.progress import emit
 
     emit(f"warning: {message}")
+
+
+def exit_status(notes: list[str], incomplete: str) -> int:
+    """Print a sweep's warnings (``notes``) and return its exit status: 130 when it was
+    interrupted, 3 (with ``error: {incomplete}``) when sets are missing or crashed,
+    else 0."""
+    import sys
+
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if any("interrupted" in n for n in notes):
+        return EXIT_INTERRUPTED
+    if notes:  # sets missing (a lost worker) or killed their worker process
+        print(f"error: {incomplete}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    return 0

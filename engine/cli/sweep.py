@@ -39,10 +39,9 @@ import sys
 import warnings
 
 from engine.cli.common import (
-    EXIT_INCOMPLETE,
-    EXIT_INTERRUPTED,
     add_output_options,
     add_run_options,
+    exit_status,
     parse_params,
     run_options,
 )
@@ -223,17 +222,10 @@ def command(args) -> int:
             grid = dict.fromkeys(frame.columns[:first_metric])
         print_sweep_ranking(args.file, grid, frame, ranked, args.metric, args.top, args.out,
                             heatmap=args.optuna is None and len(grid) == 2)
-    for note in notes:
-        print(f"warning: {note}", file=sys.stderr)
     rejected = frame.filter(pl.col("rejected") > 0).height if "rejected" in frame.columns else 0
     if rejected:
         print(f"warning: {rejected} of {frame.height} parameter sets had rejected orders (the "
               f"rejected column counts them; run one with python -m engine run for the first "
               f"case of each reason, or add --strict to make them errors)", file=sys.stderr)
-    if any("interrupted" in n for n in notes):
-        return EXIT_INTERRUPTED
-    if notes:  # sets missing (a lost worker) or killed their worker process
-        print("error: the sweep is incomplete: see the warnings above; the rows shown and "
-              "written are the sets that finished", file=sys.stderr)
-        return EXIT_INCOMPLETE
-    return 0
+    return exit_status(notes, "the sweep is incomplete: see the warnings above; the rows "
+                              "shown and written are the sets that finished")

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import warnings
 
 from engine.cli.common import (
-    EXIT_INCOMPLETE,
-    EXIT_INTERRUPTED,
     add_output_options,
     add_run_options,
+    exit_status,
     parse_params,
 )
 from engine.errors import ParameterError
@@ -132,12 +130,5 @@ def command(args) -> int:
         from engine.report.terminal import print_walk_forward
 
         print_walk_forward(args.file, wf, list(grid), args.anchored, args.out)
-    for note in notes:
-        print(f"warning: {note}", file=sys.stderr)
-    if any("interrupted" in n for n in notes):
-        return EXIT_INTERRUPTED
-    if notes:  # sets missing (a lost worker) or killed their worker process
-        print("error: the walk-forward is incomplete: see the warnings above; a window "
-              "chose among the sets that finished", file=sys.stderr)
-        return EXIT_INCOMPLETE
-    return 0
+    return exit_status(notes, "the walk-forward is incomplete: see the warnings above; a "
+                              "window chose among the sets that finished")

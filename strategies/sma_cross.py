@@ -54,6 +54,19 @@ class SmaCross(Strategy):
         return Signals(entries=entries, exits=exits,
                        indicators={f"SMA {self.fast}": fast, f"SMA {self.slow}": slow})
 
+    # -- sweeps: many parameter sets in one call --------------------------------
+    @classmethod
+    def signals_batch(cls, data, sets):
+        """``signals`` for a batch of parameter sets: column ``j`` is set ``j``.
+
+        Each distinct window's average is computed once per sweep worker
+        (``sets.map``), and the crossings of every set come from one call.
+        """
+        fast = sets.map(sma, data.close, sets.fast)
+        slow = sets.map(sma, data.close, sets.slow)
+        entries, exits = crossings(fast, slow)
+        return Signals(entries=entries, exits=exits)
+
     # -- streaming (engine.stream_run) -------------------------------------------
     def lookback(self, data):
         """Bars at the end of ``data`` that the next bars' signals depend on.

@@ -59,10 +59,35 @@ FLEX = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(scope="module")
-def flex(tmp_path_factory):
-    path = tmp_path_factory.mktemp("batched") / "flex.py"
-    path.write_text(FLEX)
+#: Flex with signals_batch: the same signals for a batch of sets (set j is column j).
+#: A set with fail=True gets ordinary columns here; its own signals raise, and the
+#: sweep's check of the hook sends it to the per-set path, which gives its error row.
+FLEX_BATCH = FLEX + textwrap.indent(textwrap.dedent('''
+
+    @classmethod
+    def signals_batch(cls, data, sets):
+        close = data.close
+        fast = sets.map(sma, close, sets.fast)
+        slow = sets.map(sma, close, sets.slow)
+        up, down = crossings(fast, slow)
+        per_set = (1, len(sets)) + ((1,) if close.ndim == 2 else ())
+        short = np.asarray(sets.direction == "short").reshape(per_set)
+        entries, exits = np.where(short, down, up), np.where(short, up, down)
+        amount = np.asarray(sets.amount, dtype=float).reshape(per_set)
+        per_bar = np.asarray(sets.per_bar, dtype=bool).reshape(per_set)
+        every = (np.arange(len(data)) % 4 == 0).reshape((-1,) + (1,) * (len(per_set) - 1))
+        size = np.where(per_bar & every, np.nan, np.broadcast_to(amount, entries.shape))
+        return Signals(entries=entries, exits=exits, size=size,
+                       size_type=list(sets.size_type), direction=list(sets.direction))
+'''), "    ")
+
+
+@pytest.fixture(scope="module", params=["signals", "signals_batch"])
+def flex(request, tmp_path_factory):
+    """Flex, whose batched sweeps call signals per set, or signals_batch per batch: one
+    suite checks both against engine.run."""
+    path = tmp_path_factory.mktemp("batched") / f"flex_{request.param}.py"
+    path.write_text(FLEX if request.param == "signals" else FLEX_BATCH)
     return path
 
 
@@ -101,6 +126,10 @@ def _compare(strategy, grid, data, **options):
     # every set that succeeds alone ran batched, unless its account left the model
     succeeded = sum(m is not None for _, m, _ in alone)
     assert ran["batched"] >= succeeded * 0.8, ran
+    if plan.cls.has_batch_path():  # signals_batch gave the signals of every batched set
+        assert ran["signals_batch"] >= ran["batched"] > 0, ran
+    else:
+        assert ran["signals_batch"] == 0
     assert [r[0] for r in together] == [r[0] for r in alone]
     for (row, m1, e1), (_, m2, e2, *_) in zip(alone, together, strict=True):
         assert e1 == e2, (row, e1, e2)

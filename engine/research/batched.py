@@ -75,6 +75,8 @@ SIZE_TYPES = ("all_cash", "shares", "cash", "percent", "target_percent")
 DIRECTIONS = ("long", "short")
 #: The plan option asking each set for its returns' summary (sweep_plan.SUMMARY_OPTION).
 SUMMARY_OPTION = "_set_summaries"
+#: The plan option giving the threads each worker may use (sweep_plan.THREADS_OPTION).
+THREADS_OPTION = "_threads"
 #: Longest data batched: compute_metrics feeds StreamingMetrics in slices of this many
 #: bars, and the compiled statistics reproduce one slice.
 MAX_BARS = 1 << 16
@@ -133,6 +135,7 @@ class IndicatorMemo:
         self.panel = None
         self.results: dict = {}
         self.derived: dict = {}     # per panel: the benchmark, periods per year
+        self.columns: dict = {}     # per panel: ParameterSets.map's results
         self.hits = 0
         self.calls = 0
 
@@ -140,6 +143,7 @@ class IndicatorMemo:
         if panel is not self.panel or len(self.results) > MEMO_ENTRIES:
             self.results.clear()
             self.derived.clear()
+            self.columns.clear()
             self.panel = panel
         return self
 
@@ -165,7 +169,7 @@ class IndicatorMemo:
 
 _MEMO = IndicatorMemo()
 #: Sets run in this process by each path since it started (for tests and diagnostics).
-COUNTS = {"batched": 0, "alone": 0}
+COUNTS = {"batched": 0, "alone": 0, "signals_batch": 0}
 
 
 def _indicator_functions() -> dict:
@@ -211,7 +215,8 @@ def _audit_entry(cls, panel) -> list:
     if entry is None or entry[0] is not panel:
         if len(_AUDITED) > 16:
             _AUDITED.clear()
-        entry = _AUDITED[key] = [panel, set(), False]
+        # [panel, audited pairs, leak found, signals_batch failure, pairs it was checked on]
+        entry = _AUDITED[key] = [panel, set(), False, None, set()]
     return entry
 
 
@@ -263,6 +268,7 @@ def run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
         return run_one(batch)
     options = dict(options)
     summaries = bool(options.pop(SUMMARY_OPTION, False))
+    threads = int(options.pop(THREADS_OPTION, 1))
     run_names = _run_option_names()
     groups: dict = {}
     for task in batch:
@@ -275,7 +281,7 @@ def run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
     done: dict = {}
     for number, run_opts, members in groups.values():
         for result in _run_group(cls, panels[number], run_opts, members, run_one, outcome,
-                                 summaries):
+                                 summaries, threads):
             done[result[0]] = result
     return [done[row] for row, _, _ in batch]
 
@@ -414,7 +420,7 @@ def _other_fields_set(signals) -> bool:
 
 
 def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
-               summaries: bool = False) -> list:
+               summaries: bool = False, threads: int = 1) -> list:
     from engine._core.batch import SIZE_MODES, STAT_NAMES, simulate
     from engine._core.broker import Broker
     from engine._core.loop import Cursor
@@ -463,6 +469,14 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
     make = instance_factory(cls)
     shape = (panel.n_bars, panel.n_symbols)
     no_size = np.zeros((1, panel.n_symbols))
+    out, stacked = [], None
+    if cls.has_batch_path() and not _audit_entry(cls, panel)[2]:
+        kept, stacked, failed = _hooked(cls, panel, members, make, memo, audit, new_broker,
+                                        alone)
+        if failed is not None:           # the hook failed or disagrees: its sets say so
+            message, tasks = failed
+            out = [outcome(task[0], None, message) for task in tasks]
+        members = []
     with _Patched(cls, memo):
         for task, strategy, params in members:
             try:
@@ -497,15 +511,19 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
             sizes.append(size)
             modes.append(SIZE_MODES[signals.size_type])
             directions.append(1 if signals.direction == "long" else -1)
-    out = []
-    if kept:
+    if kept and not stacked:
         n = panel.n_bars
         if any(s.shape[0] != 1 for s in sizes):
             sizes = [np.broadcast_to(s, (n, s.shape[1])) for s in sizes]
-        stats_rows, curves = simulate(
+        stacked = (np.stack(entries, axis=1), np.stack(exits, axis=1),
+                   np.stack(sizes, axis=1), np.asarray(modes, dtype=np.int8),
+                   np.asarray(directions, dtype=np.int8))
+    if kept:
+        n = panel.n_bars
+        stats_rows, curves = _in_threads(
+            simulate, threads,
             np.ascontiguousarray(panel.fields["open"]), np.ascontiguousarray(close),
-            np.stack(entries, axis=1), np.stack(exits, axis=1), np.stack(sizes, axis=1),
-            np.asarray(modes, dtype=np.int8), np.asarray(directions, dtype=np.int8),
+            *stacked,
             settings["cash"], periods_per_year=float(ppy), rf_bar=rf_bar,
             bench_dy=None if bench is None or bench["nan"] else bench["dy"],
             bench_mean=0.0 if bench is None else bench["mean"],
@@ -526,6 +544,289 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
         COUNTS["alone"] += len(alone)
         out.extend(run_one(alone))
     return out
+
+
+def _hooked(cls, panel, members: list, make, memo: IndicatorMemo, audit: str, new_broker,
+            alone: list):
+    """The signals of a group's sets from one ``cls.signals_batch`` call, checked.
+
+    Returns ``(kept, stacked, failed)``: the tasks simulated, ``simulate``'s signal
+    arguments for them, and ``(message, tasks)`` when the hook raised, returned
+    something malformed or disagreed with ``signals`` (those sets' rows are errors).
+    Sets whose parameters are invalid, or whose own ``signals`` raise or place orders,
+    are appended to ``alone`` (the per-set path gives their rows).
+    """
+    from engine._core.loop import Cursor
+    from engine.errors import LookAheadError
+    from engine.strategy.base import VectorData
+    from engine.strategy.parameter_sets import ParameterSets
+
+    valid = []
+    for task, strategy, params in members:
+        try:
+            valid.append((task, params, make(**strategy)))
+        except Exception:
+            alone.append(task)
+    if not valid:
+        return [], None, None
+    tasks = [task for task, _, _ in valid]
+    name = cls.__name__
+    entry = _audit_entry(cls, panel)
+    if entry[3] is not None:
+        return [], None, (entry[3], tasks)
+    if entry[2]:        # a leak was found here: every set is audited on the per-set path
+        alone.extend(tasks)
+        return [], None, None
+    sets = ParameterSets([instance.params for _, _, instance in valid], cache=memo.columns)
+    try:
+        signals = cls.signals_batch(VectorData(panel), sets)
+        stacked = batch_arrays(signals, panel, len(valid), name)
+    except Exception as exc:
+        return [], None, (f"{name}.signals_batch failed on a batch of {len(valid)} parameter "
+                          f"sets: {type(exc).__name__}: {exc}. Fix it, or remove it (the "
+                          f"sweep then calls signals once per set)", tasks)
+    # The sets with a parameter value not checked yet in this worker: their columns are
+    # audited (one signals_batch call per cut for all of them) and compared with their
+    # own signals.
+    checks, audited_pairs, seen = [], set(), set(entry[4])
+    for j, (_, params, _) in enumerate(valid):
+        pairs = {(key, repr(value)) for key, value in params.items()} or {("", "")}
+        if not pairs <= seen:
+            seen |= pairs
+            checks.append((j, pairs))
+            if audit == "cuts" and not pairs <= entry[1]:
+                audited_pairs |= pairs
+    if audited_pairs:
+        columns = [j for j, _ in checks]
+        try:
+            _audit_hook(cls, panel, [valid[j][2].params for j in columns], stacked, columns,
+                        memo)
+        except LookAheadError:
+            _audited(cls, panel, set(), True)   # from now on every set is audited here
+            alone.extend(tasks)
+            return [], None, None
+        except Exception:
+            alone.extend(tasks)                 # the per-set path gives each its row
+            return [], None, None
+        _audited(cls, panel, audited_pairs, False)
+    drop = []
+    with _Patched(cls, memo):
+        for j, pairs in checks:
+            instance = valid[j][2]
+            params = valid[j][1]
+            broker = new_broker()
+            try:
+                instance._bind(panel, broker, Cursor(), audit=audit)
+                own = _own_signals(instance, panel, "off")
+            except Exception:
+                drop.append(j)
+                continue
+            if broker.n_orders:
+                drop.append(j)
+                continue
+            difference = _difference(own, stacked, j, panel, name)
+            if difference is not None:
+                shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "the defaults"
+                entry[3] = (f"{name}.signals_batch disagrees with {name}.signals for the set "
+                            f"{shown}: {difference}. A sweep's row must be what engine.run "
+                            f"gives that set. Fix signals_batch (column j of its arrays is set "
+                            f"j of the batch), or remove it (the sweep then calls signals once "
+                            f"per set)")
+                return [], None, (entry[3], tasks)
+            entry[4].update(pairs)
+    if drop:
+        alone.extend(valid[j][0] for j in drop)
+        keep = np.setdiff1d(np.arange(len(valid)), drop)
+        if not keep.size:
+            return [], None, None
+        stacked = tuple(np.ascontiguousarray(a[:, keep] if a.ndim == 3 else a[keep])
+                        for a in stacked)
+        tasks = [tasks[j] for j in keep.tolist()]
+    COUNTS["signals_batch"] += len(tasks)
+    return tasks, stacked, None
+
+
+def _own_signals(instance, panel, mode: str):
+    """A set's own ``signals`` (``(signals, entries, exits, size)``), converted as the
+    per-set path converts them."""
+    from engine.backtest.run import _signal_arrays
+    from engine.strategy.base import VectorData
+
+    signals = instance.signals(VectorData(panel))
+    return (signals, *_signal_arrays(signals, panel, type(instance).__name__)[:3])
+
+
+def _audit_hook(cls, panel, params: list[dict], stacked: tuple, columns: list[int],
+                memo: IndicatorMemo) -> None:
+    """The look-ahead audit of ``signals`` (:func:`engine.backtest.run._checked_signals`:
+    the same cuts) applied to ``signals_batch`` for the sets at ``columns``: recomputed
+    on each prefix for those sets at once, its arrays must not change up to the cut.
+    Raises ``LookAheadError`` at the first difference."""
+    from engine.errors import LookAheadError
+    from engine.strategy.base import VectorData
+    from engine.strategy.lookahead import audit_prefixes, cut_points, gap_rows
+    from engine.strategy.parameter_sets import ParameterSets
+
+    key = ("cuts", panel.n_bars)
+    if key not in memo.derived:
+        memo.derived[key] = cut_points(panel.n_bars, "cuts", seed=(panel.n_symbols,),
+                                       gaps=gap_rows(panel.fields.values()))
+    cuts = memo.derived[key]
+    name = cls.__name__
+    m, k = len(columns), panel.n_symbols
+    pick = np.asarray(columns, dtype=np.intp)
+    whole = [a[:, pick].reshape(a.shape[0], m * k) for a in stacked[:3]]
+    settings = (stacked[3][pick], stacked[4][pick])
+
+    def on_prefix(cut: int):
+        head = panel.view(0, cut)
+        early = batch_arrays(cls.signals_batch(VectorData(head), ParameterSets(params)),
+                             head, m, name)
+        if not all(np.array_equal(a, b) for a, b in zip(settings, early[3:], strict=True)):
+            raise LookAheadError(f"{name}.signals_batch reads the future: its size_type or "
+                                 f"direction change when the data stops at bar {cut - 1}")
+        return [a.reshape(a.shape[0], m * k) for a in early[:3]]
+
+    def describe(part, row, col, cut, full, prefix):
+        return (f"{name}.signals_batch reads the future: {('entries', 'exits', 'size')[part]} "
+                f"of set {params[col // k]} at bar {row} differ when the data stops at bar "
+                f"{cut - 1}")
+
+    audit_prefixes(whole, on_prefix, cuts, describe)
+
+
+def _difference(own, stacked, j: int, panel, name: str) -> str | None:
+    """Where set ``j``'s columns of ``signals_batch`` differ from its own signals."""
+    from engine.strategy.lookahead import where
+
+    signals, entries, exits, size = own
+    if _other_fields_set(signals):
+        used = ", ".join(signals.options_used()) or "a field beyond entries and exits"
+        return (f"signals sets {used}, which signals_batch cannot give (a batched sweep "
+                f"simulates entries, exits and sizes only)")
+    b_entries, b_exits, b_size, b_modes, b_directions = stacked
+    k = panel.n_symbols
+    for label, mine, theirs in (("entries", b_entries[:, j, :], entries),
+                                ("exits", b_exits[:, j, :], exits)):
+        unequal = np.flatnonzero((mine != 0).ravel() != (np.asarray(theirs) != 0).ravel())
+        if unequal.size:
+            row, col = divmod(int(unequal[0]), k)
+            return (f"{label} differ at {where(panel, row, col, k)} (signals_batch: "
+                    f"{bool(mine[row, col])}, signals: {bool(theirs[row, col])})")
+    from engine._core.batch import SIZE_MODES
+
+    if int(b_modes[j]) != SIZE_MODES[signals.size_type]:
+        return f"size_type differs (signals: {signals.size_type!r})"
+    if int(b_directions[j]) != (1 if signals.direction == "long" else -1):
+        return f"direction differs (signals: {signals.direction!r})"
+    mine = np.broadcast_to(b_size[:, j, :], (panel.n_bars, k))
+    theirs = np.broadcast_to(size, (panel.n_bars, k))
+    unequal = np.flatnonzero(~((mine == theirs) | (np.isnan(mine) & np.isnan(theirs))).ravel())
+    if unequal.size:
+        row, col = divmod(int(unequal[0]), k)
+        return (f"size differs at {where(panel, row, col, k)} (signals_batch: "
+                f"{mine[row, col]!r}, signals: {theirs[row, col]!r})")
+    return None
+
+
+def batch_arrays(signals, panel, n_sets: int, name: str) -> tuple:
+    """``signals_batch``'s Signals as :func:`engine._core.batch.simulate` takes them:
+    ``(entries, exits, size, modes, directions)``, or a StrategyError saying what is
+    wrong with them."""
+    from engine._core.batch import SIZE_MODES
+    from engine.errors import StrategyError
+    from engine.strategy.base import Signals
+
+    where = f"{name}.signals_batch"
+    if not isinstance(signals, Signals):
+        raise StrategyError(f"{where} must return engine.Signals(entries=..., exits=...); "
+                            f"got {type(signals).__name__}")
+    used = signals.options_used()
+    if used:
+        raise StrategyError(f"{where} sets {', '.join(used)}; a batched sweep simulates "
+                            f"entries, exits and sizes only")
+    n, k = panel.n_bars, panel.n_symbols
+    expected = (n, n_sets) if k == 1 else (n, n_sets, k)
+    out = []
+    for label in ("entries", "exits"):
+        arr = getattr(signals, label)
+        arr = np.asarray(arr) if arr is not None else None
+        if arr is None or arr.shape not in (expected, (n, n_sets, k)):
+            raise StrategyError(
+                f"{where}: {label} has shape {None if arr is None else arr.shape}; expected "
+                f"{expected} (one row per bar, one column per set"
+                f"{', then the symbols' if k > 1 else ''})")
+        if arr.dtype != np.bool_:
+            if arr.dtype.kind not in "biu":
+                raise StrategyError(f"{where}: {label} must be boolean; got dtype {arr.dtype}")
+            arr = arr != 0
+        out.append(np.ascontiguousarray(arr).view(np.uint8).reshape(n, n_sets, k))
+    size = signals.size
+    if size is None:
+        size_arr = np.zeros((1, n_sets, k))
+    else:
+        size_arr = np.asarray(size, dtype=np.float64)
+        if size_arr.ndim == 0:
+            size_arr = np.full((1, n_sets, k), float(size_arr))
+        elif size_arr.shape == (n_sets,):
+            size_arr = np.repeat(size_arr.reshape(1, n_sets, 1), k, axis=2)
+        elif size_arr.shape in (expected, (n, n_sets, k)):
+            size_arr = np.ascontiguousarray(size_arr.reshape(n, n_sets, k))
+        else:
+            raise StrategyError(
+                f"{where}: size has shape {size_arr.shape}; expected a scalar, one value per "
+                f"set ({n_sets},) or {expected}")
+    out.append(size_arr)
+    for label, codes in (("size_type", SIZE_MODES),
+                         ("direction", {"long": 1, "short": -1})):
+        value = getattr(signals, label)
+        values = [value] * n_sets if isinstance(value, str) else list(np.asarray(value)
+                                                                         .tolist())
+        if len(values) != n_sets or any(v not in codes for v in values):
+            raise StrategyError(
+                f"{where}: {label} must be one of {', '.join(map(repr, codes))} or one of "
+                f"them per set ({n_sets}); got {value!r}")
+        out.append(np.fromiter((codes[v] for v in values), dtype=np.int8, count=n_sets))
+    return tuple(out)
+
+
+_EXECUTOR = None
+#: Fewest sets a thread of simulate is given (below it, the threads cost more than
+#: they save).
+SETS_PER_THREAD = 64
+
+
+def _in_threads(simulate, threads: int, open_, close, entries, exits, size, modes,
+                directions, *args, **kwargs):
+    """``simulate(...)`` on column ranges of the sets in ``threads`` threads (it releases
+    the GIL for its loops), joined: the same numbers, since sets are independent.
+
+    The first output (statistics, one column per set) is joined along its columns, the
+    others (one row per set, or None) along their rows."""
+    global _EXECUTOR
+    n_sets = entries.shape[1]
+    parts = min(threads, n_sets // SETS_PER_THREAD)
+    if parts <= 1:
+        return simulate(open_, close, entries, exits, size, modes, directions, *args,
+                        **kwargs)
+    if _EXECUTOR is None or _EXECUTOR._max_workers < parts:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _EXECUTOR = ThreadPoolExecutor(max_workers=parts, thread_name_prefix="engine-sweep")
+    edges = np.linspace(0, n_sets, parts + 1).astype(int)
+
+    def chunk(a: int, b: int):
+        return simulate(open_, close, np.ascontiguousarray(entries[:, a:b]),
+                        np.ascontiguousarray(exits[:, a:b]), np.ascontiguousarray(size[:, a:b]),
+                        np.ascontiguousarray(modes[a:b]), np.ascontiguousarray(directions[a:b]),
+                        *args, **kwargs)
+
+    results = list(_EXECUTOR.map(chunk, edges[:-1], edges[1:]))
+    out = [np.concatenate([r[0] for r in results], axis=1)]
+    for i in range(1, len(results[0])):
+        pieces = [r[i] for r in results]
+        out.append(None if pieces[0] is None else np.concatenate(pieces, axis=0))
+    return tuple(out)
 
 
 def _summaries(curves, cash: float) -> np.ndarray:

@@ -26,7 +26,14 @@ import uuid
 from collections.abc import Callable
 
 from engine.errors import EngineError, ParameterError
-from engine.research.sweep_plan import Plan, _Interrupted, batches, record, run_batch_from_ref
+from engine.research.sweep_plan import (
+    Plan,
+    _Interrupted,
+    batch_limit,
+    batches,
+    record,
+    run_batch_from_ref,
+)
 
 
 def _client(address):
@@ -79,7 +86,7 @@ def run_dask(plan: Plan, address, advance: Callable[[int], None]) -> dict:
                 f"package installed (pip install -e . in the workers' environment)"
             ) from exc
         token = uuid.uuid4().hex[:12]
-        parts = batches(plan.tasks, _workers(client))
+        parts = batches(plan.tasks, _workers(client), batch_limit(plan))
         futures = [client.submit(run_batch_from_ref, plan.ref, panels, plan.options, part,
                                  pure=False, key=f"engine-sweep-{token}-{i}")
                    for i, part in enumerate(parts)]

@@ -28,6 +28,7 @@ The grid expansion, the plan and the tasks both backends share are in
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -40,9 +41,11 @@ import numpy as np
 from engine.errors import ParameterError, did_you_mean
 from engine.research.sweep_plan import (
     SUMMARY_OPTION,
+    THREADS_OPTION,
     Plan,
     SetOutcome,
     _Interrupted,
+    batch_limit,
     batches,
     error_message,
     parameter_sets,
@@ -146,11 +149,12 @@ def run_local(plan: Plan, n_jobs, advance: Callable[[int], None]) -> dict:
         if batched.likely_batched(plan.cls, plan.options):
             # Starting a worker costs more than the few thousand sets it would run.
             workers = max(1, min(workers, len(plan.tasks) // batched.SETS_PER_WORKER))
+    # batched simulations share the cores left to each worker among threads
+    options = {**plan.options, THREADS_OPTION: max(1, cpu_count() // workers)}
     if workers == 1:
         try:
-            for batch in batches(plan.tasks, 1):
-                advance(record(plan, done, run_batch(plan.cls, plan.panels, plan.options,
-                                                     batch)))
+            for batch in batches(plan.tasks, 1, batch_limit(plan)):
+                advance(record(plan, done, run_batch(plan.cls, plan.panels, options, batch)))
         except KeyboardInterrupt:
             raise _Interrupted(done, "interrupted") from None
         return done
@@ -169,8 +173,9 @@ def run_local(plan: Plan, n_jobs, advance: Callable[[int], None]) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="engine-sweep-"))
     try:
         specs = [share_panel(p, folder / f"panel{i}") for i, p in enumerate(plan.panels)]
-        run_pool(_start_worker, (plan.ref, specs, plan.options),
-                 batches(plan.tasks, workers), workers, on_answer, on_crash)
+        run_pool(_start_worker, (plan.ref, specs, options),
+                 batches(plan.tasks, workers, batch_limit(plan)), workers, on_answer,
+                 on_crash)
     except KeyboardInterrupt:
         raise _Interrupted(done, "interrupted") from None
     finally:
@@ -349,11 +354,42 @@ def frame_of(plan: Plan, done: dict):
         column = name if name not in metric_names and name != "error" else f"param_{name}"
         columns[column] = pl.Series(column, [params[name] for _, _, params in rows],
                                     strict=False)
-    for name in metric_names:  # every known metric, even all null: one schema per sweep
-        values = [(done[row][0] or {}).get(name) for row, _, _ in rows]
-        columns[name] = pl.Series(name, values, dtype=pl.Float64)
+    for name, values in _metric_columns([done[row][0] for row, _, _ in rows], metric_names):
+        columns[name] = values  # every known metric, even all null: one schema per sweep
     columns["error"] = pl.Series("error", [done[row][1] for row, _, _ in rows], dtype=pl.String)
     return pl.DataFrame(columns)
+
+
+def _metric_columns(metrics: list, names: list[str]):
+    """``(name, polars Series)`` per metric name over the rows' metric dicts (None for a
+    failed set, whose cells are null). Rows with the same keys in the same order (what
+    one strategy's sets give) are read as one float table, not cell by cell."""
+    import polars as pl
+
+    shared = None
+    for m in metrics:
+        if m is not None:
+            shared = tuple(m)
+            break
+    ok = [m is not None for m in metrics]
+    if shared is None or any(m is not None and tuple(m) != shared for m in metrics):
+        for name in names:
+            yield name, pl.Series(name, [(m or {}).get(name) for m in metrics],
+                                  dtype=pl.Float64)
+        return
+    width = len(shared)
+    empty = [math.nan] * width
+    table = np.array([list(m.values()) if m is not None else empty for m in metrics],
+                     dtype=np.float64).reshape(len(metrics), width)
+    failed = np.flatnonzero(~np.asarray(ok, dtype=bool))
+    where = {name: i for i, name in enumerate(shared)}
+    for name in names:
+        i = where.get(name)
+        if i is None:
+            yield name, pl.Series(name, [None] * len(metrics), dtype=pl.Float64)
+            continue
+        column = pl.Series(name, table[:, i], dtype=pl.Float64)
+        yield name, column.scatter(failed, None) if failed.size else column
 
 
 def as_sweep_result(frame):

@@ -278,6 +278,8 @@ def error_message(exc: BaseException) -> str:
 #: also sends :func:`engine.analysis.stats.set_summary` of its per-bar returns as its
 #: :attr:`SetOutcome.extra`, for the sweep's deflated Sharpe ratios and PBO.
 SUMMARY_OPTION = "_set_summaries"
+#: The plan option giving each worker the threads its batched simulation may use.
+THREADS_OPTION = "_threads"
 
 
 def run_batch(cls, panels, options: dict, batch) -> list[SetOutcome]:
@@ -304,6 +306,7 @@ def run_each(cls, panels, options: dict, batch) -> list[SetOutcome]:
 
     options = dict(options)
     summaries = options.pop(SUMMARY_OPTION, False)
+    options.pop(THREADS_OPTION, None)
     out = []
     for row, number, params in batch:
         try:
@@ -333,9 +336,28 @@ def run_batch_from_ref(ref, panels, options, batch) -> list[SetOutcome]:
     return run_batch(cls, panels, options, batch)
 
 
-def batches(tasks: list, workers: int) -> list[list]:
-    size = max(1, min(MAX_BATCH, math.ceil(len(tasks) / (workers * BATCHES_PER_WORKER))))
+def batches(tasks: list, workers: int, largest: int = MAX_BATCH) -> list[list]:
+    """``tasks`` in batches of at most ``largest`` sets, and at least
+    :data:`BATCHES_PER_WORKER` batches per worker (a Ctrl-C keeps the finished ones)."""
+    size = max(1, min(largest, math.ceil(len(tasks) / (workers * BATCHES_PER_WORKER))))
     return [tasks[i:i + size] for i in range(0, len(tasks), size)]
+
+
+#: Batched sweeps: the most sets in a task (one signals_batch call and one compiled
+#: pass serve them all), and the most bars x sets (each float array of the batch's
+#: signals holds 8 bytes per cell).
+BATCHED_MAX = 512
+BATCHED_CELLS = 1 << 21
+
+
+def batch_limit(plan: Plan) -> int:
+    """The largest task for :func:`batches`: larger for batched sweeps."""
+    from engine.research import batched
+
+    if not batched.likely_batched(plan.cls, plan.options):
+        return MAX_BATCH
+    bars = max((getattr(p, "n_bars", 0) for p in plan.panels), default=0)
+    return max(MAX_BATCH, min(BATCHED_MAX, BATCHED_CELLS // max(1, bars)))
 
 
 class _Interrupted(Exception):

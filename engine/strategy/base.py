@@ -57,6 +57,7 @@ from engine._core.sealed import sealed_prefix
 from engine.data.panel import Panel
 from engine.errors import LookAheadError, OrderError, did_you_mean, known_names
 from engine.strategy.lookahead import FIX, audit_prefixes, cut_points, gap_rows, stops_at, where
+from engine.strategy.parameter_sets import ParameterSets
 from engine.strategy.params import collect_params, resolve_params
 
 # codes shared with engine/_core/broker.pxd
@@ -324,6 +325,26 @@ class Strategy:
         """Vectorised path: return :class:`Signals` for the whole data."""
         raise NotImplementedError
 
+    @classmethod
+    def signals_batch(cls, data: VectorData, sets: ParameterSets) -> Signals:
+        """Sweeps: the signals of many parameter sets in one call (optional).
+
+        A batched sweep calls it with a batch of parameter sets (``sets``, a
+        :class:`~engine.strategy.parameter_sets.ParameterSets`: ``sets.fast`` is
+        the value of ``fast`` in each set) instead of :meth:`signals` once per set.
+        Return :class:`Signals` whose ``entries`` and ``exits`` have one column per
+        set: ``(n_bars, n_sets)`` for one symbol, ``(n_bars, n_sets, n_symbols)``
+        otherwise. ``size`` is a scalar, one value per set (``(n_sets,)``), or laid
+        out as the entries; ``size_type`` and ``direction`` a string or one per set.
+        Exit options and weights are not taken here (those strategies run
+        :meth:`signals` per set).
+
+        Column ``j`` must equal what :meth:`signals` gives for set ``j``: the sweep
+        checks it (with the look-ahead audit) for every parameter value in each
+        worker process, and a difference makes the batch's rows errors saying where.
+        """
+        raise NotImplementedError
+
     def lookback(self, data: VectorData) -> int | None:
         """Streaming: how many of the last bars of ``data`` the next bars' signals need.
 
@@ -370,6 +391,12 @@ class Strategy:
     @classmethod
     def has_vector_path(cls) -> bool:
         return cls.signals is not Strategy.signals
+
+    @classmethod
+    def has_batch_path(cls) -> bool:
+        """Whether sweeps can ask :meth:`signals_batch` for many sets at once."""
+        return cls.has_vector_path() and \
+            getattr(cls.signals_batch, "__func__", None) is not Strategy.signals_batch.__func__
 
     # -- binding to a run --------------------------------------------------------
 

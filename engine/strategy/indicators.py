@@ -551,6 +551,17 @@ def returns(x) -> np.ndarray:
 
 
 def _cross_signs(a, b, func: str) -> np.ndarray:
+    if getattr(a, "ndim", 0) == 3 or getattr(b, "ndim", 0) == 3:
+        # (n_bars, n_sets, n_symbols) of ParameterSets.map: columns are independent
+        shape = a.shape if getattr(a, "ndim", 0) == 3 else b.shape
+        if any(getattr(x, "ndim", 0) not in (0, 3) or
+               (getattr(x, "ndim", 0) == 3 and x.shape != shape) for x in (a, b)):
+            raise ParameterError(
+                f"{func}: a has shape {np.shape(a)} but b has shape {np.shape(b)}. Fix: "
+                f"pass two (n_bars, n_sets, n_symbols) arrays of the same shape, or one "
+                f"and a scalar.")
+        flat = [x.reshape(shape[0], -1) if getattr(x, "ndim", 0) == 3 else x for x in (a, b)]
+        return _cross_signs(flat[0], flat[1], func).reshape(shape)
     a, b = _pair(a, b, func, ("a", "b"), allow_scalar=True)
     with np.errstate(invalid="ignore"):
         diff = np.ascontiguousarray(np.subtract(a, b))
@@ -570,6 +581,8 @@ def crossings(a, b) -> tuple[np.ndarray, np.ndarray]:
     Parameters
     ----------
     a, b : array-like, shape (n_bars,) or (n_bars, n_symbols), or a scalar
+        (also ``(n_bars, n_sets, n_symbols)``, as :meth:`ParameterSets.map
+        <engine.strategy.parameter_sets.ParameterSets.map>` gives them)
 
     Returns
     -------

@@ -338,3 +338,20 @@ def test_the_compiled_cscv_matches_a_direct_computation_on_the_bars():
     found = stats.probability_of_overfitting(m, n_blocks=8)
     np.testing.assert_allclose(found["logits"], logits, rtol=1e-9)
     assert found["pbo"] == np.mean(np.array(logits) <= 0)
+
+
+def test_psr_for_many_sets_is_the_scalar_psr_bit_for_bit():
+    from engine.analysis.stats import psr_from_moments, psr_from_moments_many
+
+    rng = np.random.default_rng(12)
+    sharpe = rng.normal(0.0, 0.2, 500)
+    skew = rng.normal(0.0, 2.0, 500)
+    kurtosis = rng.gamma(3.0, 3.0, 500)
+    sharpe[:5] = [np.nan, np.inf, 0.0, -0.0, 5.0]     # undefined, zero, a negative spread
+    skew[5] = np.nan
+    for n, bench in ((3, 0.0), (2520, 0.013), (100, np.nan)):
+        many = psr_from_moments_many(sharpe, n, skew, kurtosis, bench)
+        one = np.array([psr_from_moments(a, n, b, c, bench)
+                        for a, b, c in zip(sharpe, skew, kurtosis, strict=True)])
+        assert np.array_equal(many, one, equal_nan=True)
+        assert np.isnan(many[[0, 1, 5]]).all()

@@ -390,6 +390,36 @@ def psr_from_moments(sharpe: float, n: int, skew: float, kurtosis: float,
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 
+def _python_power(values: np.ndarray, exponent: float) -> np.ndarray:
+    # Python's float ** (C pow) per value: numpy's power may round differently
+    return np.array([v ** exponent for v in values.tolist()], dtype=np.float64)
+
+
+def psr_from_moments_many(sharpe: np.ndarray, n: int, skew: np.ndarray,
+                          kurtosis: np.ndarray, benchmark: float = 0.0) -> np.ndarray:
+    """:func:`psr_from_moments` for arrays of sets, value for value the same floats.
+
+    The same operations in the same order: numpy's ``+ - * /`` and ``sqrt`` round as
+    Python's floats do, and the powers and ``erf`` are Python's, applied per value.
+    """
+    sharpe = np.asarray(sharpe, dtype=np.float64)
+    skew = np.asarray(skew, dtype=np.float64)
+    kurtosis = np.asarray(kurtosis, dtype=np.float64)
+    out = np.full(sharpe.shape, math.nan)
+    if n < 2 or not math.isfinite(benchmark):
+        return out
+    ok = np.isfinite(sharpe) & np.isfinite(skew) & np.isfinite(kurtosis)
+    with np.errstate(all="ignore"):
+        spread = 1 - skew * sharpe + (kurtosis - 1) / 4 * _python_power(sharpe, 2)
+        ok &= spread > 0
+        z = (sharpe - benchmark) * math.sqrt(n - 1) / np.sqrt(spread)
+        scaled = z / math.sqrt(2.0)
+    erf = np.array([math.erf(v) if keep else math.nan
+                    for v, keep in zip(scaled.tolist(), ok.tolist(), strict=True)])
+    out[ok] = (0.5 * (1.0 + erf))[ok]
+    return out
+
+
 def probabilistic_sharpe(returns, benchmark: float = 0.0) -> float:
     """PSR: the probability that the true per-bar Sharpe ratio of ``returns`` exceeds
     ``benchmark`` (a per-bar Sharpe ratio, e.g. the benchmark's own).

@@ -45,6 +45,7 @@ which ones those are depends on how the sets were split among the workers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -270,13 +271,19 @@ def run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
     summaries = bool(options.pop(SUMMARY_OPTION, False))
     threads = int(options.pop(THREADS_OPTION, 1))
     run_names = _run_option_names()
+    base_run = {k: v for k, v in options.items() if k in run_names}
+    base_strategy = {k: v for k, v in options.items() if k not in run_names}
     groups: dict = {}
     for task in batch:
         row, number, params = task
-        merged = {**options, **params}
-        run_opts = {k: v for k, v in merged.items() if k in run_names}
-        strategy = {k: v for k, v in merged.items() if k not in run_names}
-        key = (number, repr(sorted(run_opts.items(), key=lambda item: item[0])))
+        if params.keys().isdisjoint(run_names):    # the usual case: a grid of parameters
+            run_opts, strategy = base_run, {**base_strategy, **params}
+        else:
+            merged = {**options, **params}
+            run_opts = {k: v for k, v in merged.items() if k in run_names}
+            strategy = {k: v for k, v in merged.items() if k not in run_names}
+        key = (number, repr(sorted(run_opts.items(), key=lambda item: item[0]))
+               if run_opts is not base_run else None)
         groups.setdefault(key, (number, run_opts, []))[2].append((task, strategy, params))
     done: dict = {}
     for number, run_opts, members in groups.values():
@@ -286,6 +293,7 @@ def run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
     return [done[row] for row, _, _ in batch]
 
 
+@functools.lru_cache(maxsize=1)
 def _run_option_names() -> frozenset:
     import inspect
 
@@ -365,12 +373,20 @@ def instance_factory(cls):
     specs = collect_params(cls)
     name = cls.__name__
 
+    defaults = {key: spec.default for key, spec in specs.items()}
+    converted: dict = {}   # (name, type, value) -> the converted value: convert is pure
+
     def make(**given):
-        if any(key not in specs for key in given):
+        if not given.keys() <= specs.keys():
             return cls(**given)
-        values = {key: spec.default for key, spec in specs.items()}
+        values = dict(defaults)
         for key, value in given.items():
-            values[key] = specs[key].convert(value, name)
+            found = converted.get((key, type(value), value), converted)
+            if found is converted:
+                found = specs[key].convert(value, name)
+                if isinstance(value, (int, float, str, bool)) and len(converted) < 100_000:
+                    converted[(key, type(value), value)] = found
+            values[key] = found
         instance = cls.__new__(cls)
         instance.params = values
         for key, value in values.items():
@@ -793,7 +809,7 @@ def batch_arrays(signals, panel, n_sets: int, name: str) -> tuple:
 _EXECUTOR = None
 #: Fewest sets a thread of simulate is given (below it, the threads cost more than
 #: they save).
-SETS_PER_THREAD = 64
+SETS_PER_THREAD = 32
 
 
 def _in_threads(simulate, threads: int, open_, close, entries, exits, size, modes,
@@ -856,11 +872,12 @@ def _metric_rows(stats: dict, n: int, cash: float, ppy: float, risk_free: float,
     The formulas are StreamingMetrics.result()'s (the code compute_metrics runs),
     written elementwise over the sets in the same operations and order (numpy's
     elementwise arithmetic and square root round as Python's floats do, and
-    ``numpy.power`` is what result() calls); ``psr`` calls the same scalar code per
-    set, since Python's ``**`` and numpy's power may differ in the last bit.
+    ``numpy.power`` is what result() calls); ``psr``'s powers and ``erf`` are Python's,
+    per set (:func:`engine.analysis.stats.psr_from_moments_many`), since Python's ``**``
+    and numpy's power may differ in the last bit.
     """
     from engine.analysis.conventions import BENCHMARK_KEYS, METRIC_KEYS, per_bar_rate
-    from engine.analysis.stats import psr_from_moments
+    from engine.analysis.stats import _python_power, psr_from_moments_many
 
     nan = np.nan
     zero_spread = 1e-12
@@ -937,24 +954,18 @@ def _metric_rows(stats: dict, n: int, cash: float, ppy: float, risk_free: float,
                 out["alpha"] = np.where(returns_nan | ~np.isfinite(beta), nan, alpha)
             else:
                 out["beta"] = np.full(last.shape, nan)
-    psr = []
-    psr_bench = []
     m3_x, m4_x = stats["m3_x"], stats["m4_x"]
-    for j, value in enumerate(sharpe.tolist()):
-        m2 = float(m2_x[j])
-        if not math.isfinite(value) or n < 3 or m2 <= 0:
-            psr.append(nan)
-            psr_bench.append(nan)
-            continue
-        skew = math.sqrt(n) * float(m3_x[j]) / m2 ** 1.5
-        kurtosis = n * float(m4_x[j]) / m2 ** 2
-        psr.append(psr_from_moments(value / math.sqrt(ppy), n, skew, kurtosis, 0.0))
-        if bench is not None:
-            psr_bench.append(psr_from_moments(value / math.sqrt(ppy), n, skew, kurtosis,
-                                              b_sharpe))
-    out["psr"] = np.array(psr, dtype=np.float64)
+    # StreamingMetrics' psr: moments only where the Sharpe ratio is finite, n >= 3, m2 > 0
+    usable = np.isfinite(sharpe) & (m2_x > 0) & (n >= 3)
+    m2_usable = np.where(usable, m2_x, nan)   # Python's (-x) ** 1.5 would be complex
+    with np.errstate(all="ignore"):
+        skew = np.where(usable, math.sqrt(n) * m3_x / _python_power(m2_usable, 1.5), nan)
+        kurtosis = np.where(usable, n * m4_x / _python_power(m2_usable, 2), nan)
+        per_bar = sharpe / math.sqrt(ppy)
+    out["psr"] = np.where(usable, psr_from_moments_many(per_bar, n, skew, kurtosis, 0.0), nan)
     if bench is not None:
-        out["psr_benchmark"] = np.array(psr_bench, dtype=np.float64)
+        out["psr_benchmark"] = np.where(
+            usable, psr_from_moments_many(per_bar, n, skew, kurtosis, b_sharpe), nan)
     if bench is not None:
         for key in ("tracking_error", "information_ratio", "alpha"):
             out.setdefault(key, np.full(last.shape, nan))

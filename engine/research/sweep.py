@@ -345,10 +345,12 @@ def frame_of(plan: Plan, done: dict):
 
     rows = [task for task in plan.tasks if task[0] in done]
     metric_names: list[str] = list(known_metrics())
+    seen_keys = None
     for row, _, _ in rows:
         metrics = done[row][0]
-        if metrics:
+        if metrics and metrics.keys() != seen_keys:
             metric_names += [m for m in metrics if m not in metric_names]
+            seen_keys = metrics.keys()
     columns = {}
     for name in plan.names:
         column = name if name not in metric_names and name != "error" else f"param_{name}"

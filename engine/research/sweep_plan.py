@@ -178,15 +178,24 @@ def _converted(cls, sets: list[dict]) -> list[dict]:
     """Grid values converted to the parameters' types where they convert (``"5"`` → 5);
     a value that does not convert stays as given and fails as that set's error."""
     specs = cls.parameters()
+    seen: dict = {}   # (name, type, value) -> converted: a grid repeats each value often
     out = []
     for values in sets:
         row = {}
         for name, value in values.items():
             if name in specs:
-                try:
-                    value = specs[name].convert(value, cls.__name__)
-                except EngineError:
-                    pass
+                key = (name, type(value), value) if isinstance(value, (int, float, str)) \
+                    else None
+                found = seen.get(key, seen) if key is not None else seen
+                if found is seen:
+                    found = value
+                    try:
+                        found = specs[name].convert(value, cls.__name__)
+                    except EngineError:
+                        pass
+                    if key is not None:
+                        seen[key] = found
+                value = found
             row[name] = value
         out.append(row)
     return out

@@ -356,7 +356,7 @@ def batches(tasks: list, workers: int, largest: int = MAX_BATCH) -> list[list]:
 #: pass serve them all), and the most bars x sets (each float array of the batch's
 #: signals holds 8 bytes per cell).
 BATCHED_MAX = 512
-BATCHED_CELLS = 1 << 21
+BATCHED_CELLS = 1 << 19
 
 
 def batch_limit(plan: Plan) -> int:

@@ -8,7 +8,9 @@
 * each set's ``signals`` runs once, with the indicators of
   :mod:`engine.indicators` that its module calls memoised (:class:`IndicatorMemo`):
   ten distinct ``fast`` windows cost ten moving averages however many sets use
-  them;
+  them. A strategy with ``signals_batch`` gives the signals of all the group's sets
+  in one call instead (:func:`_hooked`), checked against ``signals`` and audited for
+  every parameter value not seen yet in the worker;
 * the signals of a group are stacked as ``(n_bars, n_sets, n_symbols)`` arrays and
   :func:`engine._core.batch.simulate` advances every set's account in one compiled
   loop, then computes the statistics behind the metrics; the metrics are finished

@@ -368,3 +368,37 @@ def test_small_batched_sweeps_run_in_this_process_unless_workers_are_asked(monke
         engine.sweep(sma, grid, data=bars, n_jobs=2, progress=False)       # asked: 2
     with pytest.raises(AssertionError, match="worker pool was started"):
         engine.sweep(sma, grid, data=bars, n_jobs=-1, progress=False, mode="event")
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux")
+                    or __import__("platform").libc_ver()[0] != "glibc", reason="glibc only")
+def test_freed_batch_memory_is_reused_instead_of_faulted_in_again():
+    import subprocess
+    import sys
+
+    script = textwrap.dedent('''
+        import resource, sys
+        import engine
+        from engine.data.synthetic import random_walk
+        from engine.research import batched
+        bars = random_walk(2520, seed=1)
+        grid = {"fast": list(range(2, 22)), "slow": list(range(30, 60, 2))}
+        sweep = lambda: engine.sweep("strategies/sma_cross.py", grid, data=bars, n_jobs=1,
+                                     progress=False, stats=False)
+        sweep()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        sweep()
+        print(batched.keep_freed_memory(),
+              resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    ''')
+    root = Path(__file__).resolve().parents[1]
+    faults = {}
+    for setting in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True,
+                             text=True, check=True,
+                             env={**__import__("os").environ, batched.MALLOC_ENV: setting})
+        made, count = out.stdout.split()
+        assert made == ("True" if setting == "1" else "False")
+        faults[setting] = int(count)
+    # 300 sets: several megabytes of signals per batch, mapped afresh without the setting
+    assert faults["1"] * 4 < faults["0"], faults

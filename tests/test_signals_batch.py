@@ -239,3 +239,16 @@ def test_sets_whose_own_signals_raise_get_their_own_error_rows(tmp_path):
     errors = frame["error"].to_list()
     assert [e is not None for e in errors] == [False, True, False, True]
     assert "13 is unlucky" in errors[1] and "13 is unlucky" in errors[3]
+
+
+def test_crossings_of_columns_stored_by_column_equal_the_row_layout():
+    rng = np.random.default_rng(6)
+    a = np.asfortranarray(rng.standard_normal((250, 7)))
+    b = np.asfortranarray(rng.standard_normal((250, 7)))
+    a[3::11] = b[3::11]                          # ties
+    a[:20, 2] = np.nan                           # a warm-up
+    up, down = crossings(a, b)
+    c_up, c_down = crossings(np.ascontiguousarray(a), np.ascontiguousarray(b))
+    assert np.array_equal(up, c_up) and np.array_equal(down, c_down)
+    s_up, _ = crossings(a, 0.0)
+    assert np.array_equal(s_up, crossings(np.ascontiguousarray(a), 0.0)[0])

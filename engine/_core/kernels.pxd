@@ -18,6 +18,7 @@ cpdef void ema_seeded(const double[:, ::1] x, const double[:, ::1] seed, double 
                       double[:, ::1] out)
 cpdef void wilder_rsi(const double[:, ::1] x, Py_ssize_t window, double[:, ::1] out)
 cpdef void cross_signs(const double[:, ::1] diff, signed char[:, ::1] out)
+cpdef void cross_signs_by_row(const double[:, ::1] diff, signed char[:, ::1] out)
 cpdef void hold_curve(const double[:, ::1] close, double part, double[::1] first,
                       double[::1] mark, double[::1] out)
 cpdef void block_sums(const double[:, ::1] prefix, const int64_t[:, ::1] starts,

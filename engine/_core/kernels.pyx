@@ -660,6 +660,26 @@ cpdef void cross_signs(const double[:, ::1] diff, signed char[:, ::1] out):
     free(last)
 
 
+cpdef void cross_signs_by_row(const double[:, ::1] diff, signed char[:, ::1] out):
+    """:func:`cross_signs` of ``diff.T``, written to ``out.T``: each row of ``diff`` is
+    one series of bars (the layout of :meth:`engine.strategy.parameter_sets.
+    ParameterSets.map`'s columns, stored set by set), read in the order it is stored.
+    """
+    if out.shape[0] != diff.shape[0] or out.shape[1] != diff.shape[1]:
+        raise ValueError("out must have the shape of diff")
+    cdef Py_ssize_t i, j
+    cdef int sign, before
+    cdef double d
+    with nogil:
+        for j in range(diff.shape[0]):
+            before = 0
+            for i in range(diff.shape[1]):
+                d = diff[j, i]
+                sign = (d > 0.0) - (d < 0.0)        # NaN compares false: 0
+                out[j, i] = <signed char>(sign * (sign * before < 0))
+                before = sign if sign != 0 else before
+
+
 # --------------------------------------------------------------------------------------
 # Buy-and-hold reference curve
 # --------------------------------------------------------------------------------------

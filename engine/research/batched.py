@@ -87,6 +87,47 @@ MAX_BARS = 1 << 16
 MEMO_ENTRIES = 512
 
 
+#: Environment switch: "0" leaves the C allocator's settings alone (see keep_freed_memory).
+MALLOC_ENV = "ENGINE_SWEEP_MALLOC"
+#: glibc's mallopt settings made by keep_freed_memory: the thresholds its own dynamic
+#: rule reaches once arrays of up to 32 MB have been freed (M_MMAP_THRESHOLD's maximum
+#: on 64-bit systems, and twice that for M_TRIM_THRESHOLD).
+MALLOC_SETTINGS = {-3: 32 << 20, -1: 64 << 20}   # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+_MALLOC_DONE: list = []
+
+
+def keep_freed_memory() -> bool:
+    """Let the process reuse the memory of freed large arrays (glibc only; once).
+
+    A batch's signals are several arrays of a few megabytes each, made and freed for
+    every batch. With glibc's default settings each one is mapped from the system
+    anew (or the heap is trimmed back after each batch), and every page of it faults
+    when first written: about 14,000 page faults for 1,000 sets of 2,520 bars, a fifth
+    of the sweep's time. With the thresholds of :data:`MALLOC_SETTINGS`, arrays below
+    32 MB come from the heap, and up to 64 MB of freed memory stays with the process
+    for the next batch. ``ENGINE_SWEEP_MALLOC=0`` leaves the allocator alone.
+    Returns whether the settings were made.
+    """
+    if _MALLOC_DONE:
+        return _MALLOC_DONE[0]
+    done = False
+    if os.environ.get(MALLOC_ENV, "1").strip().lower() not in ("0", "off", "false", "no") \
+            and sys.platform.startswith("linux"):
+        import platform
+
+        if platform.libc_ver()[0] == "glibc":
+            try:
+                import ctypes
+
+                mallopt = ctypes.CDLL(None).mallopt
+                done = all(mallopt(option, value) == 1
+                           for option, value in MALLOC_SETTINGS.items())
+            except (OSError, AttributeError):
+                done = False
+    _MALLOC_DONE.append(done)
+    return done
+
+
 def enabled() -> bool:
     """Whether sweeps batch vectorised strategies (``ENGINE_SWEEP_BATCHED``, default on)."""
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "off", "false", "no")
@@ -269,6 +310,7 @@ def run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
     if not cls.has_vector_path() or options.get("mode", "auto") == "event":
         COUNTS["alone"] += len(batch)
         return run_one(batch)
+    keep_freed_memory()
     options = dict(options)
     summaries = bool(options.pop(SUMMARY_OPTION, False))
     threads = int(options.pop(THREADS_OPTION, 1))

@@ -562,12 +562,34 @@ def _cross_signs(a, b, func: str) -> np.ndarray:
                 f"and a scalar.")
         flat = [x.reshape(shape[0], -1) if getattr(x, "ndim", 0) == 3 else x for x in (a, b)]
         return _cross_signs(flat[0], flat[1], func).reshape(shape)
+    by_row = _by_row(a, b)
+    if by_row is not None:
+        return by_row
     a, b = _pair(a, b, func, ("a", "b"), allow_scalar=True)
     with np.errstate(invalid="ignore"):
         diff = np.ascontiguousarray(np.subtract(a, b))
     signs = np.empty(diff.shape, dtype=np.int8)
     if diff.size:
         _kernels.cross_signs(_as_columns(diff), _as_columns(signs))
+    return signs
+
+
+def _by_row(a, b) -> np.ndarray | None:
+    """The signs of two float64 ``(n_bars, n_cols)`` arrays stored column by column
+    (Fortran order, as ``ParameterSets.map`` gives them), computed in that layout with
+    no transposing copy; None for any other input."""
+    arrays = [x for x in (a, b) if isinstance(x, np.ndarray) and x.ndim]
+    if not arrays or any(
+            x.ndim != 2 or x.dtype != np.float64 or not x.flags.f_contiguous
+            or x.flags.c_contiguous or x.shape != arrays[0].shape for x in arrays):
+        return None
+    if any(not isinstance(x, np.ndarray) and not isinstance(x, (int, float)) for x in (a, b)):
+        return None
+    with np.errstate(invalid="ignore"):
+        diff = np.subtract(a, b, order="F")
+    signs = np.empty(diff.shape, dtype=np.int8, order="F")
+    if diff.size:
+        _kernels.cross_signs_by_row(diff.T, signs.T)
     return signs
 
 

@@ -71,21 +71,22 @@ class _Columns:
         self.count = 0
 
     def add(self, key, result, func) -> None:
+        # Stored value by value ((values, n_bars, ...)): a column is copied in and taken
+        # out whole, and the columns handed out are views in Fortran order of that layout.
         parts = self._parts_of(result, func)
         if self.parts is None:
-            self.parts = [np.empty((p.shape[0], 8, *p.shape[1:]), dtype=p.dtype)
-                          for p in parts]
+            self.parts = [np.empty((8, *p.shape), dtype=p.dtype) for p in parts]
         if len(parts) != len(self.parts) or any(
-                p.shape[0] != m.shape[0] or p.shape[1:] != m.shape[2:] or p.dtype != m.dtype
+                p.shape != m.shape[1:] or p.dtype != m.dtype
                 for p, m in zip(parts, self.parts, strict=True)):
             raise StrategyError(
                 f"ParameterSets.map: {_name(func)} returned arrays of different shapes or "
                 f"types for different parameter values; map lays them side by side and needs "
                 f"the same shape each time")
-        if self.count == self.parts[0].shape[1]:
-            self.parts = [np.concatenate([m, np.empty_like(m)], axis=1) for m in self.parts]
+        if self.count == self.parts[0].shape[0]:
+            self.parts = [np.concatenate([m, np.empty_like(m)], axis=0) for m in self.parts]
         for p, m in zip(parts, self.parts, strict=True):
-            m[:, self.count] = p
+            m[self.count] = p
         self.index[key] = self.count
         self.count += 1
 
@@ -105,7 +106,7 @@ class _Columns:
         return out
 
     def take(self, columns: np.ndarray):
-        taken = [np.take(m, columns, axis=1) for m in self.parts]
+        taken = [np.moveaxis(m[columns], 0, 1) for m in self.parts]
         if self.named is None:
             return taken[0]
         if hasattr(self.named, "_fields"):

@@ -69,12 +69,21 @@ def test_sweep_local_every_core(benchmark, ten_years, sma_cross):
     record_sweep(benchmark, f"sweep, local, {cpu_count()} workers", frame.height, min(busy))
 
 
-def _timed_sweep(benchmark, data, strategy, grid, n_jobs, name, *, batched=True, rounds=ROUNDS):
+def _timed_sweep(benchmark, data, strategy, grid, n_jobs, name, *, batched=True, rounds=ROUNDS,
+                 first=False):
+    """``first``: every round as a process's first sweep of this strategy and data (the
+    batched path audits each parameter value then, and keeps the indicators it made);
+    otherwise later rounds reuse them, as repeated sweeps in one session do."""
     import os
+
+    from engine.research import batched as batched_path
 
     busy = []
 
     def sweep():
+        if first:
+            batched_path._AUDITED.clear()
+            batched_path._MEMO.for_panel(None)
         os.environ["ENGINE_SWEEP_BATCHED"] = "1" if batched else "0"
         try:
             cpu, wall = _cpu(), time.perf_counter()
@@ -99,6 +108,31 @@ def test_sweep_batched_one_process(benchmark, ten_years, sma_cross):
     _timed_sweep(benchmark, ten_years, sma_cross, GRID, 1, "batched, one process")
 
 
+def test_sweep_batched_one_process_first_sweep(benchmark, ten_years, sma_cross):
+    _timed_sweep(benchmark, ten_years, sma_cross, GRID, 1,
+                 "batched, one process, first sweep (audits every value)", first=True)
+
+
 def test_sweep_10k_sets_batched_every_core(benchmark, ten_years, sma_cross):
+    # n_jobs=-1: one process (threads for the compiled pass) below 15,000 sets per worker
     _timed_sweep(benchmark, ten_years, sma_cross, GRID_10K, -1,
-                 f"10,000 sets, batched, {cpu_count()} workers")
+                 "10,000 sets, batched, n_jobs=-1 (every core), first sweep", first=True)
+
+
+def test_sweep_batched_one_process_signals_per_set(benchmark, ten_years, sma_cross):
+    """The same sets with signals called per set (signals_batch removed): what the hook
+    saves, in the same run."""
+    from engine.strategy.base import Strategy
+
+    class PerSet(sma_cross):
+        signals_batch = Strategy.signals_batch   # back to the default: no hook
+
+    PerSet.__module__ = sma_cross.__module__     # its indicator calls are memoised as well
+    assert not PerSet.has_batch_path()
+    _timed_sweep(benchmark, ten_years, PerSet, GRID, 1,
+                 "batched, one process, signals per set (no signals_batch)")
+
+
+def test_sweep_10k_sets_batched_two_workers(benchmark, ten_years, sma_cross):
+    _timed_sweep(benchmark, ten_years, sma_cross, GRID_10K, 2,
+                 "10,000 sets, batched, 2 worker processes")

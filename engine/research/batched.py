@@ -85,6 +85,8 @@ THREADS_OPTION = "_threads"
 MAX_BARS = 1 << 16
 #: Results the indicator memo keeps per worker process.
 MEMO_ENTRIES = 512
+#: Memory ParameterSets.map's kept columns may hold per worker process (then emptied).
+COLUMNS_BYTES = 256 << 20
 
 
 #: Environment switch: "0" leaves the C allocator's settings alone (see keep_freed_memory).
@@ -312,6 +314,34 @@ def run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
         COUNTS["alone"] += len(batch)
         return run_one(batch)
     keep_freed_memory()
+    with no_cyclic_gc():
+        return _run_batched(cls, panels, options, batch, run_one, outcome)
+
+
+class no_cyclic_gc:  # noqa: N801 - a context manager, named as one
+    """The cyclic garbage collector paused (then restored as it was).
+
+    A batch makes a few objects per set (rows, parameter dicts) that hold no cycles;
+    left on, the collector would walk them, and at times every object of the process
+    (a notebook's whole heap), several times per batch. Reference counting frees them
+    as usual; cycles made meanwhile are collected once the collector is back on.
+    """
+
+    def __enter__(self):
+        import gc
+
+        self.was = gc.isenabled()
+        gc.disable()
+        return self
+
+    def __exit__(self, *exc):
+        import gc
+
+        if self.was:
+            gc.enable()
+
+
+def _run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
     options = dict(options)
     summaries = bool(options.pop(SUMMARY_OPTION, False))
     threads = int(options.pop(THREADS_OPTION, 1))
@@ -638,6 +668,8 @@ def _hooked(cls, panel, members: list, make, memo: IndicatorMemo, audit: str, ne
     if entry[2]:        # a leak was found here: every set is audited on the per-set path
         alone.extend(tasks)
         return [], None, None
+    if sum(store.nbytes for store in memo.columns.values()) > COLUMNS_BYTES:
+        memo.columns.clear()       # many distinct values of long data: start afresh
     sets = ParameterSets([instance.params for _, _, instance in valid], cache=memo.columns)
     try:
         signals = cls.signals_batch(VectorData(panel), sets)

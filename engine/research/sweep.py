@@ -341,6 +341,13 @@ def sort_rows(frame, metric: str):
 
 def frame_of(plan: Plan, done: dict):
     """One row per finished task, in grid order: parameters, metrics, ``error``."""
+    from engine.research.batched import no_cyclic_gc
+
+    with no_cyclic_gc():
+        return _frame_of(plan, done)
+
+
+def _frame_of(plan: Plan, done: dict):
     import polars as pl
 
     rows = [task for task in plan.tasks if task[0] in done]

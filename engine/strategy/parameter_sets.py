@@ -105,6 +105,10 @@ class _Columns:
             out.append(part)
         return out
 
+    @property
+    def nbytes(self) -> int:
+        return sum(m.nbytes for m in self.parts) if self.parts is not None else 0
+
     def take(self, columns: np.ndarray):
         taken = [np.moveaxis(m[columns], 0, 1) for m in self.parts]
         if self.named is None:

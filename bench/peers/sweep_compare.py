@@ -5,8 +5,12 @@ moving averages, signals, the simulation of every set, and its Sharpe ratio.
 
 * engine, batched: ``engine.sweep(strategies/sma_cross.py, grid, n_jobs=...,
   stats=False)`` (no deflated Sharpe ratios or PBO, which vectorbt does not compute), the
-  default (vectorised strategies run as columns of one compiled pass); with
-  ``n_jobs=2`` the time includes starting the worker processes.
+  default (vectorised strategies run as columns of one compiled pass, and
+  ``sma_cross`` gives the signals of a batch in one ``signals_batch`` call); with
+  ``n_jobs=2`` the time includes starting the worker processes. In one process, a
+  repeat sweep of the same data reuses the look-ahead audit of each parameter value
+  and the averages the first one made; "first sweep" rows clear both before each
+  round, as a fresh process would have them.
 * engine, per set: the same sweep with ``ENGINE_SWEEP_BATCHED=0`` (one ``engine.run``
   per set).
 * vectorbt: ``vbt.MA.run`` over the distinct windows (one broadcast call each for the
@@ -131,9 +135,15 @@ def engine_trades(panel, fast: int, slow: int) -> list[tuple]:
     return out
 
 
-def engine_sweep(panel, jobs: int, batched: bool):
+def engine_sweep(panel, jobs: int, batched: bool, first: bool = False):
+    """``first``: as a process's first sweep of this strategy and data (every parameter
+    value audited, no indicator kept from an earlier sweep); otherwise a repeat."""
     import engine
+    from engine.research import batched as batched_path
 
+    if first:
+        batched_path._AUDITED.clear()
+        batched_path._MEMO.for_panel(None)
     os.environ["ENGINE_SWEEP_BATCHED"] = "1" if batched else "0"
     try:
         # stats=False: the deflated Sharpe ratios and the PBO are not part of the
@@ -206,7 +216,11 @@ def main(argv=None) -> int:
     rows.append((f"engine, batched, n_jobs={args.jobs}", seconds))
     assert frame["error"].null_count() == n_sets
     seconds, _ = best_of(lambda: engine_sweep(panel, 1, True), args.rounds)
-    rows.append(("engine, batched, n_jobs=1", seconds))
+    rows.append(("engine, batched, n_jobs=1 (a repeat sweep)", seconds))
+    seconds, _ = best_of(lambda: engine_sweep(panel, 1, True, first=True), args.rounds)
+    rows.append(("engine, batched, n_jobs=1, first sweep (audits every value)", seconds))
+    seconds, _ = best_of(lambda: engine_sweep(panel, -1, True, first=True), args.rounds)
+    rows.append(("engine.sweep default (n_jobs=-1), first sweep", seconds))
     seconds, per_set = best_of(lambda: engine_sweep(panel, args.jobs, False), args.per_set_rounds)
     rows.append((f"engine, per set, n_jobs={args.jobs}", seconds))
     same_rows = per_set.equals(frame, null_equal=True)

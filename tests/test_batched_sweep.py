@@ -213,7 +213,7 @@ def test_sma_cross_on_sp500_equals_runs_alone():
 def test_event_strategy_and_unsupported_options_take_the_per_set_path(flex, monkeypatch):
     data = random_walk(200, seed=1)
     calls = []
-    monkeypatch.setattr(batched, "_run_group", lambda *a: calls.append(a) or [])
+    monkeypatch.setattr(batched, "_start_group", lambda *a: calls.append(a) or (lambda: []))
     plan = prepare("strategies/fear_contrarian.py", [{}], None, {})
     assert not plan.cls.has_vector_path() or True
     for options in ({"mode": "event"},):
@@ -402,3 +402,18 @@ def test_freed_batch_memory_is_reused_instead_of_faulted_in_again():
         faults[setting] = int(count)
     # 300 sets: several megabytes of signals per batch, mapped afresh without the setting
     assert faults["1"] * 4 < faults["0"], faults
+
+
+def test_sets_split_across_threads_give_the_rows_of_one_pass():
+    from engine.research.sweep_plan import THREADS_OPTION
+
+    data = _with_ties(random_walk(400, 2, seed=12))
+    plan = prepare("strategies/sma_cross.py",
+                   parameter_sets({"fast": list(range(2, 22)), "slow": list(range(23, 33))}),
+                   data, {"commission": 0.001})
+    one = run_batch(plan.cls, plan.panels, {**plan.options, THREADS_OPTION: 1}, plan.tasks)
+    three = run_batch(plan.cls, plan.panels, {**plan.options, THREADS_OPTION: 3}, plan.tasks)
+    assert len(plan.tasks) == 200 and 200 // batched.SETS_PER_THREAD >= 3
+    for a, b in zip(one, three, strict=True):
+        assert a.error is None and b.error is None
+        assert _same_metrics(a.metrics, b.metrics)

@@ -313,9 +313,26 @@ def run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
     if not cls.has_vector_path() or options.get("mode", "auto") == "event":
         COUNTS["alone"] += len(batch)
         return run_one(batch)
+    return start_batched(cls, panels, options, batch, run_one, outcome)()
+
+
+def start_batched(cls, panels, options: dict, batch, run_one, outcome):
+    """:func:`run_batched` in two halves: the signals now, the simulation in threads;
+    returns ``finish()``, which waits for it and gives the outcomes. A sweep in one
+    process starts the next task's signals while this one's simulation runs."""
+    if not cls.has_vector_path() or options.get("mode", "auto") == "event":
+        COUNTS["alone"] += len(batch)
+        outcomes = run_one(batch)
+        return lambda: outcomes
     keep_freed_memory()
     with no_cyclic_gc():
-        return _run_batched(cls, panels, options, batch, run_one, outcome)
+        finish = _start_batched(cls, panels, options, batch, run_one, outcome)
+
+    def finished() -> list:
+        with no_cyclic_gc():
+            return finish()
+
+    return finished
 
 
 class no_cyclic_gc:  # noqa: N801 - a context manager, named as one
@@ -341,7 +358,7 @@ class no_cyclic_gc:  # noqa: N801 - a context manager, named as one
             gc.enable()
 
 
-def _run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
+def _start_batched(cls, panels, options: dict, batch, run_one, outcome):
     options = dict(options)
     summaries = bool(options.pop(SUMMARY_OPTION, False))
     threads = int(options.pop(THREADS_OPTION, 1))
@@ -360,12 +377,18 @@ def _run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
         key = (number, repr(sorted(run_opts.items(), key=lambda item: item[0]))
                if run_opts is not base_run else None)
         groups.setdefault(key, (number, run_opts, []))[2].append((task, strategy, params))
-    done: dict = {}
-    for number, run_opts, members in groups.values():
-        for result in _run_group(cls, panels[number], run_opts, members, run_one, outcome,
-                                 summaries, threads):
-            done[result[0]] = result
-    return [done[row] for row, _, _ in batch]
+    started = [_start_group(cls, panels[number], run_opts, members, run_one, outcome,
+                            summaries, threads)
+               for number, run_opts, members in groups.values()]
+
+    def finish() -> list:
+        done: dict = {}
+        for group in started:
+            for result in group():
+                done[result[0]] = result
+        return [done[row] for row, _, _ in batch]
+
+    return finish
 
 
 @functools.lru_cache(maxsize=1)
@@ -512,6 +535,19 @@ def _other_fields_set(signals) -> bool:
 
 def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
                summaries: bool = False, threads: int = 1) -> list:
+    """One group's outcomes (:func:`_start_group`, finished)."""
+    return _start_group(cls, panel, run_opts, members, run_one, outcome, summaries,
+                        threads)()
+
+
+def _now(outcomes: list):
+    return lambda: outcomes
+
+
+def _start_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
+                 summaries: bool = False, threads: int = 1):
+    """A group's signals, and its simulation started in threads; returns ``finish()``
+    (the outcomes, in any order)."""
     from engine._core.batch import SIZE_MODES, STAT_NAMES, simulate
     from engine._core.broker import Broker
     from engine._core.loop import Cursor
@@ -526,7 +562,7 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
     close = panel.fields["close"]
     if settings is None or not 0 < panel.n_bars <= MAX_BARS or not np.isfinite(close).all():
         COUNTS["alone"] += len(tasks)
-        return run_one(tasks)
+        return _now(run_one(tasks))
     try:  # what engine.run refuses, it refuses with its own message on the per-set path
         audit = check_audit(run_opts.get("audit", "cuts"))
         check_commission(run_opts.get("commission", 0.0))
@@ -553,7 +589,7 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
             raise ValueError("benchmark not finite")
     except Exception:
         COUNTS["alone"] += len(tasks)
-        return run_one(tasks)
+        return _now(run_one(tasks))
 
     strict = bool(run_opts.get("strict", False))
     kept, entries, exits, sizes, modes, directions, alone = [], [], [], [], [], [], []
@@ -609,9 +645,9 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
         stacked = (np.stack(entries, axis=1), np.stack(exits, axis=1),
                    np.stack(sizes, axis=1), np.asarray(modes, dtype=np.int8),
                    np.asarray(directions, dtype=np.int8))
+    simulated = None
     if kept:
-        n = panel.n_bars
-        stats_rows, curves = _in_threads(
+        simulated = _in_threads(
             simulate, threads,
             np.ascontiguousarray(panel.fields["open"]), np.ascontiguousarray(close),
             *stacked,
@@ -621,20 +657,29 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
             bench_m2=0.0 if bench is None else bench["m2"], keep_equity=summaries,
             **{k: v for k, v in account.items()},
         )
-        stats = dict(zip(STAT_NAMES, stats_rows, strict=True))
-        rows = _metric_rows(stats, n, settings["cash"], ppy, risk_free, bench)
-        extras = _summaries(curves, settings["cash"]) if summaries else None
-        for j, task in enumerate(kept):
-            if stats["outside"][j] or (strict and stats["rejected"][j]):
-                alone.append(task)
-                continue
-            out.append(outcome(task[0], rows[j], None,
-                               None if extras is None else extras[j]))
-    COUNTS["batched"] += len(out)
-    if alone:
-        COUNTS["alone"] += len(alone)
-        out.extend(run_one(alone))
-    return out
+
+    def finish() -> list:
+        if simulated is not None:
+            n = panel.n_bars
+            stats_rows, curves = simulated()
+            stats = dict(zip(STAT_NAMES, stats_rows, strict=True))
+            rows = _metric_rows(stats, n, settings["cash"], ppy, risk_free, bench)
+            extras = _summaries(curves, settings["cash"]) if summaries else None
+            ran = 0
+            for j, task in enumerate(kept):
+                if stats["outside"][j] or (strict and stats["rejected"][j]):
+                    alone.append(task)
+                    continue
+                out.append(outcome(task[0], rows[j], None,
+                                   None if extras is None else extras[j]))
+                ran += 1
+            COUNTS["batched"] += ran
+        if alone:
+            COUNTS["alone"] += len(alone)
+            out.extend(run_one(alone))
+        return out
+
+    return finish
 
 
 def _hooked(cls, panel, members: list, make, memo: IndicatorMemo, audit: str, new_broker,
@@ -891,21 +936,21 @@ SETS_PER_THREAD = 32
 
 def _in_threads(simulate, threads: int, open_, close, entries, exits, size, modes,
                 directions, *args, **kwargs):
-    """``simulate(...)`` on column ranges of the sets in ``threads`` threads (it releases
-    the GIL for its loops), joined: the same numbers, since sets are independent.
+    """``simulate(...)`` started on column ranges of the sets in up to ``threads``
+    threads (it releases the GIL for its loops); returns ``result()``, which waits and
+    joins them: the same numbers, since sets are independent.
 
     The first output (statistics, one column per set) is joined along its columns, the
     others (one row per set, or None) along their rows."""
     global _EXECUTOR
     n_sets = entries.shape[1]
-    parts = min(threads, n_sets // SETS_PER_THREAD)
-    if parts <= 1:
-        return simulate(open_, close, entries, exits, size, modes, directions, *args,
-                        **kwargs)
-    if _EXECUTOR is None or _EXECUTOR._max_workers < parts:
+    parts = max(1, min(threads, n_sets // SETS_PER_THREAD))
+    if _EXECUTOR is None or _EXECUTOR._max_workers < max(2, parts):
         from concurrent.futures import ThreadPoolExecutor
 
-        _EXECUTOR = ThreadPoolExecutor(max_workers=parts, thread_name_prefix="engine-sweep")
+        # at least two: one simulates while the caller prepares the next task's signals
+        _EXECUTOR = ThreadPoolExecutor(max_workers=max(2, parts),
+                                       thread_name_prefix="engine-sweep")
     edges = np.linspace(0, n_sets, parts + 1).astype(int)
 
     def chunk(a: int, b: int):
@@ -914,12 +959,24 @@ def _in_threads(simulate, threads: int, open_, close, entries, exits, size, mode
                         np.ascontiguousarray(modes[a:b]), np.ascontiguousarray(directions[a:b]),
                         *args, **kwargs)
 
-    results = list(_EXECUTOR.map(chunk, edges[:-1], edges[1:]))
-    out = [np.concatenate([r[0] for r in results], axis=1)]
-    for i in range(1, len(results[0])):
-        pieces = [r[i] for r in results]
-        out.append(None if pieces[0] is None else np.concatenate(pieces, axis=0))
-    return tuple(out)
+    if parts == 1:
+        futures = [_EXECUTOR.submit(simulate, open_, close, entries, exits, size, modes,
+                                    directions, *args, **kwargs)]
+    else:
+        futures = [_EXECUTOR.submit(chunk, a, b) for a, b in zip(edges[:-1], edges[1:],
+                                                                   strict=True)]
+
+    def result():
+        results = [future.result() for future in futures]
+        if len(results) == 1:
+            return results[0]
+        out = [np.concatenate([r[0] for r in results], axis=1)]
+        for i in range(1, len(results[0])):
+            pieces = [r[i] for r in results]
+            out.append(None if pieces[0] is None else np.concatenate(pieces, axis=0))
+        return tuple(out)
+
+    return result
 
 
 def _summaries(curves, cash: float) -> np.ndarray:

@@ -53,6 +53,7 @@ from engine.research.sweep_plan import (
     record,
     resolve_ref,
     run_batch,
+    start_batch,
 )
 
 #: Metrics added by :func:`engine.run` beyond :data:`engine.analysis.metrics.METRIC_KEYS`.
@@ -153,8 +154,15 @@ def run_local(plan: Plan, n_jobs, advance: Callable[[int], None]) -> dict:
     options = {**plan.options, THREADS_OPTION: max(1, cpu_count() // workers)}
     if workers == 1:
         try:
+            # one task's simulation runs in threads while the next one's signals are made
+            pending = None
             for batch in batches(plan.tasks, 1, batch_limit(plan)):
-                advance(record(plan, done, run_batch(plan.cls, plan.panels, options, batch)))
+                started = start_batch(plan.cls, plan.panels, options, batch)
+                if pending is not None:
+                    advance(record(plan, done, pending()))
+                pending = started
+            if pending is not None:
+                advance(record(plan, done, pending()))
         except KeyboardInterrupt:
             raise _Interrupted(done, "interrupted") from None
         return done

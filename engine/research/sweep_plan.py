@@ -305,6 +305,19 @@ def run_batch(cls, panels, options: dict, batch) -> list[SetOutcome]:
     return run_each(cls, panels, options, batch)
 
 
+def start_batch(cls, panels, options: dict, batch):
+    """:func:`run_batch` started: returns ``finish()`` giving its outcomes. A batched
+    task's simulation runs in threads until then (:func:`engine.research.batched.
+    start_batched`), so the caller can prepare the next task meanwhile."""
+    from engine.research import batched
+
+    if batched.enabled():
+        return batched.start_batched(cls, panels, options, batch,
+                                     partial(run_each, cls, panels, options), SetOutcome)
+    outcomes = run_each(cls, panels, options, batch)
+    return lambda: outcomes
+
+
 def run_each(cls, panels, options: dict, batch) -> list[SetOutcome]:
     """:func:`run_batch` one set at a time, through :func:`engine.run`.
 

@@ -30,6 +30,7 @@ _EXPORTS = {
     "compare": "engine.research.compare:compare",
     "sweep": "engine.research.sweep:sweep",
     "walk_forward": "engine.research.walk_forward:walk_forward",
+    "check_signals_batch": "engine.research.check:check_signals_batch",
     "Result": "engine.backtest.result:Result",
     "Strategy": "engine.strategy.base:Strategy",
     "Signals": "engine.strategy.base:Signals",

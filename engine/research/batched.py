@@ -85,8 +85,10 @@ THREADS_OPTION = "_threads"
 MAX_BARS = 1 << 16
 #: Results the indicator memo keeps per worker process.
 MEMO_ENTRIES = 512
-#: Memory ParameterSets.map's kept columns may hold per worker process (then emptied).
+#: Memory ParameterSets.map's kept columns may hold per worker process, and how many
+#: functions' columns (then emptied: a function made per batch is never found again).
 COLUMNS_BYTES = 256 << 20
+COLUMNS_STORES = 64
 
 
 #: Environment switch: "0" leaves the C allocator's settings alone (see keep_freed_memory).
@@ -359,6 +361,9 @@ class no_cyclic_gc:  # noqa: N801 - a context manager, named as one
 
 
 def _start_batched(cls, panels, options: dict, batch, run_one, outcome):
+    # The caller's options object is the same for every task of one sweep (in this
+    # process, or in a pool worker): a signals_batch failure applies to that sweep only.
+    token = options
     options = dict(options)
     summaries = bool(options.pop(SUMMARY_OPTION, False))
     threads = int(options.pop(THREADS_OPTION, 1))
@@ -378,7 +383,7 @@ def _start_batched(cls, panels, options: dict, batch, run_one, outcome):
                if run_opts is not base_run else None)
         groups.setdefault(key, (number, run_opts, []))[2].append((task, strategy, params))
     started = [_start_group(cls, panels[number], run_opts, members, run_one, outcome,
-                            summaries, threads)
+                            summaries, threads, token)
                for number, run_opts, members in groups.values()]
 
     def finish() -> list:
@@ -537,7 +542,7 @@ def _run_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
                summaries: bool = False, threads: int = 1) -> list:
     """One group's outcomes (:func:`_start_group`, finished)."""
     return _start_group(cls, panel, run_opts, members, run_one, outcome, summaries,
-                        threads)()
+                        threads, object())()
 
 
 def _now(outcomes: list):
@@ -545,7 +550,7 @@ def _now(outcomes: list):
 
 
 def _start_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
-                 summaries: bool = False, threads: int = 1):
+                 summaries: bool = False, threads: int = 1, sweep_token=None):
     """A group's signals, and its simulation started in threads; returns ``finish()``
     (the outcomes, in any order)."""
     from engine._core.batch import SIZE_MODES, STAT_NAMES, simulate
@@ -596,14 +601,16 @@ def _start_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
     make = instance_factory(cls)
     shape = (panel.n_bars, panel.n_symbols)
     no_size = np.zeros((1, panel.n_symbols))
-    out, stacked = [], None
+    out, stacked, note, noted = [], None, None, frozenset()
     if cls.has_batch_path() and not _audit_entry(cls, panel)[2]:
-        kept, stacked, failed = _hooked(cls, panel, members, make, memo, audit, new_broker,
-                                        alone)
-        if failed is not None:           # the hook failed or disagrees: its sets say so
+        kept, stacked, failed, fallback, note = _hooked(
+            cls, panel, members, make, memo, audit, new_broker, alone, sweep_token)
+        if failed is not None:           # the hook disagrees or is malformed: its sets say so
             message, tasks = failed
             out = [outcome(task[0], None, message) for task in tasks]
-        members = []
+        members = fallback or []         # the hook raised, or a leak: signals per set
+        if note:
+            noted = frozenset(task[0] for task, _, _ in members)
     with _Patched(cls, memo):
         for task, strategy, params in members:
             try:
@@ -677,21 +684,35 @@ def _start_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
         if alone:
             COUNTS["alone"] += len(alone)
             out.extend(run_one(alone))
+        if note:
+            return [o._replace(note=note) if o.row in noted else o for o in out]
         return out
 
     return finish
 
 
 def _hooked(cls, panel, members: list, make, memo: IndicatorMemo, audit: str, new_broker,
-            alone: list):
+            alone: list, sweep_token):
     """The signals of a group's sets from one ``cls.signals_batch`` call, checked.
 
-    Returns ``(kept, stacked, failed)``: the tasks simulated, ``simulate``'s signal
-    arguments for them, and ``(message, tasks)`` when the hook raised, returned
-    something malformed or disagreed with ``signals`` (those sets' rows are errors).
-    Sets whose parameters are invalid, or whose own ``signals`` raise or place orders,
-    are appended to ``alone`` (the per-set path gives their rows).
+    Returns ``(kept, stacked, failed, fallback, note)``: the tasks simulated and
+    ``simulate``'s signal arguments for them; ``(message, tasks)`` when the hook
+    disagreed with ``signals`` or returned something malformed (those sets' rows are
+    errors, and every later group's of this sweep in this worker); ``fallback``, the
+    members to run with ``signals`` per set instead (the hook raised, or a leak was
+    found), with ``note`` saying why. Sets whose parameters are invalid, or whose own
+    ``signals`` raise or place orders, are appended to ``alone`` (the per-set path
+    gives their rows).
+
+    Checked: every set with a parameter value whose columns were not compared with its
+    own ``signals`` yet in this worker, and (``audit="cuts"``) every set with a value
+    not audited yet, whose own ``signals`` are audited by cuts as ``engine.run`` does.
+    A set whose values were all checked in other sets takes the hook's columns
+    unchecked: a hook that is wrong only for some combinations of checked values goes
+    through (:func:`engine.research.check.check_signals_batch` compares every set).
     """
+    import inspect
+
     from engine._core.loop import Cursor
     from engine.errors import LookAheadError
     from engine.strategy.base import VectorData
@@ -704,58 +725,56 @@ def _hooked(cls, panel, members: list, make, memo: IndicatorMemo, audit: str, ne
         except Exception:
             alone.append(task)
     if not valid:
-        return [], None, None
+        return [], None, None, None, None
     tasks = [task for task, _, _ in valid]
     name = cls.__name__
     entry = _audit_entry(cls, panel)
-    if entry[3] is not None:
-        return [], None, (entry[3], tasks)
-    if entry[2]:        # a leak was found here: every set is audited on the per-set path
-        alone.extend(tasks)
-        return [], None, None
-    if sum(store.nbytes for store in memo.columns.values()) > COLUMNS_BYTES:
+    if entry[3] is not None and entry[3][1] is sweep_token:
+        return [], None, (entry[3][0], tasks), None, None
+    if entry[2]:        # a leak was found here: every set is audited, signals per set
+        return [], None, None, members, None
+    if not isinstance(inspect.getattr_static(cls, "signals_batch"), classmethod):
+        return [], None, None, members, (
+            f"{name}.signals_batch is not a classmethod: add @classmethod above "
+            f"`def signals_batch(cls, data, sets)`; the sets ran signals one by one")
+    if sum(store.nbytes for store in memo.columns.values()) > COLUMNS_BYTES \
+            or len(memo.columns) > COLUMNS_STORES:
         memo.columns.clear()       # many distinct values of long data: start afresh
-    sets = ParameterSets([instance.params for _, _, instance in valid], cache=memo.columns)
+    sets = ParameterSets([_parameters_of(instance) for _, _, instance in valid],
+                         cache=memo.columns)
     try:
         signals = cls.signals_batch(VectorData(panel), sets)
+    except Exception as exc:
+        return [], None, None, members, (
+            f"{name}.signals_batch raised {_located(exc)} on a batch of {len(valid)} "
+            f"parameter sets; those sets ran signals one by one")
+    try:
         stacked = batch_arrays(signals, panel, len(valid), name)
     except Exception as exc:
-        return [], None, (f"{name}.signals_batch failed on a batch of {len(valid)} parameter "
-                          f"sets: {type(exc).__name__}: {exc}. Fix it, or remove it (the "
-                          f"sweep then calls signals once per set)", tasks)
-    # The sets with a parameter value not checked yet in this worker: their columns are
-    # audited (one signals_batch call per cut for all of them) and compared with their
-    # own signals.
-    checks, audited_pairs, seen = [], set(), set(entry[4])
+        entry[3] = (f"{exc}. Fix signals_batch, or remove it (the sweep then calls "
+                    f"signals once per set)", sweep_token)
+        return [], None, (entry[3][0], tasks), None, None
+    work, checked, audited = [], set(entry[4]), set(entry[1])
     for j, (_, params, _) in enumerate(valid):
         pairs = {(key, repr(value)) for key, value in params.items()} or {("", "")}
-        if not pairs <= seen:
-            seen |= pairs
-            checks.append((j, pairs))
-            if audit == "cuts" and not pairs <= entry[1]:
-                audited_pairs |= pairs
-    if audited_pairs:
-        columns = [j for j, _ in checks]
-        try:
-            _audit_hook(cls, panel, [valid[j][2].params for j in columns], stacked, columns,
-                        memo)
-        except LookAheadError:
-            _audited(cls, panel, set(), True)   # from now on every set is audited here
-            alone.extend(tasks)
-            return [], None, None
-        except Exception:
-            alone.extend(tasks)                 # the per-set path gives each its row
-            return [], None, None
-        _audited(cls, panel, audited_pairs, False)
+        audit_it = audit == "cuts" and not pairs <= audited
+        if audit_it or not pairs <= checked:
+            checked |= pairs
+            if audit_it:
+                audited |= pairs
+            work.append((j, pairs, audit_it))
     drop = []
     with _Patched(cls, memo):
-        for j, pairs in checks:
+        for j, pairs, audit_it in work:
             instance = valid[j][2]
             params = valid[j][1]
             broker = new_broker()
             try:
                 instance._bind(panel, broker, Cursor(), audit=audit)
-                own = _own_signals(instance, panel, "off")
+                own = _own_signals(instance, panel, "cuts" if audit_it else "off")
+            except LookAheadError:
+                _audited(cls, panel, set(), True)   # every later set is audited here
+                return [], None, None, members, None
             except Exception:
                 drop.append(j)
                 continue
@@ -769,68 +788,52 @@ def _hooked(cls, panel, members: list, make, memo: IndicatorMemo, audit: str, ne
                             f"{shown}: {difference}. A sweep's row must be what engine.run "
                             f"gives that set. Fix signals_batch (column j of its arrays is set "
                             f"j of the batch), or remove it (the sweep then calls signals once "
-                            f"per set)")
-                return [], None, (entry[3], tasks)
+                            f"per set)", sweep_token)
+                return [], None, (entry[3][0], tasks), None, None
             entry[4].update(pairs)
+            if audit_it:
+                _audited(cls, panel, pairs, False)
     if drop:
         alone.extend(valid[j][0] for j in drop)
         keep = np.setdiff1d(np.arange(len(valid)), drop)
         if not keep.size:
-            return [], None, None
+            return [], None, None, None, None
         stacked = tuple(np.ascontiguousarray(a[:, keep] if a.ndim == 3 else a[keep])
                         for a in stacked)
         tasks = [tasks[j] for j in keep.tolist()]
     COUNTS["signals_batch"] += len(tasks)
-    return tasks, stacked, None
+    return tasks, stacked, None, None, None
+
+
+def _parameters_of(instance) -> dict:
+    """A set's parameters as its ``signals`` sees them on ``self`` (``validate`` may
+    have changed them)."""
+    return {name: getattr(instance, name, value) for name, value in instance.params.items()}
+
+
+def _located(exc: BaseException) -> str:
+    """``KeyError: 'oops' (strat.py, line 12, in signals_batch)``: the error and the
+    last line of the strategy's code it went through."""
+    import traceback
+
+    engine_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not os.path.abspath(f.filename).startswith(engine_dir)]
+    where = f" ({frames[-1].filename}, line {frames[-1].lineno}, in {frames[-1].name})" \
+        if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def _own_signals(instance, panel, mode: str):
     """A set's own ``signals`` (``(signals, entries, exits, size)``), converted as the
-    per-set path converts them."""
-    from engine.backtest.run import _signal_arrays
+    per-set path converts them, and audited by cuts with ``mode="cuts"``."""
+    from engine.backtest.run import _signal_arrays, _vector_signals
     from engine.strategy.base import VectorData
 
+    if mode == "cuts":
+        return _vector_signals(instance, panel, "cuts")
     signals = instance.signals(VectorData(panel))
     return (signals, *_signal_arrays(signals, panel, type(instance).__name__)[:3])
-
-
-def _audit_hook(cls, panel, params: list[dict], stacked: tuple, columns: list[int],
-                memo: IndicatorMemo) -> None:
-    """The look-ahead audit of ``signals`` (:func:`engine.backtest.run._checked_signals`:
-    the same cuts) applied to ``signals_batch`` for the sets at ``columns``: recomputed
-    on each prefix for those sets at once, its arrays must not change up to the cut.
-    Raises ``LookAheadError`` at the first difference."""
-    from engine.errors import LookAheadError
-    from engine.strategy.base import VectorData
-    from engine.strategy.lookahead import audit_prefixes, cut_points, gap_rows
-    from engine.strategy.parameter_sets import ParameterSets
-
-    key = ("cuts", panel.n_bars)
-    if key not in memo.derived:
-        memo.derived[key] = cut_points(panel.n_bars, "cuts", seed=(panel.n_symbols,),
-                                       gaps=gap_rows(panel.fields.values()))
-    cuts = memo.derived[key]
-    name = cls.__name__
-    m, k = len(columns), panel.n_symbols
-    pick = np.asarray(columns, dtype=np.intp)
-    whole = [a[:, pick].reshape(a.shape[0], m * k) for a in stacked[:3]]
-    settings = (stacked[3][pick], stacked[4][pick])
-
-    def on_prefix(cut: int):
-        head = panel.view(0, cut)
-        early = batch_arrays(cls.signals_batch(VectorData(head), ParameterSets(params)),
-                             head, m, name)
-        if not all(np.array_equal(a, b) for a, b in zip(settings, early[3:], strict=True)):
-            raise LookAheadError(f"{name}.signals_batch reads the future: its size_type or "
-                                 f"direction change when the data stops at bar {cut - 1}")
-        return [a.reshape(a.shape[0], m * k) for a in early[:3]]
-
-    def describe(part, row, col, cut, full, prefix):
-        return (f"{name}.signals_batch reads the future: {('entries', 'exits', 'size')[part]} "
-                f"of set {params[col // k]} at bar {row} differ when the data stops at bar "
-                f"{cut - 1}")
-
-    audit_prefixes(whole, on_prefix, cuts, describe)
 
 
 def _difference(own, stacked, j: int, panel, name: str) -> str | None:
@@ -898,7 +901,9 @@ def batch_arrays(signals, panel, n_sets: int, name: str) -> tuple:
             if arr.dtype.kind not in "biu":
                 raise StrategyError(f"{where}: {label} must be boolean; got dtype {arr.dtype}")
             arr = arr != 0
-        out.append(np.ascontiguousarray(arr).view(np.uint8).reshape(n, n_sets, k))
+        # a copy: the hook may reuse its arrays for the next batch while this one's
+        # simulation still runs in its threads
+        out.append(np.array(arr, order="C", copy=True).view(np.uint8).reshape(n, n_sets, k))
     size = signals.size
     if size is None:
         size_arr = np.zeros((1, n_sets, k))
@@ -909,7 +914,7 @@ def batch_arrays(signals, panel, n_sets: int, name: str) -> tuple:
         elif size_arr.shape == (n_sets,):
             size_arr = np.repeat(size_arr.reshape(1, n_sets, 1), k, axis=2)
         elif size_arr.shape in (expected, (n, n_sets, k)):
-            size_arr = np.ascontiguousarray(size_arr.reshape(n, n_sets, k))
+            size_arr = np.array(size_arr.reshape(n, n_sets, k), order="C", copy=True)
         else:
             raise StrategyError(
                 f"{where}: size has shape {size_arr.shape}; expected a scalar, one value per "

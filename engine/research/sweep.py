@@ -260,6 +260,13 @@ def warn_missing(missing: int, total: int, reason: str | None) -> None:
                       SweepWarning, stacklevel=3)
 
 
+def warn_notes(plan: Plan) -> None:
+    """A SweepWarning per note the sets sent (:attr:`SetOutcome.note`), with how many."""
+    for note, count in plan.notes.items():
+        warnings.warn(f"{note} ({count} of {len(plan.tasks)} parameter sets)", SweepWarning,
+                      stacklevel=3)
+
+
 def warn_crashed(plan: Plan) -> None:
     """A SweepWarning naming the sets that killed their worker process."""
     if plan.crashed:
@@ -513,6 +520,7 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
                            progress=progress)
     warn_missing(len(plan.tasks) - len(done), len(plan.tasks), reason)
     warn_crashed(plan)
+    warn_notes(plan)
     frame = frame_of(plan, done)
     pbo = None
     if stats:

@@ -109,6 +109,8 @@ class Plan:
     crashed: list[int] = field(default_factory=list)
     #: Row → the :attr:`SetOutcome.extra` payload of the sets that sent one.
     extras: dict = field(default_factory=dict)
+    #: :attr:`SetOutcome.note` → how many sets sent it.
+    notes: dict = field(default_factory=dict)
 
 
 class SetOutcome(NamedTuple):
@@ -124,6 +126,9 @@ class SetOutcome(NamedTuple):
     metrics: dict | None
     error: str | None
     extra: object = None
+    #: Something the sweep should say about how this set ran (e.g. a strategy's
+    #: signals_batch raised and the set ran signals alone); said once per message.
+    note: str | None = None
 
 
 def record(plan: Plan, done: dict, outcomes) -> int:
@@ -133,6 +138,8 @@ def record(plan: Plan, done: dict, outcomes) -> int:
         done[outcome.row] = (outcome.metrics, outcome.error)
         if outcome.extra is not None:
             plan.extras[outcome.row] = outcome.extra
+        if outcome.note is not None:
+            plan.notes[outcome.note] = plan.notes.get(outcome.note, 0) + 1
     return len(outcomes)
 
 
@@ -366,8 +373,8 @@ def batches(tasks: list, workers: int, largest: int = MAX_BATCH) -> list[list]:
 
 
 #: Batched sweeps: the most sets in a task (one signals_batch call and one compiled
-#: pass serve them all), and the most bars x sets (each float array of the batch's
-#: signals holds 8 bytes per cell).
+#: pass serve them all), and the most bars x symbols x sets (each float array of the
+#: batch's signals holds 8 bytes per cell).
 BATCHED_MAX = 512
 BATCHED_CELLS = 1 << 19
 
@@ -378,8 +385,9 @@ def batch_limit(plan: Plan) -> int:
 
     if not batched.likely_batched(plan.cls, plan.options):
         return MAX_BATCH
-    bars = max((getattr(p, "n_bars", 0) for p in plan.panels), default=0)
-    return max(MAX_BATCH, min(BATCHED_MAX, BATCHED_CELLS // max(1, bars)))
+    cells = max((getattr(p, "n_bars", 0) * getattr(p, "n_symbols", 1) for p in plan.panels),
+                default=0)
+    return max(1, min(BATCHED_MAX, BATCHED_CELLS // max(1, cells)))
 
 
 class _Interrupted(Exception):

@@ -147,7 +147,13 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
     from engine.analysis.metrics import compute_metrics
     from engine.backtest.result import stamps
     from engine.backtest.run import run
-    from engine.research.sweep import check_metric, execute, warn_crashed, warn_missing
+    from engine.research.sweep import (
+        check_metric,
+        execute,
+        warn_crashed,
+        warn_missing,
+        warn_notes,
+    )
     from engine.research.sweep_plan import Plan, parameter_sets, prepare
 
     check_metric(metric, "metric")
@@ -171,6 +177,7 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
                            progress=progress, label="walk-forward")
     warn_missing(len(tasks) - len(done), len(tasks), reason)
     warn_crashed(plan)
+    warn_notes(plan)
 
     cash = float(run_options.get("cash", 100_000.0))
     records, curve, times, labels, in_market = [], [], [], [], []

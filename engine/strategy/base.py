@@ -394,9 +394,14 @@ class Strategy:
 
     @classmethod
     def has_batch_path(cls) -> bool:
-        """Whether sweeps can ask :meth:`signals_batch` for many sets at once."""
-        return cls.has_vector_path() and \
-            getattr(cls.signals_batch, "__func__", None) is not Strategy.signals_batch.__func__
+        """Whether sweeps can ask :meth:`signals_batch` for many sets at once: it is
+        defined, by the class that defines :meth:`signals` or one below it (a subclass
+        that changes ``signals`` alone does not inherit its parent's batch of them)."""
+        if not cls.has_vector_path():
+            return False
+        hook = next((k for k in cls.__mro__ if "signals_batch" in vars(k)), Strategy)
+        own = next((k for k in cls.__mro__ if "signals" in vars(k)), Strategy)
+        return hook is not Strategy and issubclass(hook, own)
 
     # -- binding to a run --------------------------------------------------------
 

@@ -554,13 +554,20 @@ def _cross_signs(a, b, func: str) -> np.ndarray:
     if getattr(a, "ndim", 0) == 3 or getattr(b, "ndim", 0) == 3:
         # (n_bars, n_sets, n_symbols) of ParameterSets.map: columns are independent
         shape = a.shape if getattr(a, "ndim", 0) == 3 else b.shape
-        if any(getattr(x, "ndim", 0) not in (0, 3) or
-               (getattr(x, "ndim", 0) == 3 and x.shape != shape) for x in (a, b)):
-            raise ParameterError(
-                f"{func}: a has shape {np.shape(a)} but b has shape {np.shape(b)}. Fix: "
-                f"pass two (n_bars, n_sets, n_symbols) arrays of the same shape, or one "
-                f"and a scalar.")
-        flat = [x.reshape(shape[0], -1) if getattr(x, "ndim", 0) == 3 else x for x in (a, b)]
+        laid = []
+        for x in (a, b):
+            ndim = getattr(x, "ndim", 0)
+            if ndim == 2 and x.shape == (shape[0], shape[2]):
+                x = np.broadcast_to(x[:, None, :], shape)   # the bars' own (n_bars, k)
+            elif ndim == 1 and x.shape == (shape[0],) and shape[2] == 1:
+                x = np.broadcast_to(x[:, None, None], shape)
+            elif ndim not in (0, 3) or (ndim == 3 and x.shape != shape):
+                raise ParameterError(
+                    f"{func}: a has shape {np.shape(a)} but b has shape {np.shape(b)}. Fix: "
+                    f"pass two (n_bars, n_sets, n_symbols) arrays of the same shape, or one "
+                    f"and a scalar or an (n_bars, n_symbols) array of the bars.")
+            laid.append(x)
+        flat = [x.reshape(shape[0], -1) if getattr(x, "ndim", 0) == 3 else x for x in laid]
         return _cross_signs(flat[0], flat[1], func).reshape(shape)
     by_row = _by_row(a, b)
     if by_row is not None:

@@ -50,6 +50,11 @@ def _varying(value, n_sets: int) -> bool:
     return isinstance(value, ParamArray) and value.ndim == 1 and value.shape[0] == n_sets
 
 
+def _typed(values: np.ndarray) -> list:
+    """``(type, value)`` per value, as Python objects."""
+    return [(type(v), v) for v in values.tolist()]
+
+
 def _static_key(value):
     """A hashable key for an argument that is the same for every set, or None."""
     if isinstance(value, np.ndarray):
@@ -218,15 +223,18 @@ class ParameterSets:
             store = self._cache.get(cache_key)
             if store is None:
                 store = self._cache[cache_key] = _Columns(keep=(args, kwargs))
-        per_set = list(zip(*(v.tolist() for v in varying), strict=True)) if varying else [()] * n
+        # keyed with their types too: True, 1 and 1.0 are equal but need not give the
+        # same result
+        per_set = list(zip(*(_typed(v) for v in varying), strict=True)) if varying \
+            else [()] * n
         for key in dict.fromkeys(per_set):
             if key in store.index:
                 continue
             call_args = list(args)
             call_kwargs = dict(kwargs)
-            for i, value in zip(positions, key, strict=False):
+            for i, (_, value) in zip(positions, key, strict=False):
                 call_args[i] = value
-            for k, value in zip(names, key[len(positions):], strict=True):
+            for k, (_, value) in zip(names, key[len(positions):], strict=True):
                 call_kwargs[k] = value
             store.add(key, func(*call_args, **call_kwargs), func)
         index = store.index

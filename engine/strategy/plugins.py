@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import inspect
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -38,7 +39,17 @@ def load_strategy(target) -> type[Strategy]:
     )
 
 
+#: One strategy file imported at a time: a module is in sys.modules before its code has
+#: run, and another thread (a Dask worker's) must not take it half made.
+_IMPORT_LOCK = threading.RLock()
+
+
 def _import_file(path: Path) -> types.ModuleType:
+    with _IMPORT_LOCK:
+        return _import_file_locked(path)
+
+
+def _import_file_locked(path: Path) -> types.ModuleType:
     if not path.exists():
         raise StrategyError(
             f"strategy file not found: {path}. Fix: correct the path (a relative path starts "

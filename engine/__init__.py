@@ -30,6 +30,7 @@ _EXPORTS = {
     "compare": "engine.research.compare:compare",
     "sweep": "engine.research.sweep:sweep",
     "walk_forward": "engine.research.walk_forward:walk_forward",
+    "workers": "engine.research.sweep:workers",
     "Result": "engine.backtest.result:Result",
     "Strategy": "engine.strategy.base:Strategy",
     "Signals": "engine.strategy.base:Signals",

@@ -1,4 +1,5 @@
-"""The local process pool of sweeps: fresh interpreters, replaced when one dies.
+"""The local process pool of sweeps: interpreters that never import the caller's
+``__main__``, kept across runs, replaced when one dies.
 
 Why not :mod:`multiprocessing` or :class:`concurrent.futures.ProcessPoolExecutor`:
 
@@ -24,6 +25,11 @@ every worker's pipe at once (:mod:`selectors`); a worker whose pipe closes
 before it answered has died: its batch is run again one set per task on a
 fresh worker, and the set that kills a worker alone becomes an error row naming
 the signal or exit status. POSIX only (pipes in :mod:`selectors`).
+
+A :class:`WorkerPool` keeps its workers between runs (the rounds of a search, the
+sweeps of a script): each run sends its set-up to the live workers, which replace
+their state with it, so only the first run pays for starting interpreters.
+:func:`run_pool` is one run on a pool of its own.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ data. Tasks are batches of parameter dicts; results come back per batch as
 (:mod:`engine.research.pool`) starts fresh interpreters that never import the
 caller's ``__main__`` (no ``if __name__ == "__main__":`` guard is needed, and a
 class defined in ``__main__`` travels by value); a set that kills its worker
-becomes an error row naming the signal or exit status.
+becomes an error row naming the signal or exit status. The pool is started for
+one sweep, or kept across several calls (:func:`workers`, ``pool=``: the rounds of
+a search, the sweeps of a script), each panel written for it once.
 
 The same sweep gives the same rows whatever the number of workers or the
 backend: rows are put back in grid order (or sorted by ``sort_by``, ties in grid
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -237,6 +241,7 @@ def _run_on(pool, plan: Plan, options: dict, workers: int, done: dict, advance) 
 
     crashed = plan.crashed
     try:
+        forget_panels(pool, plan.panels)
         specs = [shared_panel(pool, panel) for panel in plan.panels]
         pool.run(_start_worker, (plan.ref, specs, options),
                  batches(plan.tasks, workers, batch_limit(plan)), on_answer, on_crash,
@@ -247,13 +252,23 @@ def _run_on(pool, plan: Plan, options: dict, workers: int, done: dict, advance) 
 
 
 def shared_panel(pool, panel) -> dict:
-    """:func:`share_panel` into the pool's folder, once per panel for the pool's life
-    (a search's rounds on the same panels write nothing)."""
+    """:func:`share_panel` into the pool's folder, once per panel while the pool's runs
+    name it (a search's rounds on the same panels write nothing)."""
     found = pool.shared.get(id(panel))
     if found is None:  # the panel is kept with its spec: its id is never reused meanwhile
-        folder = Path(pool.scratch()) / f"panel{len(pool.shared)}"
+        folder = Path(tempfile.mkdtemp(prefix="panel", dir=pool.scratch())) / "arrays"
         found = pool.shared[id(panel)] = (panel, share_panel(panel, folder))
     return found[1]
+
+
+def forget_panels(pool, keep) -> None:
+    """Remove the pool's files of every panel but ``keep`` (a worker that has one mapped
+    keeps its pages until its next set-up), so that a long-lived pool holds the data of
+    its last run only."""
+    kept = {id(panel) for panel in keep}
+    for key in [key for key in pool.shared if key not in kept]:
+        _, spec = pool.shared.pop(key)
+        shutil.rmtree(Path(spec["dir"]).parent, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- progress
@@ -330,7 +345,10 @@ def warn_missing(missing: int, total: int, reason: str | None) -> None:
 def warn_crashed(plan: Plan) -> None:
     """A SweepWarning naming the sets that killed their worker process."""
     if plan.crashed:
-        first = next(params for row, _, params in plan.tasks if row == plan.crashed[0])
+        # The first in the plan's order, not the first to die: which worker dies first
+        # depends on how the sets were shared out and on the machine's load.
+        crashed = set(plan.crashed)
+        first = next(params for row, _, params in plan.tasks if row in crashed)
         shown = ", ".join(f"{k}={v!r}" for k, v in first.items()) or "the defaults"
         warnings.warn(f"sweep crashed: {len(plan.crashed)} of {len(plan.tasks)} parameter sets "
                       f"killed their worker process (the first: {shown}); their rows hold "

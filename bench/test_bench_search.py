@@ -23,7 +23,7 @@ from engine.research.pool import WorkerPool
 
 pytest.importorskip("optuna")
 
-ROUNDS = 3
+ROUNDS = 5
 SPACE = {"fast": list(range(2, 50)), "slow": list(range(50, 251, 10))}
 GRID = {"fast": list(range(2, 42)), "slow": [100]}
 WALK_GRID = {"fast": [5, 10, 20, 40], "slow": [50, 100, 200]}

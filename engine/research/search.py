@@ -42,11 +42,11 @@ the distinct sets tried that ran, ``V`` the variance of their per-bar Sharpe rat
 overfitting is **not** computed: CSCV ranks, on one half of the bars, the set chosen
 on the other half, among sets fixed before looking at the data. The sampler chose
 each set after seeing the earlier sets' results on every bar, so no half is out of
-sample for the sets it tried: the statistic would measure the search's selection
-and CSCV's at once (choosing sets by their whole-sample result makes their halves'
-results look negatively related), not the overfitting of the best. ``frame.pbo`` says
-so (``pbo`` None and the ``reason``); walk-forward (:func:`engine.walk_forward`) tests a
-choice on bars it never saw.
+sample for the sets it tried: the statistic would mix the search's selection with
+CSCV's, in no known direction (on pure-noise random walks it came out neither above
+nor below a random sample's), so it is neither a bound nor an estimate of the
+overfitting of the best. ``frame.pbo`` says so (``pbo`` None and the ``reason``);
+walk-forward (:func:`engine.walk_forward`) tests a choice on bars it never saw.
 
 Optuna is an optional dependency (``pip install -e ".[optuna]"``), imported here only.
 """

@@ -127,20 +127,23 @@ CRASH = textwrap.dedent("""
 """)
 
 
-def test_a_crash_replaces_a_worker_and_the_pool_goes_on(tmp_path, bars, started):
+@pytest.mark.parametrize("sets", [8, 40])   # one set per task; three, split on the crash
+def test_a_crash_replaces_a_worker_and_the_pool_goes_on(tmp_path, bars, started, sets):
     path = tmp_path / "crash.py"
     path.write_text(CRASH)
     before = children()
     with engine.workers(n_jobs=2) as pool:
-        with pytest.warns(SweepWarning, match=r"1 of 8 parameter sets killed"):
-            frame = engine.sweep(str(path), {"window": list(range(1, 9))}, data=bars,
+        with pytest.warns(SweepWarning, match=rf"1 of {sets} parameter sets killed"):
+            frame = engine.sweep(str(path), {"window": list(range(1, sets + 1))}, data=bars,
                                  pool=pool, progress=False)
         assert frame.filter(pl.col("window") == 4)["error"].to_list() == [
             "the worker process running this set died (exited with status 3); set: window=4"]
-        assert frame["error"].null_count() == 7
-        assert len(started) == 3 and len(pool.pids) == 2        # one replaced
+        assert frame["error"].null_count() == sets - 1
+        # the batch holding window 4 ran again one set at a time: it killed one more
+        assert len(started) == (3 if sets == 8 else 4) and len(pool.pids) == 2
+        replaced = len(started)
         again = engine.sweep(SMA, GRID, data=bars, pool=pool, progress=False)
-        assert again["error"].null_count() == 12 and len(started) == 3
+        assert again["error"].null_count() == 12 and len(started) == replaced
     assert children() - before == set()
 
 
@@ -175,3 +178,30 @@ def test_pool_arguments_that_disagree(bars, kw, match):
         engine.sweep(SMA, GRID, data=bars, pool=2, progress=False)
     with pytest.raises(ParameterError, match="n_jobs must be a positive integer"):
         engine.workers(n_jobs=0)
+
+
+def test_ctrl_c_kills_the_workers_keeps_the_answers_and_the_pool_starts_afresh(bars, started):
+    from engine.research.sweep import _start_worker, shared_panel
+    from engine.research.sweep_plan import batches, prepare
+
+    plan = prepare(SMA, [{"fast": f, "slow": 40} for f in range(2, 22)], bars, {})
+    answers = []
+
+    def on_answer(batch, outcomes):
+        answers.extend(outcomes)
+        if len(answers) >= 4:
+            raise KeyboardInterrupt
+
+    before = children()
+    with engine.workers(n_jobs=2) as pool:
+        argument = (plan.ref, [shared_panel(pool, plan.panels[0])], plan.options)
+        with pytest.raises(KeyboardInterrupt):
+            pool.run(_start_worker, argument, batches(plan.tasks, 2), on_answer,
+                     lambda task, how: None)
+        assert pool.pids == [] and children() - before == set()   # killed, reaped
+        assert 4 <= len(answers) < 20 and all(a.error is None for a in answers)
+        done = []
+        pool.run(_start_worker, argument, batches(plan.tasks, 2),
+                 lambda batch, outcomes: done.extend(outcomes), lambda task, how: None)
+        assert sorted(o.row for o in done) == list(range(20)) and len(started) == 4
+    assert children() - before == set()

@@ -205,3 +205,21 @@ def test_ctrl_c_kills_the_workers_keeps_the_answers_and_the_pool_starts_afresh(b
                  lambda batch, outcomes: done.extend(outcomes), lambda task, how: None)
         assert sorted(o.row for o in done) == list(range(20)) and len(started) == 4
     assert children() - before == set()
+
+
+def test_a_search_that_fails_midway_stops_its_own_workers(monkeypatch, started):
+    import engine.research.search as search
+
+    real = search._trials
+
+    def fails_after_a_round(study, dims, space, trials, rounds, bar, metric):
+        real(study, dims, space, 8, rounds, bar, metric)       # one round, on workers
+        raise RuntimeError("the sampler failed")
+
+    monkeypatch.setattr(search, "_trials", fails_after_a_round)
+    before = children()
+    with pytest.raises(RuntimeError, match="the sampler failed"):
+        engine.sweep(SMA, {"fast": list(range(2, 30)), "slow": [40, 60, 80]},
+                     method="optuna", trials=24, data=random_walk(300, seed=2), n_jobs=2,
+                     progress=False)
+    assert len(started) == 2 and children() - before == set()

@@ -31,6 +31,7 @@ _EXPORTS = {
     "sweep": "engine.research.sweep:sweep",
     "walk_forward": "engine.research.walk_forward:walk_forward",
     "check_signals_batch": "engine.research.check:check_signals_batch",
+    "workers": "engine.research.sweep:workers",
     "Result": "engine.backtest.result:Result",
     "Strategy": "engine.strategy.base:Strategy",
     "Signals": "engine.strategy.base:Signals",

@@ -357,7 +357,7 @@ def test_small_batched_sweeps_run_in_this_process_unless_workers_are_asked(monke
     def no_pool(*args, **kwargs):
         raise AssertionError("a worker pool was started")
 
-    monkeypatch.setattr(pool, "run_pool", no_pool)
+    monkeypatch.setattr(pool.WorkerPool, "run", no_pool)
     sma = str(Path(__file__).resolve().parents[1] / "strategies" / "sma_cross.py")
     bars = random_walk(300, seed=4)
     grid = {"fast": [3, 5, 8], "slow": [20, 30, 40, 50]}

@@ -83,8 +83,9 @@ def test_finds_the_planted_best_parameter(planted, tent):
     # sorted best first, every metric and the error column, like a grid sweep
     values = rows["total_return"].to_list()
     assert values == sorted(values, reverse=True)
-    grid = engine.sweep(planted, {"hold": [5]}, data=tent, n_jobs=1, progress=False)
-    assert rows.columns == ["hold", "side", *grid.columns[1:]]
+    grid = engine.sweep(planted, {"hold": [5]}, data=tent, n_jobs=1, progress=False,
+                        stats=True)
+    assert rows.columns == ["hold", "side", *grid.columns[1:]]   # dsr too, from 10 trials
     # with the float size searched too, the best sets put most of the equity in
     both = _search(planted, tent).row(0, named=True)
     assert both["size"] >= 0.85 and abs(both["hold"] - (PEAK - 1)) <= 8
@@ -170,8 +171,7 @@ def test_a_parameter_without_bounds_is_named_with_the_fix(tent):
     (dict(method="random"), "method must be 'grid' or 'optuna'"),
     (dict(sort_by="sharp"), "'sharp' is not a metric"),
     (dict(grid={"hold": [5], "nope": [1]}), "'nope' is neither a parameter"),
-    (dict(stats=True), "computed for grid sweeps only"),
-    (dict(sort_by="dsr"), "computed for grid sweeps only"),
+    (dict(sort_by="dsr"), "cannot be what a search maximises"),
 ])
 def test_bad_arguments(planted, tent, kw, match):
     with pytest.raises(ParameterError, match=match):
@@ -246,3 +246,47 @@ def test_ctrl_c_keeps_the_rows_that_finished(tmp_path, tent):
         rows = _search(str(path), tent, trials=40, seed=2)
     assert 0 < rows.height < 40 and (rows["hold"] <= 100).all()
     assert rows["error"].null_count() == rows.height
+
+
+def test_dsr_over_the_sets_tried_equals_their_own_runs_and_pbo_says_why_not(planted):
+    from engine.analysis.metrics import bar_returns
+    from engine.analysis.stats import deflated_sharpes
+    from engine.research.search import NO_PBO
+
+    walk = random_walk(400, seed=5)
+    rows = _search(planted, walk, trials=24, seed=5, n_jobs=2, side="long")  # on from 10
+    assert rows.columns[-2:] == ["dsr", "error"]
+    ran = rows.filter(pl.col("error").is_null())
+    returns = np.column_stack([
+        bar_returns(engine.run(planted, walk, hold=h, size=s, side="long").equity["equity"]
+                    .to_numpy(), 100_000.0)
+        for h, s in ran.select("hold", "size").rows()])
+    expected = deflated_sharpes(returns)        # N: every distinct set tried that ran
+    assert np.isfinite(expected).sum() >= 10
+    np.testing.assert_allclose(ran["dsr"].to_numpy(), expected, rtol=1e-9)
+    assert rows.pbo == {"pbo": None, "reason": NO_PBO, "sets": int(np.isfinite(expected).sum())}
+    assert rows.equals(_search(planted, walk, trials=24, seed=5, side="long"), null_equal=True)
+    few = _search(planted, walk, trials=6, seed=5)                 # off below 10 trials
+    assert "dsr" not in few.columns and few.pbo is None
+    assert "dsr" not in _search(planted, walk, trials=24, seed=5, stats=False).columns
+    assert _search(planted, walk, trials=6, seed=5, stats=True)["dsr"].is_not_null().any()
+
+
+def test_cli_optuna_prints_the_overfitting_line(planted, tmp_path, capsys):
+    data = tmp_path / "walk.parquet"
+    walk = random_walk(400, seed=5)
+    pl.DataFrame({"ts": walk.ts, **{k: v[:, 0] for k, v in walk.fields.items()}}) \
+        .write_parquet(data)
+    assert cli_main(["sweep", planted, "--optuna", "12", "--data", str(data), "--jobs", "1",
+                     "--seed", "5", "--param", "side=long"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Probability of backtest overfitting: not computed (an Optuna search chose each " \
+           "set after seeing the results of earlier sets on every bar" in out
+    assert "Deflated Sharpe ratio of the best by sharpe:" in out
+    assert "beats the best of 12 tries with no skill" in out
+    assert cli_main(["sweep", planted, "--optuna", "12", "--data", str(data), "--jobs", "1",
+                     "--no-stats"]) == 0
+    assert "overfitting" not in capsys.readouterr().out
+    assert cli_main(["sweep", planted, "--optuna", "3", "--metric", "dsr",
+                     "--data", str(data)]) == 2
+    assert "cannot be what a search maximises" in capsys.readouterr().err

@@ -318,6 +318,22 @@ def test_a_set_that_kills_its_worker_becomes_an_error_row(tmp_path, bars):
     _same(frame.filter(pl.col("window").is_in(others)), alone)
 
 
+def test_the_warning_names_the_first_crashed_set_in_grid_order_not_the_first_to_die(
+        tmp_path, bars):
+    # Why the test above was flaky under load: the warning named the first set whose
+    # worker died. Set 5 dying late (a busy machine, here a sleep) let the other worker
+    # run 6 to 16 and die on 16 first.
+    path = tmp_path / "late.py"
+    path.write_text(CRASH.replace("os.kill(os.getpid(), signal.SIGSEGV)",
+                                  "import time; time.sleep(2); "
+                                  "os.kill(os.getpid(), signal.SIGSEGV)"))
+    with pytest.warns(SweepWarning, match=r"sweep crashed: 2 of 16 parameter sets killed "
+                                          r"their worker process \(the first: window=5\)"):
+        frame = engine.sweep(str(path), {"window": list(range(1, 17))}, data=bars, n_jobs=2,
+                             progress=False)
+    assert frame["error"].null_count() == 14
+
+
 def test_cli_exits_3_when_sets_crashed_their_worker(tmp_path, bars_file, capsys):
     path = tmp_path / "crash.py"
     path.write_text(CRASH)

@@ -21,7 +21,9 @@ and:
     Rank the sets by this metric (default ``sharpe``) and show the best K (10).
 ``--stats`` / ``--no-stats``
     The deflated Sharpe ratio of every set (column ``dsr``) and the probability of
-    backtest overfitting, printed under the ranking (default: on from 10 sets).
+    backtest overfitting, printed under the ranking (default: on from 10 sets or
+    10 ``--optuna`` trials; a search prints why its PBO is not computed, and the
+    best set's DSR over the sets it tried).
 ``--out DIR``
     Write ``sweep.parquet`` and ``sweep.csv`` (every set, in grid order; best first
     with ``--optuna``) and, for a two-parameter grid, ``heatmap.png`` of the metric
@@ -78,7 +80,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                          help=f"show the best K sets ({TOP})")
     command.add_argument("--stats", action=argparse.BooleanOptionalAction, default=None,
                          help="the deflated Sharpe ratio of each set (dsr) and the "
-                              "probability of backtest overfitting (default: on from 10 sets)")
+                              "probability of backtest overfitting (default: on from 10 sets; "
+                              "with --optuna the DSR only, PBO not being defined for it)")
     add_run_options(command)
     add_output_options(command, "sweep.parquet, sweep.csv and heatmap.png")
 
@@ -161,11 +164,11 @@ def _sweep_frame(args, grid: dict):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SweepWarning)
         search = ({"method": "optuna", "trials": args.optuna, "sort_by": args.metric}
-                  if args.optuna is not None else {"stats": args.stats})
+                  if args.optuna is not None else {})
         frame = sweep(args.file, grid, samples=args.samples, seed=args.seed, data=args.data,
                       n_jobs=args.jobs, backend="dask" if args.dask else "local",
-                      address=args.dask, progress=not args.json, **options,
-                      **search, **fixed)
+                      address=args.dask, progress=not args.json, stats=args.stats,
+                      **options, **search, **fixed)
     notes = []
     for item in caught:
         if issubclass(item.category, SweepWarning):
@@ -186,9 +189,6 @@ def command(args) -> int:
         if args.samples is not None:
             raise ParameterError("--samples is for grid sweeps; --optuna N sets how many "
                                  "parameter sets are tried")
-        if args.stats:
-            raise ParameterError("--stats is for grid sweeps: the deflated Sharpe ratio and "
-                                 "the PBO are not computed for --optuna; drop --stats")
     elif not grid:
         raise ParameterError("sweep needs at least one --grid NAME=V1,V2,... "
                              "(see python -m engine params FILE for the names)")

@@ -310,17 +310,20 @@ def print_sweep_ranking(file, grid, frame, ranked, metric: str, top: int, out_di
 
 
 def overfitting_line(overfitting: dict, ranked, metric: str) -> str:
-    """One line on selection bias under a sweep's ranking: PBO and the best set's DSR."""
+    """One line on selection bias under a sweep's ranking: PBO and the best set's DSR
+    (the DSR alone, beside the reason, when PBO is not computed)."""
     if overfitting.get("pbo") is None:
-        return f"Probability of backtest overfitting: not computed ({overfitting['reason']})"
-    text = (f"Probability of backtest overfitting: {overfitting['pbo']:.0%} (the share of "
-            f"{overfitting['splits']:,} in/out-of-sample splits of {overfitting['blocks']} "
-            f"blocks where the best of {overfitting['sets']} sets in sample fell to or below "
-            f"the median out of sample)")
-    if ranked.height and "dsr" in ranked.columns and ranked["dsr"][0] is not None:
+        text = f"Probability of backtest overfitting: not computed ({overfitting['reason']})"
+    else:
+        text = (f"Probability of backtest overfitting: {overfitting['pbo']:.0%} (the share of "
+                f"{overfitting['splits']:,} in/out-of-sample splits of {overfitting['blocks']} "
+                f"blocks where the best of {overfitting['sets']} sets in sample fell to or "
+                f"below the median out of sample)")
+    tries = overfitting.get("sets")
+    if tries and ranked.height and "dsr" in ranked.columns and ranked["dsr"][0] is not None:
         text += (f". Deflated Sharpe ratio of the best by {metric}: {ranked['dsr'][0]:.2f} "
                  f"(the probability that its Sharpe ratio beats the best of "
-                 f"{overfitting['sets']} tries with no skill)")
+                 f"{tries} tries with no skill)")
     return text
 
 

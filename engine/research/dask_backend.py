@@ -12,9 +12,18 @@ unpickles the tasks).
 
 Tasks are the local backend's batches of parameter sets, submitted with
 ``pure=False``; rows are put back in grid order, so the frame equals the local
-backend's. A batch whose worker died (``KilledWorker``, after the scheduler's
-retries) or that failed for any reason outside the backtest is left out, and the
-sweep warns how many sets are missing; Ctrl-C cancels what is left and keeps
+backend's. A batch whose workers died (``KilledWorker``: every worker the scheduler
+gave it to, ``distributed.scheduler.allowed-failures`` + 1 of them, died running it)
+is submitted again one set per task, each alone on the cluster once the other tasks
+are done (a worker's death fails every task it held, so only a set that dies alone
+is named); a set that kills its workers on its own becomes the local backend's
+error row,
+``the worker process running this set died (on Dask: ...); set: ...``, and lands in
+:attr:`~engine.research.sweep_plan.Plan.crashed` (the sweep warns, the CLI exits with
+status 3). The client cannot see a Dask worker's exit status or signal: the row names
+the last worker's address, whose log says how it died. A batch that failed for any
+other reason outside the backtest (a broken connection, lost data) is left out, and
+the sweep warns how many sets are missing; Ctrl-C cancels what is left and keeps
 what finished.
 
 ``distributed`` is an optional dependency: ``pip install -e ".[dask]"``.
@@ -23,6 +32,7 @@ what finished.
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Callable
 
 from engine.errors import EngineError, ParameterError
@@ -31,6 +41,7 @@ from engine.research.sweep_plan import (
     _Interrupted,
     batch_limit,
     batches,
+    crash_message,
     record,
     run_batch_from_ref,
 )
@@ -66,42 +77,103 @@ def _workers(client) -> int:
         return 1
 
 
+#: Times a sweep sends its data again after tasks failed for a reason other than
+#: a crash (the workers that held it died), before counting those tasks as lost.
+MAX_RESENDS = 3
+
+
+def _scatter(client, panels):
+    """The panels on every worker, under keys of this call only."""
+    try:
+        # hash=False: keys of this call only. With content-hashed keys, a second
+        # sweep of the same data on the same client (a search's next round, a
+        # walk-forward after a sweep) shares the first one's keys, and their
+        # release as the first call ends cancels its tasks ("lost dependencies").
+        return client.scatter(list(panels), broadcast=True, hash=False)
+    except Exception as exc:
+        raise EngineError(
+            f"cannot send the data to the Dask workers: {exc}. Every worker needs this "
+            f"package installed (pip install -e . in the workers' environment)"
+        ) from exc
+
+
+def how_workers_died(exc) -> str:
+    """What a crash row says of a ``KilledWorker``."""
+    tried = exc.allowed_failures + 1
+    last = getattr(exc.last_worker, "address", exc.last_worker)
+    workers = "its worker" if tried == 1 else f"each of the {tried} workers that ran it"
+    return f"on Dask: {workers} died, the last at {last}, whose log says how"
+
+
 def run_dask(plan: Plan, address, advance: Callable[[int], None]) -> dict:
     """Run ``plan`` on the Dask cluster at ``address``; row → ``(metrics, error)``."""
     from distributed import as_completed
+    from distributed.scheduler import KilledWorker
 
     client, own = _client(address)
     done: dict = {}
     futures: list = []
     try:
-        try:
-            # hash=False: keys of this call only. With content-hashed keys, a second
-            # sweep of the same data on the same client (a search's next round, a
-            # walk-forward after a sweep) shares the first one's keys, and their
-            # release as the first call ends cancels its tasks ("lost dependencies").
-            panels = client.scatter(list(plan.panels), broadcast=True, hash=False)
-        except Exception as exc:
-            raise EngineError(
-                f"cannot send the data to the Dask workers: {exc}. Every worker needs this "
-                f"package installed (pip install -e . in the workers' environment)"
-            ) from exc
+        data = [_scatter(client, plan.panels)]
         token = uuid.uuid4().hex[:12]
-        parts = batches(plan.tasks, _workers(client), batch_limit(plan))
-        futures = [client.submit(run_batch_from_ref, plan.ref, panels, plan.options, part,
-                                 pure=False, key=f"engine-sweep-{token}-{i}")
-                   for i, part in enumerate(parts)]
-        part_of = {future.key: part for future, part in zip(futures, parts, strict=True)}
-        lost, reason = 0, None
-        for future in as_completed(futures, loop=client.loop):
+        part_of: dict = {}
+
+        def submit(part):
+            future = client.submit(run_batch_from_ref, plan.ref, data[0], plan.options, part,
+                                   pure=False, key=f"engine-sweep-{token}-{len(part_of)}")
+            part_of[future.key] = part
+            futures.append(future)
+            return future
+
+        for part in batches(plan.tasks, _workers(client), batch_limit(plan)):
+            submit(part)
+        lost, reason, resent = 0, None, 0
+        # Sets whose task's worker died: the culprit or a bystander (a worker's death
+        # fails every task it held). Each runs again alone, with nothing else in
+        # flight, so that a death then names its one set.
+        suspects: deque = deque()
+        alone: set = set()
+        pending = len(futures)
+        waiting = as_completed(list(futures), loop=client.loop)
+        for future in waiting:
+            pending -= 1
+            part = part_of[future.key]
             try:
                 rows = future.result()
-            except Exception as exc:  # a lost worker (KilledWorker), a broken connection
-                part = part_of[future.key]
+            except KilledWorker as exc:
+                if future.key in alone:
+                    row, _, params = part[0]
+                    done[row] = (None, crash_message(params, how_workers_died(exc)))
+                    plan.crashed.append(row)
+                    advance(1)
+                else:
+                    suspects.extend([task] for task in part)
+            except Exception as exc:  # a broken connection, lost data
+                if resent < MAX_RESENDS and client.status == "running":
+                    # The workers that held the data may all have died (a crashing set
+                    # takes its copy of the panels with it): send it again.
+                    resent += 1
+                    try:
+                        data[0] = _scatter(client, plan.panels)
+                    except EngineError:
+                        pass
+                    else:
+                        again = submit(part)
+                        if future.key in alone:
+                            alone.add(again.key)
+                        waiting.add(again)
+                        pending += 1
+                        continue
                 lost += len(part)
                 reason = reason or f"Dask: {type(exc).__name__}: {exc}"
                 advance(len(part))
-                continue
-            advance(record(plan, done, rows))
+            else:
+                advance(record(plan, done, rows))
+            if not pending and suspects:
+                retry = submit(suspects.popleft())
+                alone.add(retry.key)
+                waiting.add(retry)
+                pending += 1
         if lost:
             raise _Interrupted(done, reason)
         return done

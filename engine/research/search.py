@@ -24,12 +24,29 @@ undefined (NaN), is told as a failed trial and stays in the rows with its error.
 Trials are asked in rounds of :data:`TRIALS_PER_ROUND` and a round's sets run in
 parallel as one small sweep (``n_jobs`` workers, or Dask), with the faults handling
 of a grid sweep (a set that kills its worker is an error row); the sampler's
-"constant liar" keeps the sets of one round apart. Each round starts its own
-workers: for a strategy that runs in milliseconds, ``n_jobs=1`` is faster. The round
+"constant liar" keeps the sets of one round apart. The local workers start once
+for the whole search (with the first round that needs them, or earlier as the
+``pool`` given) and every round runs on them: a round costs a message per worker
+and the data is written for them once (:class:`engine.research.pool.WorkerPool`).
+For a strategy that runs in milliseconds, ``n_jobs=1`` is still faster: the
+workers' start-up (about half a second) is paid once, not per round. The round
 size does not depend on ``n_jobs`` or the backend, so the same ``seed`` gives the
 same rows whatever runs them. A set proposed again is not run twice (the sampler is
 told its known value), so there are at most ``trials`` rows, one per distinct set;
 the search stops early once every set of a finite space has run.
+
+With ``stats`` (on from :data:`engine.research.sweep.STATS_MIN_SETS` trials), the rows
+hold the ``dsr`` column of a grid sweep: each set's deflated Sharpe ratio with ``N``
+the distinct sets tried that ran, ``V`` the variance of their per-bar Sharpe ratios
+(:func:`engine.research.sweep.add_statistics`). The probability of backtest
+overfitting is **not** computed: CSCV ranks, on one half of the bars, the set chosen
+on the other half, among sets fixed before looking at the data. The sampler chose
+each set after seeing the earlier sets' results on every bar, so no half is out of
+sample for the sets it tried: the statistic would mix the search's selection with
+CSCV's, in no known direction (on pure-noise random walks it came out neither above
+nor below a random sample's), so it is neither a bound nor an estimate of the
+overfitting of the best. ``frame.pbo`` says so (``pbo`` None and the ``reason``);
+walk-forward (:func:`engine.walk_forward`) tests a choice on bars it never saw.
 
 Optuna is an optional dependency (``pip install -e ".[optuna]"``), imported here only.
 """
@@ -140,17 +157,33 @@ def _key(params: dict) -> str:
     return repr(sorted((k, repr(v)) for k, v in params.items()))
 
 
+#: ``frame.pbo["reason"]`` of a search (see the module's docstring).
+NO_PBO = ("an Optuna search chose each set after seeing the results of earlier sets on "
+          "every bar, so no half of the bars is out of sample for them; walk-forward tests "
+          "a choice on bars it never saw")
+
+
 def search(strategy, grid=None, *, trials: int, sort_by: str | None = None, seed: int = 0,
            data=None, n_jobs: int = -1, backend: str = "local", address=None,
-           progress: bool = True, run_options: dict | None = None, sweep):
+           progress: bool = True, run_options: dict | None = None, sweep,
+           stats: bool = False, pool=None):
     """Run the Bayesian search of ``engine.sweep(..., method="optuna")``; see the
     module's docstring. Returns the rows of a grid sweep, best first.
 
     ``sweep`` is the module :mod:`engine.research.sweep`, which calls this function
     and hands itself over (its metric checks, execution, pool workers and row
-    frame): imports then go one way only, from the sweep to the search.
+    frame): imports then go one way only, from the sweep to the search. ``stats``:
+    add the ``dsr`` column and ``frame.pbo`` (with the reason PBO is not computed).
+    ``pool``: the :class:`~engine.research.pool.WorkerPool` to run the rounds on
+    (default: one for this search, closed at its end).
     """
-    from engine.research.sweep_plan import Plan, check_names, normalise_grid, prepare
+    from engine.research.sweep_plan import (
+        SUMMARY_OPTION,
+        Plan,
+        check_names,
+        normalise_grid,
+        prepare,
+    )
     from engine.strategy.base import Strategy
 
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -164,6 +197,8 @@ def search(strategy, grid=None, *, trials: int, sort_by: str | None = None, seed
     names, values = normalise_grid(grid)
     optuna = _optuna()
     base = prepare(strategy, [], data, options)  # the strategy and the data, loaded once
+    if stats:
+        base.options[SUMMARY_OPTION] = True
     cls = base.cls
     check_names(cls, names, "grid name")
     clash = [n for n in names if n in options]
@@ -183,18 +218,33 @@ def search(strategy, grid=None, *, trials: int, sort_by: str | None = None, seed
     direction = "minimize" if metric in sweep.LOWER_IS_BETTER else "maximize"
     study = optuna.create_study(direction=direction, sampler=sampler)
 
-    rounds = _Rounds(sweep, base, strategy, data, options, fixed_feeds, n_jobs, backend,
-                     address)
     sweep.workers_for(n_jobs, TRIALS_PER_ROUND)  # a bad n_jobs fails before any work
-    with sweep._Bar(trials, progress, "optuna") as bar:
-        tasks, done, asked, reason = _trials(study, dims, space, trials, rounds, bar, metric)
+    own = None
+    if pool is None and backend == "local":
+        pool = own = sweep.workers(n_jobs)  # started by the first round that needs workers
+    try:
+        rounds = _Rounds(sweep, base, strategy, data, options, fixed_feeds, n_jobs, backend,
+                         address, pool, stats)
+        with sweep._Bar(trials, progress, "optuna") as bar:
+            tasks, done, asked, reason = _trials(study, dims, space, trials, rounds, bar,
+                                                 metric)
+    finally:
+        if own is not None:
+            own.close()
     ran = [task for task in tasks if task[0] in done]
     if reason is not None:
         sweep.warn_missing(trials - asked + len(tasks) - len(ran), trials, reason)
     sweep.warn_crashed(Plan(base.ref, cls, [], ran, {}, crashed=rounds.crashed))
     names_out = [d.name for d in dims]
-    frame = sweep.frame_of(Plan(base.ref, cls, [], ran, {}, names_out), done)
-    return sweep.as_sweep_result(sweep.sort_rows(frame, metric))
+    tried = Plan(base.ref, cls, [], ran, {}, names_out, extras=rounds.extras)
+    frame = sweep.frame_of(tried, done)
+    pbo = None
+    if stats:
+        frame = sweep.add_statistics(tried, done, frame, no_pbo=NO_PBO)
+        pbo = frame.pbo
+    frame = sweep.sort_rows(frame, metric)
+    frame.pbo = pbo
+    return sweep.as_sweep_result(frame)
 
 
 
@@ -243,20 +293,23 @@ def _trials(study, dims, space, trials: int, rounds, bar, metric: str):
 
 class _Rounds:
     """Runs each round's sets as one small sweep (:func:`engine.research.sweep.execute`:
-    in this process for one worker, else the local pool or Dask), over the panels
-    loaded once, or joined for the round's sets when the strategy's feeds depend on
-    its parameters. Returns row -> ``(metrics, error)``; the rows whose set killed
-    its worker process are kept in ``crashed``."""
+    in this process for one worker, else the search's worker pool or Dask), over the
+    panels loaded once, or joined for the round's sets when the strategy's feeds
+    depend on its parameters. Returns row -> ``(metrics, error)``; the rows whose set
+    killed its worker process are kept in ``crashed``, the sets' summaries for the
+    statistics in ``extras`` (row -> summary)."""
 
     def __init__(self, sweep, base, strategy, data, options, fixed_feeds, n_jobs, backend,
-                 address):
+                 address, pool, stats):
         self.sweep, self.base, self.strategy, self.data = sweep, base, strategy, data
         self.options, self.fixed_feeds = options, fixed_feeds
         self.n_jobs, self.backend, self.address = n_jobs, backend, address
+        self.pool, self.stats = pool, stats
         self.crashed: list[int] = []
+        self.extras: dict = {}
 
     def run(self, fresh: list[tuple[int, int, dict]]) -> tuple[dict, str | None]:
-        from engine.research.sweep_plan import Plan, prepare
+        from engine.research.sweep_plan import SUMMARY_OPTION, Plan, prepare
 
         base = self.base
         if self.fixed_feeds:
@@ -265,9 +318,12 @@ class _Rounds:
         else:
             plan = prepare(self.strategy, [params for _, _, params in fresh], self.data,
                            self.options)
+            if self.stats:
+                plan.options[SUMMARY_OPTION] = True
             rows = {number: row for number, (row, _, _) in enumerate(fresh)}
         finished, reason = self.sweep.execute(plan, n_jobs=self.n_jobs,
                                               backend=self.backend, address=self.address,
-                                              progress=False)
+                                              progress=False, pool=self.pool)
         self.crashed += [rows[number] for number in plan.crashed]
+        self.extras.update({rows[number]: extra for number, extra in plan.extras.items()})
         return {rows[number]: outcome for number, outcome in finished.items()}, reason

@@ -16,7 +16,9 @@ data. Tasks are batches of parameter dicts; results come back per batch as
 (:mod:`engine.research.pool`) starts fresh interpreters that never import the
 caller's ``__main__`` (no ``if __name__ == "__main__":`` guard is needed, and a
 class defined in ``__main__`` travels by value); a set that kills its worker
-becomes an error row naming the signal or exit status.
+becomes an error row naming the signal or exit status. The pool is started for
+one sweep, or kept across several calls (:func:`workers`, ``pool=``: the rounds of
+a search, the sweeps of a script), each panel written for it once.
 
 The same sweep gives the same rows whatever the number of workers or the
 backend: rows are put back in grid order (or sorted by ``sort_by``, ties in grid
@@ -47,6 +49,7 @@ from engine.research.sweep_plan import (
     _Interrupted,
     batch_limit,
     batches,
+    crash_message,
     error_message,
     parameter_sets,
     prepare,
@@ -96,13 +99,24 @@ def open_panel(spec: dict):
                  source=spec["source"], meta=dict(spec["meta"]))
 
 
+#: In a pool worker: the panels it has mapped, by their spec (kept while the spec is
+#: sent again, so that a pool's next run on the same panels maps nothing).
+_MAPPED: dict = {}
+
+
 def _start_worker(load) -> tuple:
-    """In a pool worker, once: the strategy class and the mapped panels (or the
-    set-up error, such as a class that does not import here, then reported by
-    every set)."""
+    """In a pool worker, at each run's set-up: the strategy class and the mapped
+    panels (or the set-up error, such as a class that does not import here, then
+    reported by every set). Panels of the previous set-up with the same spec are
+    reused as they are."""
+    global _MAPPED
     try:
         ref, specs, options = load()
-        state = {"cls": resolve_ref(ref), "panels": [open_panel(s) for s in specs],
+        keys = [repr(sorted(spec.items())) for spec in specs]
+        mapped = {key: _MAPPED.get(key) or open_panel(spec)
+                  for key, spec in zip(keys, specs, strict=True)}
+        _MAPPED = mapped
+        state = {"cls": resolve_ref(ref), "panels": [mapped[key] for key in keys],
                  "options": options}
     except Exception as exc:
         state = {"error": error_message(exc)}
@@ -113,12 +127,6 @@ def _pool_batch(state: dict, batch) -> list[SetOutcome]:
     if "error" in state:
         return [SetOutcome(row, None, state["error"]) for row, _, _ in batch]
     return run_batch(state["cls"], state["panels"], state["options"], batch)
-
-
-def crash_message(params: dict, how: str) -> str:
-    """The error row of a set that killed its worker process."""
-    shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "the defaults"
-    return f"the worker process running this set died ({how}); set: {shown}"
 
 
 def cpu_count() -> int:
@@ -136,11 +144,56 @@ def workers_for(n_jobs, n_tasks: int) -> int:
     return max(1, min(wanted, n_tasks))
 
 
-def run_local(plan: Plan, n_jobs, advance: Callable[[int], None]) -> dict:
+def workers(n_jobs: int = -1):
+    """A pool of worker processes to run several sweeps and walk-forwards on.
+
+    ``with engine.workers(n_jobs=2) as pool:`` then ``engine.sweep(..., pool=pool)``
+    and ``engine.walk_forward(..., pool=pool)``: the workers start with the first
+    call that needs them and stay until the ``with`` block ends, so later calls
+    skip their start-up (about half a second each). ``n_jobs`` as for
+    :func:`sweep` (``-1`` every core). Nothing starts for calls that run in this
+    process (one worker, or a small batched sweep with ``n_jobs=-1``).
+
+    Returns
+    -------
+    engine.research.pool.WorkerPool
+        Closed at the end of the ``with`` block (or by ``close()``), on an
+        exception too: its workers stop and its temporary files are removed.
+    """
+    from engine.research.pool import WorkerPool
+
+    return WorkerPool(workers_for(n_jobs, 1 << 30), n_jobs=n_jobs)
+
+
+def pool_of(pool, n_jobs, backend: str):
+    """``n_jobs`` of a call given ``pool=`` (checked), or ``n_jobs`` as given."""
+    if pool is None:
+        return n_jobs
+    from engine.research.pool import WorkerPool
+
+    if not isinstance(pool, WorkerPool):
+        raise ParameterError(f"pool must be a pool from engine.workers(n_jobs=...); got "
+                             f"{type(pool).__name__}")
+    if backend != "local":
+        raise ParameterError("pool= is for backend='local'; a Dask cluster has its own workers")
+    if pool.closed:
+        raise ParameterError("pool= is closed (its with block has ended); start another with "
+                             "engine.workers(n_jobs=...)")
+    wanted = pool.n_jobs
+    if n_jobs not in (-1, wanted):
+        raise ParameterError(f"n_jobs={n_jobs!r} and pool= disagree: the pool was made with "
+                             f"engine.workers(n_jobs={wanted}); drop n_jobs (the pool's workers "
+                             f"run the call)")
+    return wanted
+
+
+def run_local(plan: Plan, n_jobs, advance: Callable[[int], None], pool=None) -> dict:
     """Run the plan on a local process pool (in this process for one worker).
 
-    Returns row → ``(metrics, error)``. On Ctrl-C the pool is terminated and
-    ``_Interrupted`` carries the rows that finished.
+    ``pool``: a :class:`~engine.research.pool.WorkerPool` whose workers run the
+    plan and stay alive after it (default: a pool started and closed for this
+    plan). Returns row → ``(metrics, error)``. On Ctrl-C the workers are killed
+    and ``_Interrupted`` carries the rows that finished.
     """
     done: dict = {}
     workers = workers_for(n_jobs, len(plan.tasks))
@@ -150,6 +203,8 @@ def run_local(plan: Plan, n_jobs, advance: Callable[[int], None]) -> dict:
         if batched.likely_batched(plan.cls, plan.options):
             # Starting a worker costs more than the few thousand sets it would run.
             workers = max(1, min(workers, len(plan.tasks) // batched.SETS_PER_WORKER))
+    if pool is not None:
+        workers = min(workers, pool.size)
     # batched simulations share the cores left to each worker among threads
     options = {**plan.options, THREADS_OPTION: max(1, cpu_count() // workers)}
     if workers == 1:
@@ -166,8 +221,15 @@ def run_local(plan: Plan, n_jobs, advance: Callable[[int], None]) -> dict:
         except KeyboardInterrupt:
             raise _Interrupted(done, "interrupted") from None
         return done
-    from engine.research.pool import run_pool
+    if pool is None:
+        from engine.research.pool import WorkerPool
 
+        with WorkerPool(workers) as own:
+            return _run_on(own, plan, options, workers, done, advance)
+    return _run_on(pool, plan, options, workers, done, advance)
+
+
+def _run_on(pool, plan: Plan, options: dict, workers: int, done: dict, advance) -> dict:
     def on_answer(batch, outcomes) -> None:
         advance(record(plan, done, outcomes))
 
@@ -178,17 +240,35 @@ def run_local(plan: Plan, n_jobs, advance: Callable[[int], None]) -> dict:
         advance(1)
 
     crashed = plan.crashed
-    folder = Path(tempfile.mkdtemp(prefix="engine-sweep-"))
     try:
-        specs = [share_panel(p, folder / f"panel{i}") for i, p in enumerate(plan.panels)]
-        run_pool(_start_worker, (plan.ref, specs, options),
-                 batches(plan.tasks, workers, batch_limit(plan)), workers, on_answer,
-                 on_crash)
+        forget_panels(pool, plan.panels)
+        specs = [shared_panel(pool, panel) for panel in plan.panels]
+        pool.run(_start_worker, (plan.ref, specs, options),
+                 batches(plan.tasks, workers, batch_limit(plan)), on_answer, on_crash,
+                 workers=workers)
     except KeyboardInterrupt:
         raise _Interrupted(done, "interrupted") from None
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     return done
+
+
+def shared_panel(pool, panel) -> dict:
+    """:func:`share_panel` into the pool's folder, once per panel while the pool's runs
+    name it (a search's rounds on the same panels write nothing)."""
+    found = pool.shared.get(id(panel))
+    if found is None:  # the panel is kept with its spec: its id is never reused meanwhile
+        folder = Path(tempfile.mkdtemp(prefix="panel", dir=pool.scratch())) / "arrays"
+        found = pool.shared[id(panel)] = (panel, share_panel(panel, folder))
+    return found[1]
+
+
+def forget_panels(pool, keep) -> None:
+    """Remove the pool's files of every panel but ``keep`` (a worker that has one mapped
+    keeps its pages until its next set-up), so that a long-lived pool holds the data of
+    its last run only."""
+    kept = {id(panel) for panel in keep}
+    for key in [key for key in pool.shared if key not in kept]:
+        _, spec = pool.shared.pop(key)
+        shutil.rmtree(Path(spec["dir"]).parent, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- progress
@@ -234,9 +314,11 @@ class _Bar:
 
 
 def execute(plan: Plan, *, n_jobs=-1, backend="local", address=None, progress=True,
-            label="sweep") -> tuple[dict, str | None]:
+            label="sweep", pool=None) -> tuple[dict, str | None]:
     """Run every task of ``plan``; return row → ``(metrics, error)`` and, when some
-    sets did not finish, the reason (else None)."""
+    sets did not finish, the reason (else None). ``pool``: the
+    :class:`~engine.research.pool.WorkerPool` of the local backend (default: one for
+    this call)."""
     if backend not in ("local", "dask"):
         raise ParameterError(f"backend must be 'local' or 'dask'; got {backend!r}")
     if backend == "local" and address is not None:
@@ -247,7 +329,7 @@ def execute(plan: Plan, *, n_jobs=-1, backend="local", address=None, progress=Tr
                 from engine.research.dask_backend import run_dask
 
                 return run_dask(plan, address, bar.advance), None
-            return run_local(plan, n_jobs, bar.advance), None
+            return run_local(plan, n_jobs, bar.advance, pool), None
         except _Interrupted as stop:
             return stop.done, stop.reason
 
@@ -270,7 +352,10 @@ def warn_notes(plan: Plan) -> None:
 def warn_crashed(plan: Plan) -> None:
     """A SweepWarning naming the sets that killed their worker process."""
     if plan.crashed:
-        first = next(params for row, _, params in plan.tasks if row == plan.crashed[0])
+        # The first in the plan's order, not the first to die: which worker dies first
+        # depends on how the sets were shared out and on the machine's load.
+        crashed = set(plan.crashed)
+        first = next(params for row, _, params in plan.tasks if row in crashed)
         shown = ", ".join(f"{k}={v!r}" for k, v in first.items()) or "the defaults"
         warnings.warn(f"sweep crashed: {len(plan.crashed)} of {len(plan.tasks)} parameter sets "
                       f"killed their worker process (the first: {shown}); their rows hold "
@@ -292,7 +377,7 @@ SWEEP_STATISTICS = ("dsr",)
 STATS_MIN_SETS = 10
 
 
-def add_statistics(plan: Plan, done: dict, frame):
+def add_statistics(plan: Plan, done: dict, frame, no_pbo: str | None = None):
     """``frame`` with the deflated Sharpe ratio of each set (``dsr``, before ``error``)
     and the sweep's probability of backtest overfitting as ``frame.pbo``.
 
@@ -304,7 +389,9 @@ def add_statistics(plan: Plan, done: dict, frame):
     cross-validation over 16 blocks of bars
     (:func:`engine.analysis.stats.overfitting_from_summaries`), or a dict with
     ``pbo`` None and the ``reason`` when it cannot be computed (fewer than two sets
-    that ran, sets on different bars, fewer than 32 bars).
+    that ran, sets on different bars, fewer than 32 bars), or when ``no_pbo`` gives
+    the reason it is not computed (a search's sets, chosen adaptively); that dict
+    holds ``sets``, the ``N`` of the deflated Sharpe ratios, too.
     """
     import numpy as np
     import polars as pl
@@ -325,6 +412,11 @@ def add_statistics(plan: Plan, done: dict, frame):
     dsr = deflated_sharpes_from_summaries(summaries) if len(rows) else np.zeros(0)
     at = frame.columns.index("error")
     frame = frame.insert_column(at, pl.Series("dsr", dsr, dtype=pl.Float64).fill_nan(None))
+    if no_pbo is not None:
+        pbo = {"pbo": None, "reason": no_pbo,
+               "sets": int(np.isfinite(dsr).sum())}
+        frame.pbo = pbo
+        return frame
     try:
         found = overfitting_from_summaries(summaries, PBO_BLOCKS)
         pbo = {"pbo": found["pbo"], "splits": found["splits"], "blocks": PBO_BLOCKS,
@@ -430,7 +522,7 @@ def as_sweep_result(frame):
 def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, data=None,
           n_jobs: int = -1, backend: str = "local", address=None, progress: bool = True,
           sort_by: str | None = None, stats: bool | None = None, method: str = "grid",
-          trials: int | None = None, **run_options):
+          trials: int | None = None, pool=None, **run_options):
     """Run ``strategy`` once per parameter set of ``grid``; one row per set.
 
     Parameters
@@ -478,6 +570,10 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
         :mod:`engine.research.search`. Needs ``pip install -e ".[optuna]"``.
     trials : int, optional
         With ``method="optuna"``: how many sets to try.
+    pool : WorkerPool, optional
+        Workers kept across calls, from :func:`workers` (``engine.workers``): the
+        sweep runs on them (``n_jobs`` is the pool's) and leaves them running for
+        the next call.
     **run_options
         Options of :func:`engine.run` (``cash``, ``commission``, ``start``, ``feeds``,
         ...) and fixed strategy parameters, the same for every set.
@@ -499,9 +595,10 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
         sets killed their worker process: their rows hold the error, and the
         warning says how many.
     """
+    n_jobs = pool_of(pool, n_jobs, backend)
     if method != "grid":
         return _search(strategy, grid, method, trials, samples, seed, data, n_jobs, backend,
-                       address, progress, sort_by, stats, run_options)
+                       address, progress, sort_by, stats, run_options, pool)
     if trials is not None:
         raise ParameterError("trials= is for method='optuna'; a grid sweep runs every "
                              "combination (or samples= of them)")
@@ -517,7 +614,7 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
     if stats:
         plan.options[SUMMARY_OPTION] = True
     done, reason = execute(plan, n_jobs=n_jobs, backend=backend, address=address,
-                           progress=progress)
+                           progress=progress, pool=pool)
     warn_missing(len(plan.tasks) - len(done), len(plan.tasks), reason)
     warn_crashed(plan)
     warn_notes(plan)
@@ -532,12 +629,13 @@ def sweep(strategy, grid=None, *, samples: int | None = None, seed: int = 0, dat
 
 
 def _search(strategy, grid, method, trials, samples, seed, data, n_jobs, backend, address,
-            progress, sort_by, stats, run_options):
+            progress, sort_by, stats, run_options, pool):
     if method != "optuna":
         raise ParameterError(f"method must be 'grid' or 'optuna'; got {method!r}")
-    if stats or sort_by in SWEEP_STATISTICS:
-        raise ParameterError("the deflated Sharpe ratio and the PBO (stats=, sort_by='dsr') "
-                             "are computed for grid sweeps only, not for method='optuna'")
+    if sort_by in SWEEP_STATISTICS:
+        raise ParameterError(f"sort_by={sort_by!r} cannot be what a search maximises: it "
+                             f"depends on every set tried. Search by a metric (sharpe, ...); "
+                             f"the rows then hold the {sort_by} column (stats=True)")
     if samples is not None:
         raise ParameterError("samples= is for grid sweeps; with method='optuna', trials= "
                              "sets how many parameter sets are tried")
@@ -548,6 +646,9 @@ def _search(strategy, grid, method, trials, samples, seed, data, n_jobs, backend
 
     from engine.research.search import search
 
+    if stats is None:
+        stats = trials >= STATS_MIN_SETS
     return search(strategy, grid, trials=trials, sort_by=sort_by, seed=seed, data=data,
                   n_jobs=n_jobs, backend=backend, address=address, progress=progress,
-                  run_options=run_options, sweep=sys.modules[__name__])
+                  run_options=run_options, sweep=sys.modules[__name__], stats=stats,
+                  pool=pool)

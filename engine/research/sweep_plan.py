@@ -284,6 +284,12 @@ def resolve_ref(ref: tuple):
     return cls
 
 
+def crash_message(params: dict, how: str) -> str:
+    """The error row of a set that killed its worker process (either backend)."""
+    shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "the defaults"
+    return f"the worker process running this set died ({how}); set: {shown}"
+
+
 def error_message(exc: BaseException) -> str:
     if isinstance(exc, EngineError):
         return str(exc) or type(exc).__name__

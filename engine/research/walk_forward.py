@@ -117,13 +117,14 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
                  anchored: bool = False, data=None,
                  samples: int | None = None, seed: int = 0, n_jobs: int = -1,
                  backend: str = "local", address=None, progress: bool = True,
-                 **run_options) -> WalkForward:
+                 pool=None, **run_options) -> WalkForward:
     """Walk-forward optimisation of ``strategy`` over ``grid``.
 
     Parameters
     ----------
-    strategy, grid, samples, seed, data, n_jobs, backend, address, progress
-        As for :func:`engine.sweep` (the sets are swept on every training window).
+    strategy, grid, samples, seed, data, n_jobs, backend, address, progress, pool
+        As for :func:`engine.sweep`. The sets of every training window run as one
+        sweep, on one set of workers (``pool``'s when given, kept running after).
     train, test : int
         Lengths of the training and test windows, in bars. Windows advance by
         ``test`` bars, so the test windows tile the bars after the first training
@@ -150,12 +151,14 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
     from engine.research.sweep import (
         check_metric,
         execute,
+        pool_of,
         warn_crashed,
         warn_missing,
         warn_notes,
     )
     from engine.research.sweep_plan import Plan, parameter_sets, prepare
 
+    n_jobs = pool_of(pool, n_jobs, backend)
     check_metric(metric, "metric")
     sets = parameter_sets(grid, samples, seed)
     base = prepare(strategy, sets, data, run_options)
@@ -174,7 +177,7 @@ def walk_forward(strategy, grid, *, train: int, test: int, metric: str = "sharpe
                   for i, number, params in base.tasks]
     plan = Plan(base.ref, base.cls, panels, tasks, base.options, base.names)
     done, reason = execute(plan, n_jobs=n_jobs, backend=backend, address=address,
-                           progress=progress, label="walk-forward")
+                           progress=progress, label="walk-forward", pool=pool)
     warn_missing(len(tasks) - len(done), len(tasks), reason)
     warn_crashed(plan)
     warn_notes(plan)

@@ -261,15 +261,16 @@ def test_workers_that_cannot_read_the_strategy_file_load_the_copy_sent(tmp_path,
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
     source = Path(SMA).read_text()
-    ref = strategy_ref(SMA, engine.strategy.plugins.load_strategy(SMA))
+    from engine.strategy.plugins import load_strategy
+
+    ref = strategy_ref(SMA, load_strategy(SMA))
     assert ref == ("file", SMA, source)
     moved = ("file", str(tmp_path / "gone" / "sma_cross.py"), source)
     cls = resolve_ref(moved)
     assert cls.__name__ == "SmaCross" and resolve_ref(moved) is cls
-    [(row, metrics, error, extra)] = run_batch_from_ref(moved, [bars], {},
-                                                        [(0, 0, {"fast": 5})])
-    assert error is None and extra is None
-    assert metrics["sharpe"] == engine.run(SMA, bars, fast=5).metrics["sharpe"]
+    [outcome] = run_batch_from_ref(moved, [bars], {}, [(0, 0, {"fast": 5})])
+    assert outcome.error is None and outcome.extra is None and outcome.note is None
+    assert outcome.metrics["sharpe"] == engine.run(SMA, bars, fast=5).metrics["sharpe"]
 
 
 CRASH = """

@@ -21,7 +21,7 @@ import time
 import pytest
 
 import engine
-from bench.conftest import SWEEP_BASELINE, record_sweep
+from bench.conftest import ROOT, SWEEP_BASELINE, record_sweep
 from engine.research.sweep import cpu_count
 from engine.research.sweep_plan import parameter_sets
 
@@ -136,3 +136,18 @@ def test_sweep_batched_one_process_signals_per_set(benchmark, ten_years, sma_cro
 def test_sweep_10k_sets_batched_two_workers(benchmark, ten_years, sma_cross):
     _timed_sweep(benchmark, ten_years, sma_cross, GRID_10K, 2,
                  "10,000 sets, batched, 2 worker processes")
+
+
+def test_sweep_fear_contrarian_1000_sets_event_path(benchmark):
+    """1,000 sets of an event-path strategy on its bundled data (fear 10-34 x exit
+    45-84), every core: the per-set path with lean runs. Target: under 5 s on two cores."""
+    grid = {"fear_threshold": list(range(10, 35)), "exit_threshold": list(range(45, 85))}
+
+    def sweep():
+        return engine.sweep(str(ROOT / "strategies" / "fear_contrarian.py"), grid, n_jobs=-1,
+                            progress=False, stats=False)
+
+    frame = benchmark.pedantic(sweep, rounds=1, iterations=1)
+    assert frame.height == 1000 and frame["error"].null_count() == 1000
+    record_sweep(benchmark, "fear_contrarian, 1,000 sets (event path), every core",
+                 frame.height)

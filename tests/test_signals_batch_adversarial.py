@@ -290,13 +290,7 @@ def test_signals_that_read_the_future_are_refused_even_when_the_hook_does_not(
     path = _write(tmp_path, CROSS.replace(
         "        return Signals(entries=e, exits=x)\n",
         "        if len(data) < 250:\n            e = np.zeros_like(e)\n"
-        "        return Signals(entries=e, exits=x)\n", 1) + '''
-    @classmethod
-    def signals_batch(cls, data, sets):
-        e, x = crossings(sets.map(sma, data.close, sets.fast),
-                         sets.map(sma, data.close, sets.slow))
-        return Signals(entries=e, exits=x)
-''')
+        "        return Signals(entries=e, exits=x)\n", 1) + CROSS_HOOK)
     data = random_walk(300, seed=4)
     with pytest.raises(engine.errors.LookAheadError):
         engine.run(path, data=data, fast=3, slow=10)
@@ -785,6 +779,16 @@ def test_sets_whose_own_signals_differ_never_get_the_hooks_numbers(tmp_path, mon
             f"engine.run gives {b['total_return']} / {b['error']}")
 
 
+#: The plain hook of CROSS (the same sets' signals, one column each).
+CROSS_HOOK = '''
+    @classmethod
+    def signals_batch(cls, data, sets):
+        e, x = crossings(sets.map(sma, data.close, sets.fast),
+                         sets.map(sma, data.close, sets.slow))
+        return Signals(entries=e, exits=x)
+'''
+
+
 def test_a_combination_signals_refuses_is_found_by_the_check(tmp_path, monkeypatch):
     # signals refuses fast >= slow itself (not in validate); (5, 4) comes after 5 and 4
     # were each checked in good sets, so the sweep gives it the hook's numbers (the
@@ -795,13 +799,7 @@ def test_a_combination_signals_refuses_is_found_by_the_check(tmp_path, monkeypat
     path = _write(tmp_path, CROSS.replace(
         "    def signals(self, data):\n",
         "    def signals(self, data):\n        if self.fast >= self.slow:\n"
-        "            raise ParameterError('fast must be shorter than slow')\n", 1) + '''
-    @classmethod
-    def signals_batch(cls, data, sets):
-        e, x = crossings(sets.map(sma, data.close, sets.fast),
-                         sets.map(sma, data.close, sets.slow))
-        return Signals(entries=e, exits=x)
-''')
+        "            raise ParameterError('fast must be shorter than slow')\n", 1) + CROSS_HOOK)
     data = random_walk(300, seed=21)
     grid = {"fast": [2, 5], "slow": [8, 4]}
     off = _sweep(path, grid, data, monkeypatch, False)
@@ -902,13 +900,7 @@ def test_sets_carry_what_validate_made_of_the_parameters(tmp_path, monkeypatch):
     path = _write(tmp_path, CROSS.replace(
         "    def signals(self, data):\n",
         "    def validate(self):\n        if self.slow <= self.fast:\n"
-        "            self.slow = self.fast + 1\n\n    def signals(self, data):\n", 1) + '''
-    @classmethod
-    def signals_batch(cls, data, sets):
-        e, x = crossings(sets.map(sma, data.close, sets.fast),
-                         sets.map(sma, data.close, sets.slow))
-        return Signals(entries=e, exits=x)
-''')
+        "            self.slow = self.fast + 1\n\n    def signals(self, data):\n", 1) + CROSS_HOOK)
     _assert_same(path, {"fast": [2, 5], "slow": [8, 4]}, random_walk(300, seed=21),
                  monkeypatch)
 

@@ -137,6 +137,24 @@ def cut_points(n_bars: int, mode: str, *, gaps: np.ndarray | None = None, first:
     -------
     numpy.ndarray of int64
     """
+    key = (n_bars, mode, first, tuple(int(x) for x in seed),
+           None if gaps is None else np.asarray(gaps, dtype=np.int64).tobytes())
+    found = _CUTS.get(key)
+    if found is None:
+        if len(_CUTS) >= 256:
+            _CUTS.clear()
+        found = _CUTS[key] = _cut_points(n_bars, mode, gaps=gaps, first=first, seed=seed)
+        found.flags.writeable = False   # shared by every later run on such data
+    return found
+
+
+#: cut_points' results by their arguments: the same data draws the same cuts, and a
+#: sweep or a run of many sets asks for them once per set.
+_CUTS: dict = {}
+
+
+def _cut_points(n_bars: int, mode: str, *, gaps: np.ndarray | None, first: int,
+                seed: Sequence[int]) -> np.ndarray:
     lo, hi = first + 1, n_bars - 1  # inclusive range of cuts
     if mode == "off" or hi < lo:
         return np.empty(0, dtype=np.int64)
@@ -173,9 +191,18 @@ def first_difference(whole: np.ndarray, part: np.ndarray, cut: int):
     """
     head = _columns(whole if whole.shape[0] == 1 else whole[:cut])
     part = _columns(part)
+    exact = head.dtype.kind != "f" and part.dtype.kind != "f"
+    # The usual answer, "no difference", in one comparison (NaN equal to NaN; floats
+    # equal bit for bit need no tolerance)
+    if head.shape == part.shape and head.dtype.kind in "biuf" and part.dtype.kind in "biuf":
+        if exact:
+            if np.array_equal(head, part):
+                return None
+        elif np.array_equal(*(x if x.dtype.kind == "f" else x.astype(np.float64)
+                              for x in (head, part)), equal_nan=True):
+            return None
     shape = np.broadcast_shapes(head.shape, part.shape)
     head, part = np.broadcast_to(head, shape), np.broadcast_to(part, shape)
-    exact = head.dtype.kind != "f" and part.dtype.kind != "f"
     # Block by block: temporaries stay small, and the scan stops at the first block
     # with a real difference. NaN != NaN, so a block with candidates is settled by
     # isclose (equal_nan) on the candidates alone: warm-up NaN cost one block.

@@ -316,7 +316,44 @@ def test_set_summaries_equal_the_per_set_paths(flex):
     for one, many in zip(alone, together, strict=True):
         assert (one.error, one.extra is None) == (many.error, many.extra is None)
         if one.extra is not None:
-            assert np.array_equal(one.extra, many.extra, equal_nan=True)
+            assert _bits(one.extra) == _bits(many.extra)
+
+
+def _bits(values) -> list:
+    """Each float's bit pattern (so -0.0 differs from 0.0), every NaN as one value."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(np.isnan(values), -1, values.view(np.int64)).tolist()
+
+
+def test_compiled_summaries_equal_set_summaries_bit_for_bit():
+    from engine._core.batch import returns_summaries
+
+    from engine.analysis.stats import block_edges, set_summaries
+
+    rng = np.random.default_rng(5)
+    r = rng.normal(0.0003, 0.012, size=(6, 997))
+    r[0, ::37] = np.nan                           # no return on those bars
+    r[1, :50] = 0.0                               # flat at the start
+    r[2, ::3] = -1e-110                           # cubes underflow to -0.0
+    r[3, :70] = -1e-110                           # the first block's sum of cubes is -0.0
+    r[4, 10:500] = rng.normal(0.0, 40.0, 490)     # wild values: the order of sums shows
+    r[5, -1] = np.inf
+    for n_blocks in (16, 2, 1):
+        edges = block_edges(r.shape[1], n_blocks)
+        expected = set_summaries(r, n_blocks)
+        if n_blocks == 16:
+            assert math.copysign(1.0, expected[3, 1 + 3 * n_blocks]) == -1.0
+        assert _bits(returns_summaries(r, edges)) == _bits(expected)
+        # a set's row does not depend on the others (nor does NumPy's)
+        assert _bits(returns_summaries(r[3:4].copy(), edges)) == _bits(expected[3:4])
+    short = r[:, :5].copy()                       # fewer bars than blocks: counts only
+    found = returns_summaries(short, block_edges(5, 16))
+    assert _bits(found) == _bits(set_summaries(short, 16))
+    assert found[1, 0] == 5 and np.isnan(found[:, 1:]).all()
+    with pytest.raises(ValueError, match="summary_edges must run from 0"):
+        returns_summaries(r, block_edges(100, 16))
+    with pytest.raises(ValueError, match="must not decrease"):
+        returns_summaries(r, np.array([0, 600, 500, 997], dtype=np.intp))
 
 
 STOPS = textwrap.dedent('''

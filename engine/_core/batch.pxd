@@ -24,3 +24,8 @@ cdef struct Account:
 
 # numpy's pairwise summation (np.sum of a float64 array), the same association.
 cdef double pairwise_sum(const double* a, Py_ssize_t n, Py_ssize_t stride) noexcept nogil
+
+# engine.analysis.stats.set_summaries of one set's returns (a row of 1 + 5 * n_blocks).
+cdef void set_summary(const double* r, Py_ssize_t m, const Py_ssize_t* edges,
+                      Py_ssize_t n_blocks, double* x1, double* x2, double* x3, double* x4,
+                      double* out) noexcept nogil

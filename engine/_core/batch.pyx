@@ -420,7 +420,8 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
              double slippage_bps=0.0, double slippage_fixed=0.0, double borrow_rate=0.0,
              double periods_per_year=252.0, bint fractional=False, bint shorting=False,
              bint fill_on_close=False, double rf_bar=0.0, const double[::1] bench_dy=None,
-             double bench_mean=0.0, double bench_m2=0.0, bint keep_equity=False):
+             double bench_mean=0.0, double bench_m2=0.0,
+             const Py_ssize_t[::1] summary_edges=None):
     """Run ``n_sets`` accounts over the bars in one pass; return their statistics.
 
     Parameters
@@ -442,15 +443,19 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
         the squared deviations, as ``StreamingMetrics`` computes them; None for no
         benchmark (then ``c_xy`` is 0).
 
-    keep_equity : bool
-        Also return every set's equity at each close.
+    summary_edges : numpy.ndarray of intp, optional
+        The ``n_blocks + 1`` bar edges of the sweep statistics' blocks (from 0 to
+        ``n_bars``, as :func:`engine.analysis.stats.block_edges` makes them): also
+        return each set's summary of its per-bar returns (:func:`set_summary`).
 
     Returns
     -------
     stats : numpy.ndarray
         ``(len(STAT_NAMES), n_sets)`` float64 (the rows named by :data:`STAT_NAMES`).
-    equity : numpy.ndarray or None
-        With ``keep_equity``, the ``(n_sets, n_bars)`` equity at each close.
+    summaries : numpy.ndarray or None
+        With ``summary_edges``, ``(n_sets, 1 + 5 * n_blocks)`` float64: row ``j``
+        equals :func:`engine.analysis.stats.set_summaries` of set ``j``'s returns bit
+        for bit (NaN for a set whose equity is not finite: it leaves the batch).
     """
     cdef Py_ssize_t n = close.shape[0]
     cdef Py_ssize_t k = close.shape[1]
@@ -476,6 +481,10 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
         raise ValueError(f"modes and directions need one value per set ({n_sets})")
     if bench_dy is not None and bench_dy.shape[0] != n:
         raise ValueError(f"bench_dy needs {n} values")
+    cdef Py_ssize_t n_blocks = -1
+    if summary_edges is not None:
+        n_blocks = summary_edges.shape[0] - 1
+        check_edges(summary_edges, n)
     c.commission_percent = commission_percent
     c.commission_per_share = commission_per_share
     c.commission_fixed = commission_fixed
@@ -492,8 +501,9 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
     tile_arr = np.empty((min(TILE, max(n_sets, 1)), max(n, 1)))
     stats_arr = np.zeros((N_STATS, n_sets))
     cdef double[:, ::1] equity = tile_arr
-    curves_arr = np.empty((n_sets, n)) if keep_equity else None
-    cdef double[:, ::1] curves = curves_arr if keep_equity else tile_arr
+    summaries_arr = None if n_blocks < 0 else np.full((n_sets, 1 + 5 * n_blocks), NAN)
+    cdef double[:, ::1] summaries = summaries_arr if n_blocks >= 0 else stats_arr
+    cdef const Py_ssize_t* edges = &summary_edges[0] if n_blocks >= 0 else NULL
     cdef Py_ssize_t j0, j1
     cdef double[:, ::1] stats = stats_arr
     accounts_arr = np.zeros(n_sets * sizeof(Account), dtype=np.uint8)
@@ -501,7 +511,7 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
     lot_dir_arr = np.zeros(n_sets * k, dtype=np.intc)
     lot_row_arr = np.full(n_sets * k, -1, dtype=np.intp)
     pending_arr = np.zeros(n_sets * k, dtype=np.uint8)
-    scratch_arr = np.empty((6, max(n, k, 1)))    # r, squares, dx, products, equity, prices
+    scratch_arr = np.empty((6, max(n, k, 1)))    # r, squares, dx, products, powers, prices
     cdef unsigned char[::1] accounts_bytes = accounts_arr
     cdef double[:, ::1] state = state_arr
     cdef int[::1] lot_dir = lot_dir_arr
@@ -519,6 +529,7 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
     cdef double* wbuf = &scratch[1, 0]
     cdef double* dxbuf = &scratch[2, 0]
     cdef double* pbuf = &scratch[3, 0]
+    cdef double* qbuf = &scratch[4, 0]
     cdef double* tbuf = &scratch[5, 0]
     cdef Py_ssize_t n_lots, count
     cdef double* trade_pnl
@@ -527,7 +538,7 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
     cdef Py_ssize_t* offsets
 
     if n_sets == 0 or n == 0:
-        return stats_arr, curves_arr
+        return stats_arr, summaries_arr
     for j in range(n_sets):
         accounts[j].cash = cash
     ledger.cap = 64
@@ -618,9 +629,9 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
                     if not bad:
                         set_statistics(&equity[j - j0, 0], n, cash, rf_bar, dy, bench_mean,
                                        bench_m2, rbuf, wbuf, dxbuf, pbuf, &stats[0, j], n_sets)
-                    if keep_equity:
-                        for r in range(n):
-                            curves[j, r] = equity[j - j0, r]
+                        if n_blocks >= 0:   # from the returns set_statistics left in rbuf
+                            set_summary(rbuf, n, edges, n_blocks, wbuf, dxbuf, pbuf, qbuf,
+                                        &summaries[j, 0])
                 j0 = j1
             if ledger.failed:
                 with gil:
@@ -684,7 +695,7 @@ def simulate(const double[:, ::1] open, const double[:, ::1] close,
             free(trade_buf)
     finally:
         free(ledger.lots)
-    return stats_arr, curves_arr
+    return stats_arr, summaries_arr
 
 
 cdef void set_statistics(const double* eq, Py_ssize_t m, double start, double rf_bar,
@@ -814,3 +825,92 @@ cdef void trade_statistics(const double* pnl, const double* ret, Py_ssize_t n,
     else:
         out[ST_BEST * stride] = NAN
         out[ST_WORST * stride] = NAN
+
+
+cdef int check_edges(const Py_ssize_t[::1] edges, Py_ssize_t n) except -1:
+    cdef Py_ssize_t b
+    if edges.shape[0] < 2 or edges[0] != 0 or edges[edges.shape[0] - 1] != n:
+        raise ValueError(f"summary_edges must run from 0 to the {n} bars, with at least one "
+                         f"block")
+    for b in range(edges.shape[0] - 1):
+        if edges[b + 1] < edges[b]:
+            raise ValueError(f"summary_edges must not decrease; edge {b + 1} is "
+                             f"{edges[b + 1]} after {edges[b]}")
+    return 0
+
+
+cdef void set_summary(const double* r, Py_ssize_t m, const Py_ssize_t* edges,
+                      Py_ssize_t n_blocks, double* x1, double* x2, double* x3, double* x4,
+                      double* out) noexcept nogil:
+    """engine.analysis.stats.set_summaries of one set's returns ``r``, bit for bit.
+
+    ``out`` holds ``1 + 5 * n_blocks`` doubles (NaN where set_summaries leaves NaN:
+    the blocks, when there are fewer bars than blocks). set_summaries takes a block's
+    power sum as a difference of NumPy running sums (``cumsum``, which adds in bar
+    order, its first value the first term itself, after a 0 for no bar); so does this.
+    The powers are formed in one loop and summed in another: a product never feeds an
+    addition in one expression, which a compiler may fuse (FMA) and round once.
+    """
+    cdef Py_ssize_t i, b, end, count = 0
+    cdef double v, sq
+    cdef double c1 = 0.0, c2 = 0.0, c3 = 0.0, c4 = 0.0
+    cdef double l1, l2, l3, l4
+    for i in range(m):
+        # np.where(np.isfinite(r), r, 0.0), then x * x, x2 * x and x2 * x2
+        if isfinite(r[i]):
+            count += 1
+            v = r[i]
+        else:
+            v = 0.0
+        sq = v * v
+        x1[i] = v
+        x2[i] = sq
+        x3[i] = sq * v
+        x4[i] = sq * sq
+    out[0] = <double> count
+    if m < n_blocks:
+        return
+    i = 0
+    for b in range(n_blocks):
+        out[1 + b] = <double> (edges[b + 1] - edges[b])
+        l1 = c1
+        l2 = c2
+        l3 = c3
+        l4 = c4
+        end = edges[b + 1]
+        if i == 0 and end > 0:
+            c1 = x1[0]
+            c2 = x2[0]
+            c3 = x3[0]
+            c4 = x4[0]
+            i = 1
+        while i < end:
+            c1 = c1 + x1[i]
+            c2 = c2 + x2[i]
+            c3 = c3 + x3[i]
+            c4 = c4 + x4[i]
+            i += 1
+        out[1 + n_blocks + b] = c1 - l1
+        out[1 + 2 * n_blocks + b] = c2 - l2
+        out[1 + 3 * n_blocks + b] = c3 - l3
+        out[1 + 4 * n_blocks + b] = c4 - l4
+
+
+def returns_summaries(const double[:, ::1] returns, const Py_ssize_t[::1] edges):
+    """:func:`set_summary` of each row of ``returns`` (sets × bars), as :func:`simulate`
+    computes it (for the test against :func:`engine.analysis.stats.set_summaries`)."""
+    cdef Py_ssize_t k = returns.shape[0], m = returns.shape[1], j
+    cdef Py_ssize_t n_blocks = edges.shape[0] - 1
+    check_edges(edges, m)
+    out_arr = np.full((k, 1 + 5 * n_blocks), NAN)
+    if m == 0:
+        out_arr[:, 0] = 0.0
+        return out_arr
+    buf_arr = np.empty((4, max(m, 1)))
+    cdef double[:, ::1] out = out_arr
+    cdef double[:, ::1] buf = buf_arr
+    with nogil:
+        for j in range(k):
+            set_summary(&returns[j, 0], m, &edges[0], n_blocks, &buf[0, 0], &buf[1, 0],
+                        &buf[2, 0], &buf[3, 0], &out[j, 0])
+    return out_arr

@@ -563,12 +563,21 @@ def set_summary(returns, n_blocks: int = PBO_BLOCKS) -> np.ndarray:
     return set_summaries(np.asarray(returns, dtype=np.float64).reshape(1, -1), n_blocks)[0]
 
 
+def block_edges(n_bars: int, n_blocks: int = PBO_BLOCKS) -> np.ndarray:
+    """The ``n_blocks + 1`` edges of the contiguous blocks of :func:`set_summary`:
+    block ``b`` is bars ``edges[b]`` to ``edges[b + 1] - 1``, ``edges[b]`` the whole
+    part of ``b * n_bars / n_blocks`` (``numpy.linspace``)."""
+    return np.linspace(0, n_bars, n_blocks + 1).astype(np.intp)
+
+
 def set_summaries(returns, n_blocks: int = PBO_BLOCKS) -> np.ndarray:
     """:func:`set_summary` of every row of ``returns`` (sets × bars), at once.
 
     A block's sum is a difference of running sums, which NumPy accumulates in bar
     order whatever the number of rows: a set gives the same summary bit for bit
-    alone or among others (the batched sweep relies on it).
+    alone or among others. The batched sweep computes the same rows in its compiled
+    pass (``summary_edges`` of :func:`engine._core.batch.simulate`), in the same
+    order of operations, so they equal this function's bit for bit.
     """
     r = np.ascontiguousarray(returns, dtype=np.float64)
     k, n = r.shape
@@ -578,7 +587,7 @@ def set_summaries(returns, n_blocks: int = PBO_BLOCKS) -> np.ndarray:
     if n >= n_blocks:
         x = np.where(finite, r, 0.0)
         x2 = x * x
-        edges = np.linspace(0, n, n_blocks + 1).astype(int)
+        edges = block_edges(n, n_blocks)
         out[:, 1:1 + n_blocks] = np.diff(edges)
         running = np.zeros((k, n + 1))
         for p, power in enumerate((x, x2, x2 * x, x2 * x2), start=1):

@@ -661,17 +661,18 @@ def _start_group(cls, panel, run_opts: dict, members: list, run_one, outcome,
             settings["cash"], periods_per_year=float(ppy), rf_bar=rf_bar,
             bench_dy=None if bench is None or bench["nan"] else bench["dy"],
             bench_mean=0.0 if bench is None else bench["mean"],
-            bench_m2=0.0 if bench is None else bench["m2"], keep_equity=summaries,
+            bench_m2=0.0 if bench is None else bench["m2"],
+            summary_edges=_summary_edges(panel.n_bars) if summaries else None,
             **{k: v for k, v in account.items()},
         )
 
     def finish() -> list:
         if simulated is not None:
             n = panel.n_bars
-            stats_rows, curves = simulated()
+            stats_rows, set_rows = simulated()
             stats = dict(zip(STAT_NAMES, stats_rows, strict=True))
             rows = _metric_rows(stats, n, settings["cash"], ppy, risk_free, bench)
-            extras = _summaries(curves, settings["cash"]) if summaries else None
+            extras = set_rows
             ran = 0
             for j, task in enumerate(kept):
                 if stats["outside"][j] or (strict and stats["rejected"][j]):
@@ -984,16 +985,14 @@ def _in_threads(simulate, threads: int, open_, close, entries, exits, size, mode
     return result
 
 
-def _summaries(curves, cash: float) -> np.ndarray:
-    """sweep_plan.summary_of for every set's equity curve (one row each), at once: the
-    returns as :func:`engine.analysis.metrics.bar_returns` computes them, elementwise."""
-    from engine.analysis.stats import set_summaries
+def _summary_edges(n_bars: int) -> np.ndarray:
+    """The blocks of sweep_plan.summary_of (engine.analysis.stats.set_summary), whose
+    rows simulate computes for every set from the returns of its statistics: the
+    returns of :func:`engine.analysis.metrics.bar_returns`, summed as
+    :func:`engine.analysis.stats.set_summaries` sums them, bit for bit."""
+    from engine.analysis.stats import PBO_BLOCKS, block_edges
 
-    equity = np.asarray(curves, dtype=np.float64).reshape(len(curves), -1)
-    prev = np.concatenate([np.full((equity.shape[0], 1), float(cash)), equity[:, :-1]], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = np.where(prev > 0, equity / prev - 1.0, np.nan)
-    return set_summaries(returns)
+    return block_edges(n_bars, PBO_BLOCKS)
 
 
 def _one_add(value: np.ndarray) -> np.ndarray:

@@ -355,3 +355,64 @@ def test_psr_for_many_sets_is_the_scalar_psr_bit_for_bit():
                         for a, b, c in zip(sharpe, skew, kurtosis, strict=True)])
         assert np.array_equal(many, one, equal_nan=True)
         assert np.isnan(many[[0, 1, 5]]).all()
+
+
+def _plain_cscv(n_in, n_all, low, high, low_s1, low_s2, high_s1, high_s2, all_s1, all_s2):
+    """cscv_logits as one plain loop per split (the comparisons its docstring states)."""
+    out = []
+    n_sets = len(all_s1)
+    for k in range(len(n_in)):
+        a, b, n_here = low[k], high[k], n_in[k]
+        n_out = n_all - n_here
+        best, top_num, top_den, keys = 0, 0.0, 0.0, []
+        for j in range(n_sets):
+            s1 = low_s1[a, j] + high_s1[b, j]
+            s2 = low_s2[a, j] + high_s2[b, j]
+            den = n_here * s2 - s1 * s1
+            if den > 0:
+                num = s1 * abs(s1)
+                if j == 0 or top_den <= 0 or num * top_den > top_num * den:
+                    best, top_num, top_den = j, num, den
+            s1, s2 = all_s1[j] - s1, all_s2[j] - s2
+            keys.append((s1 * abs(s1), n_out * s2 - s1 * s1))
+        best_num, best_den = keys[best]
+        below = equal = 0.0
+        for num, den in keys:
+            if best_den <= 0:
+                equal += den <= 0
+            elif den <= 0:
+                below += 1
+            elif num * best_den < best_num * den:
+                below += 1
+            elif num * best_den == best_num * den:
+                equal += 1
+        relative = (below + (equal + 1.0) / 2.0) / (n_sets + 1.0)
+        out.append(math.log(relative / (1.0 - relative)))
+    return out
+
+
+def test_the_compiled_cscv_makes_the_plain_loops_comparisons(monkeypatch):
+    # More sets than the kernel checks at once (32), with what makes the order matter:
+    # no spread in the first 40 sets (no winner yet across a whole run of sets), a set
+    # that often wins copied into later runs (ties in and out of sample), coarse returns.
+    import engine._core.kernels as kernels
+
+    rng = np.random.default_rng(4)
+    m = np.round(rng.normal(0.0002, 0.01, size=(96, 100)), 3)
+    m[:, :40] = 0.002
+    m[:, 80] = m[:, 43]
+    m[:, 97] = m[:, 43]
+    m[:, 60] = m[:, 61]
+    seen = {}
+    compiled = kernels.cscv_logits
+
+    def spy(*args):
+        seen["args"] = args
+        compiled(*args)
+
+    monkeypatch.setattr(kernels, "cscv_logits", spy)
+    found = stats.probability_of_overfitting(m, n_blocks=8)["logits"]
+    args = seen["args"]
+    expected = _plain_cscv(*args[:10])
+    assert np.array_equal(np.asarray(expected), found)
+    assert len(set(expected)) > 5

@@ -37,6 +37,7 @@ cdef enum:
 
 cdef enum:
     BLOCK = 16      # columns gathered at once for a column kernel: two cache lines of a row
+    CHUNK = 32      # sets cscv_logits checks at once against the standing best
 
 cdef double TWO53 = 9007199254740992.0          # 2**53: doubles hold integers exactly below
 cdef int64_t ITWO53 = 9007199254740992
@@ -765,18 +766,39 @@ cpdef void cscv_logits(const double[::1] n_in, double n_all, const int64_t[::1] 
     first on a tie), its rank among every set's out of sample (ties count half),
     and the logit of the rank over ``n_sets + 1``. Sets are compared by
     ``sign(SR) SR^2``, which orders them as their Sharpe ratios, with no square
-    root nor division. ``scratch`` holds ``2 * n_sets`` doubles.
+    root nor division. ``scratch`` holds ``4 * n_sets`` doubles.
     :func:`engine.analysis.stats.overfitting_from_summaries` lays out the tables.
     """
     cdef Py_ssize_t n_sets = all_s1.shape[0], n_splits = out.shape[0]
-    cdef Py_ssize_t k, j, a, b, best
+    cdef Py_ssize_t k, j, a, b, best, below, equal, j0, j1, hit
     cdef double s1, s2, num, den, top_num, top_den, best_num, best_den
-    cdef double below, equal, relative, n_out, n_here
+    cdef double relative, n_out, n_here
+    cdef const double* ls1
+    cdef const double* ls2
+    cdef const double* hs1
+    cdef const double* hs2
+    cdef double* out_num
+    cdef double* out_den
+    cdef double* in_num
+    cdef double* in_den
     if (low.shape[0] != n_splits or high.shape[0] != n_splits or n_in.shape[0] != n_splits
-            or scratch.shape[0] < 2 * n_sets or all_s2.shape[0] != n_sets
+            or scratch.shape[0] < 4 * n_sets or all_s2.shape[0] != n_sets
             or low_s1.shape[1] != n_sets or high_s1.shape[1] != n_sets
             or low_s2.shape[1] != n_sets or high_s2.shape[1] != n_sets):
         raise ValueError("cscv_logits: the tables, masks and sets do not match")
+    if n_sets == 0:
+        for k in range(n_splits):
+            out[k] = NAN
+        return
+    for k in range(n_splits):
+        if not (0 <= low[k] < low_s1.shape[0] and 0 <= low[k] < low_s2.shape[0]
+                and 0 <= high[k] < high_s1.shape[0] and 0 <= high[k] < high_s2.shape[0]):
+            raise ValueError(f"cscv_logits: split {k}'s masks ({low[k]}, {high[k]}) are "
+                             f"outside the tables")
+    in_num = &scratch[0]
+    in_den = &scratch[n_sets]
+    out_num = &scratch[2 * n_sets]
+    out_den = &scratch[3 * n_sets]
     # A set's Sharpe ratio over a half is ordered as num / den with num = s1 |s1| and
     # den = n s2 - s1^2 (sign(SR) SR^2 up to a positive factor of the half), -inf when
     # den <= 0 (no spread). Two keys compare by cross-multiplying: no division.
@@ -784,40 +806,65 @@ cpdef void cscv_logits(const double[::1] n_in, double n_all, const int64_t[::1] 
         for k in range(n_splits):
             a = low[k]
             b = high[k]
+            ls1 = &low_s1[a, 0]
+            ls2 = &low_s2[a, 0]
+            hs1 = &high_s1[b, 0]
+            hs2 = &high_s2[b, 0]
             n_here = n_in[k]
             n_out = n_all - n_here
+            for j in range(n_sets):
+                s1 = ls1[j] + hs1[j]
+                s2 = ls2[j] + hs2[j]
+                in_den[j] = n_here * s2 - s1 * s1
+                in_num[j] = s1 * fabs(s1)
+                s1 = all_s1[j] - s1
+                s2 = all_s2[j] - s2
+                out_num[j] = s1 * fabs(s1)
+                out_den[j] = n_out * s2 - s1 * s1
+            # The best set in sample, the first on a tie: a set replaces the standing
+            # one when its key is larger. Written as one loop, the compiler turns the
+            # replacement into selects that chain every set to the one before; here a
+            # run of CHUNK sets is first checked against the standing set (no chain),
+            # and only a run holding a larger key is walked set by set. Each comparison
+            # made is the one the plain loop makes, so the winner is the same.
             best = 0
             top_num = 0.0
             top_den = 0.0   # 0: -inf
-            for j in range(n_sets):
-                s1 = low_s1[a, j] + high_s1[b, j]
-                s2 = low_s2[a, j] + high_s2[b, j]
-                den = n_here * s2 - s1 * s1
-                if den > 0:
-                    num = s1 * fabs(s1)
-                    if j == 0 or top_den <= 0 or num * top_den > top_num * den:
-                        top_num = num
-                        top_den = den
-                        best = j
-                s1 = all_s1[j] - s1
-                s2 = all_s2[j] - s2
-                scratch[2 * j] = s1 * fabs(s1)
-                scratch[2 * j + 1] = n_out * s2 - s1 * s1
-            best_num = scratch[2 * best]
-            best_den = scratch[2 * best + 1]
-            below = 0.0
-            equal = 0.0
-            for j in range(n_sets):
-                num = scratch[2 * j]
-                den = scratch[2 * j + 1]
-                if best_den <= 0:
-                    if den <= 0:
-                        equal += 1.0
-                elif den <= 0:
-                    below += 1.0
-                elif num * best_den < best_num * den:
-                    below += 1.0
-                elif num * best_den == best_num * den:
-                    equal += 1.0
-            relative = (below + (equal + 1.0) / 2.0) / (n_sets + 1.0)
+            j0 = 0
+            while j0 < n_sets:
+                j1 = j0 + CHUNK if j0 + CHUNK < n_sets else n_sets
+                hit = 0
+                if top_den <= 0:
+                    for j in range(j0, j1):
+                        hit |= in_den[j] > 0
+                else:
+                    for j in range(j0, j1):
+                        hit |= (in_den[j] > 0) & (in_num[j] * top_den > top_num * in_den[j])
+                if hit:
+                    for j in range(j0, j1):
+                        den = in_den[j]
+                        if den > 0:
+                            num = in_num[j]
+                            if top_den <= 0 or num * top_den > top_num * den:
+                                top_num = num
+                                top_den = den
+                                best = j
+                j0 = j1
+            best_num = out_num[best]
+            best_den = out_den[best]
+            # The rank of the winner out of sample, counted without branches: which way
+            # a comparison goes is a coin toss the processor would mispredict half the
+            # time. (A NaN key counts nowhere, as with the comparisons written out.)
+            below = 0
+            equal = 0
+            if best_den <= 0:
+                for j in range(n_sets):
+                    equal += out_den[j] <= 0
+            else:
+                for j in range(n_sets):
+                    num = out_num[j] * best_den
+                    den = best_num * out_den[j]
+                    below += (out_den[j] <= 0) | ((out_den[j] > 0) & (num < den))
+                    equal += (out_den[j] > 0) & (num == den)
+            relative = (<double> below + (<double> equal + 1.0) / 2.0) / (n_sets + 1.0)
             out[k] = log(relative / (1.0 - relative))

@@ -731,5 +731,5 @@ def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS) -> dict:
     cscv_logits(np.ascontiguousarray(n_in, dtype=np.float64), float(count.sum()), low_mask,
                 high_mask, low_s1, low_s2, high_s1, high_s2,
                 np.ascontiguousarray(total.sum(axis=1)), np.ascontiguousarray(square.sum(axis=1)),
-                np.empty(2 * total.shape[0]), logits)
+                np.empty(4 * total.shape[0]), logits)
     return {"pbo": float(np.mean(logits <= 0)), "splits": int(len(splits)), "logits": logits}

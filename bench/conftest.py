@@ -63,8 +63,28 @@ def record_run(benchmark, name: str) -> None:
         RUNS[name] = stats.stats.min
 
 
+#: The sweep statistics (bench/test_bench_sweep_stats.py): name -> best seconds.
+STATS: dict[str, float] = {}
+#: The case the others are compared with: the same sweep without the statistics.
+STATS_BASELINE = "batched sweep, 1,000 sets, stats off"
+
+
+def record_stats(benchmark, name: str) -> None:
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:
+        STATS[name] = stats.stats.min
+
+
 def pytest_terminal_summary(terminalreporter):
     write = terminalreporter.write_line
+    if STATS:
+        base = STATS.get(STATS_BASELINE)
+        write("")
+        write("sweep statistics, best time, and as a share of the batched sweep without "
+              "them:")
+        for name, seconds in sorted(STATS.items(), key=lambda kv: kv[1]):
+            ratio = f"{seconds / base:6.2f}x" if base else "   n/a"
+            write(f"  {name:<50} {seconds * 1e3:8.1f} ms {ratio}")
     if RUNS:
         base = RUNS.get(RUN_BASELINE)
         write("")

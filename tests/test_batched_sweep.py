@@ -319,6 +319,23 @@ def test_set_summaries_equal_the_per_set_paths(flex):
             assert _bits(one.extra) == _bits(many.extra)
 
 
+def test_set_summaries_in_threads_equal_the_per_set_path(flex):
+    from engine.research.sweep_plan import SUMMARY_OPTION, THREADS_OPTION
+
+    data = random_walk(300, seed=9)
+    plan = prepare(flex, parameter_sets({"fast": list(range(2, 10)),
+                                         "slow": list(range(12, 21))}), data, {})
+    plan.options[SUMMARY_OPTION] = True
+    alone = run_each(plan.cls, plan.panels, plan.options, plan.tasks)
+    before = batched.COUNTS["batched"]
+    together = run_batch(plan.cls, plan.panels, {**plan.options, THREADS_OPTION: 2},
+                         plan.tasks)
+    assert batched.COUNTS["batched"] - before == 72 >= 2 * batched.SETS_PER_THREAD
+    for one, many in zip(alone, together, strict=True):
+        assert one.error is None and many.error is None
+        assert _bits(one.extra) == _bits(many.extra)
+
+
 def _bits(values) -> list:
     """Each float's bit pattern (so -0.0 differs from 0.0), every NaN as one value."""
     values = np.asarray(values, dtype=np.float64)

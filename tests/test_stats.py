@@ -416,3 +416,13 @@ def test_the_compiled_cscv_makes_the_plain_loops_comparisons(monkeypatch):
     expected = _plain_cscv(*args[:10])
     assert np.array_equal(np.asarray(expected), found)
     assert len(set(expected)) > 5
+
+
+def test_overfitting_is_the_same_in_any_number_of_threads():
+    rng = np.random.default_rng(8)
+    summaries = stats.set_summaries(rng.normal(0.0002, 0.01, size=(300, 640)))
+    one = stats.overfitting_from_summaries(summaries, threads=1)
+    assert one["splits"] == 12_870
+    for threads in (2, 3, None):
+        found = stats.overfitting_from_summaries(summaries, threads=threads)
+        assert np.array_equal(found["logits"], one["logits"]) and found["pbo"] == one["pbo"]

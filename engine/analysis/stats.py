@@ -83,6 +83,7 @@ than the out-of-sample median).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -684,14 +685,30 @@ def _check_blocks(n_blocks: int, n_bars: int) -> None:
                              f"two bars per block; got n_blocks={n_blocks} for {n_bars} bars")
 
 
-def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS) -> dict:
+#: Fewest (split, set) pairs a thread of :func:`overfitting_from_summaries` is given:
+#: below it, starting the thread costs more than it saves.
+_PAIRS_PER_THREAD = 500_000
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS, *,
+                               threads: int | None = None) -> dict:
     """:func:`probability_of_overfitting` from the sets' :func:`set_summary` rows.
 
     Every row must come from the same bars (one block layout); rows of failed
     sets (NaN blocks) are left out. The loop over splits is compiled
     (:func:`engine._core.kernels.cscv_logits`, with sums over every subset of
     each half of the blocks so that a split's sums are two reads): in NumPy,
-    12,870 splits of a thousand sets took seconds of temporaries.
+    12,870 splits of a thousand sets took seconds of temporaries. The splits are
+    shared among ``threads`` threads (default: one per core this process may use,
+    fewer for small sweeps); each split's logit is computed alone, so the result
+    does not depend on the number of threads.
     """
     from itertools import combinations
 
@@ -727,9 +744,24 @@ def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS) -> dict:
     low_mask = np.ascontiguousarray(member[:, :h] @ weights)
     high_mask = np.ascontiguousarray(member[:, h:] @ weights)
     n_in = member @ count
+    n_in = np.ascontiguousarray(n_in, dtype=np.float64)
+    all_s1 = np.ascontiguousarray(total.sum(axis=1))
+    all_s2 = np.ascontiguousarray(square.sum(axis=1))
     logits = np.empty(len(splits))
-    cscv_logits(np.ascontiguousarray(n_in, dtype=np.float64), float(count.sum()), low_mask,
-                high_mask, low_s1, low_s2, high_s1, high_s2,
-                np.ascontiguousarray(total.sum(axis=1)), np.ascontiguousarray(square.sum(axis=1)),
-                np.empty(4 * total.shape[0]), logits)
+
+    def part(first: int, last: int) -> None:   # the compiled loop releases the GIL
+        cscv_logits(n_in[first:last], float(count.sum()), low_mask[first:last],
+                    high_mask[first:last], low_s1, low_s2, high_s1, high_s2, all_s1, all_s2,
+                    np.empty(4 * total.shape[0]), logits[first:last])
+
+    wanted = _cores() if threads is None else int(threads)
+    parts = max(1, min(wanted, len(splits) * total.shape[0] // _PAIRS_PER_THREAD))
+    if parts == 1:
+        part(0, len(splits))
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        edges = np.linspace(0, len(splits), parts + 1).astype(int).tolist()
+        with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="engine-pbo") as pool:
+            list(pool.map(part, edges[:-1], edges[1:]))
     return {"pbo": float(np.mean(logits <= 0)), "splits": int(len(splits)), "logits": logits}

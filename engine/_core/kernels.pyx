@@ -766,7 +766,7 @@ cpdef void cscv_logits(const double[::1] n_in, double n_all, const int64_t[::1] 
     first on a tie), its rank among every set's out of sample (ties count half),
     and the logit of the rank over ``n_sets + 1``. Sets are compared by
     ``sign(SR) SR^2``, which orders them as their Sharpe ratios, with no square
-    root nor division. ``scratch`` holds ``4 * n_sets`` doubles.
+    root nor division. ``scratch`` holds ``2 * n_sets`` doubles.
     :func:`engine.analysis.stats.overfitting_from_summaries` lays out the tables.
     """
     cdef Py_ssize_t n_sets = all_s1.shape[0], n_splits = out.shape[0]
@@ -779,10 +779,10 @@ cpdef void cscv_logits(const double[::1] n_in, double n_all, const int64_t[::1] 
     cdef const double* hs2
     cdef double* out_num
     cdef double* out_den
-    cdef double* in_num
-    cdef double* in_den
+    cdef double in_num[CHUNK]
+    cdef double in_den[CHUNK]
     if (low.shape[0] != n_splits or high.shape[0] != n_splits or n_in.shape[0] != n_splits
-            or scratch.shape[0] < 4 * n_sets or all_s2.shape[0] != n_sets
+            or scratch.shape[0] < 2 * n_sets or all_s2.shape[0] != n_sets
             or low_s1.shape[1] != n_sets or high_s1.shape[1] != n_sets
             or low_s2.shape[1] != n_sets or high_s2.shape[1] != n_sets):
         raise ValueError("cscv_logits: the tables, masks and sets do not match")
@@ -795,10 +795,8 @@ cpdef void cscv_logits(const double[::1] n_in, double n_all, const int64_t[::1] 
                 and 0 <= high[k] < high_s1.shape[0] and 0 <= high[k] < high_s2.shape[0]):
             raise ValueError(f"cscv_logits: split {k}'s masks ({low[k]}, {high[k]}) are "
                              f"outside the tables")
-    in_num = &scratch[0]
-    in_den = &scratch[n_sets]
-    out_num = &scratch[2 * n_sets]
-    out_den = &scratch[3 * n_sets]
+    out_num = &scratch[0]
+    out_den = &scratch[n_sets]
     # A set's Sharpe ratio over a half is ordered as num / den with num = s1 |s1| and
     # den = n s2 - s1^2 (sign(SR) SR^2 up to a positive factor of the half), -inf when
     # den <= 0 (no spread). Two keys compare by cross-multiplying: no division.
@@ -812,43 +810,45 @@ cpdef void cscv_logits(const double[::1] n_in, double n_all, const int64_t[::1] 
             hs2 = &high_s2[b, 0]
             n_here = n_in[k]
             n_out = n_all - n_here
-            for j in range(n_sets):
-                s1 = ls1[j] + hs1[j]
-                s2 = ls2[j] + hs2[j]
-                in_den[j] = n_here * s2 - s1 * s1
-                in_num[j] = s1 * fabs(s1)
-                s1 = all_s1[j] - s1
-                s2 = all_s2[j] - s2
-                out_num[j] = s1 * fabs(s1)
-                out_den[j] = n_out * s2 - s1 * s1
-            # The best set in sample, the first on a tie: a set replaces the standing
-            # one when its key is larger. Written as one loop, the compiler turns the
-            # replacement into selects that chain every set to the one before; here a
-            # run of CHUNK sets is first checked against the standing set (no chain),
-            # and only a run holding a larger key is walked set by set. Each comparison
-            # made is the one the plain loop makes, so the winner is the same.
+            # Per run of CHUNK sets: their keys in sample (kept for the run) and out of
+            # sample (kept for the rank), then the best set in sample so far, the first
+            # on a tie: a set replaces the standing one when its key is larger. Written
+            # as one loop over the sets, the compiler turns the replacement into selects
+            # that chain every set to the one before; here the run is first checked
+            # against the standing set (no chain) and walked set by set only when it
+            # holds a larger key. Each comparison made is one the plain loop makes, in
+            # its order, so the winner is the same.
             best = 0
             top_num = 0.0
             top_den = 0.0   # 0: -inf
             j0 = 0
             while j0 < n_sets:
                 j1 = j0 + CHUNK if j0 + CHUNK < n_sets else n_sets
+                for j in range(j0, j1):
+                    s1 = ls1[j] + hs1[j]
+                    s2 = ls2[j] + hs2[j]
+                    in_den[j - j0] = n_here * s2 - s1 * s1
+                    in_num[j - j0] = s1 * fabs(s1)
+                    s1 = all_s1[j] - s1
+                    s2 = all_s2[j] - s2
+                    out_num[j] = s1 * fabs(s1)
+                    out_den[j] = n_out * s2 - s1 * s1
                 hit = 0
                 if top_den <= 0:
-                    for j in range(j0, j1):
+                    for j in range(j1 - j0):
                         hit |= in_den[j] > 0
                 else:
-                    for j in range(j0, j1):
+                    for j in range(j1 - j0):
                         hit |= (in_den[j] > 0) & (in_num[j] * top_den > top_num * in_den[j])
                 if hit:
-                    for j in range(j0, j1):
+                    for j in range(j1 - j0):
                         den = in_den[j]
                         if den > 0:
                             num = in_num[j]
                             if top_den <= 0 or num * top_den > top_num * den:
                                 top_num = num
                                 top_den = den
-                                best = j
+                                best = j0 + j
                 j0 = j1
             best_num = out_num[best]
             best_den = out_den[best]

@@ -752,7 +752,7 @@ def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS, *,
     def part(first: int, last: int) -> None:   # the compiled loop releases the GIL
         cscv_logits(n_in[first:last], float(count.sum()), low_mask[first:last],
                     high_mask[first:last], low_s1, low_s2, high_s1, high_s2, all_s1, all_s2,
-                    np.empty(4 * total.shape[0]), logits[first:last])
+                    np.empty(2 * total.shape[0]), logits[first:last])
 
     wanted = _cores() if threads is None else int(threads)
     parts = max(1, min(wanted, len(splits) * total.shape[0] // _PAIRS_PER_THREAD))

@@ -82,6 +82,7 @@ than the out-of-sample median).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -697,6 +698,30 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+@functools.lru_cache(maxsize=4)
+def _split_layout(n_blocks: int) -> tuple:
+    """The CSCV splits of ``n_blocks`` blocks, for :func:`overfitting_from_summaries`:
+    ``(subsets, member, low_mask, high_mask)``. ``subsets`` is every subset of half the
+    blocks as 0/1 rows (``2 ** (S/2)`` of them); ``member[k]`` marks the blocks of split
+    ``k``'s in-sample half, the ``C(S, S/2)`` choices in the order of
+    ``itertools.combinations``; ``low_mask[k]`` and ``high_mask[k]`` are that half's
+    blocks among the first and the second half of the blocks, as bit masks (rows of
+    ``subsets``). The same for every sweep with ``n_blocks``, so computed once."""
+    from itertools import combinations
+
+    h = n_blocks // 2
+    splits = np.array(list(combinations(range(n_blocks), h)), dtype=np.int64)
+    subsets = (np.arange(2 ** h)[:, None] >> np.arange(h)) & 1   # (2**h, h) 0/1
+    member = np.zeros((len(splits), n_blocks), dtype=np.int64)
+    member[np.arange(len(splits))[:, None], splits] = 1
+    weights = 1 << np.arange(h)
+    low_mask = np.ascontiguousarray(member[:, :h] @ weights)
+    high_mask = np.ascontiguousarray(member[:, h:] @ weights)
+    for array in (subsets, member, low_mask, high_mask):
+        array.flags.writeable = False
+    return subsets, member, low_mask, high_mask
+
+
 def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS, *,
                                threads: int | None = None) -> dict:
     """:func:`probability_of_overfitting` from the sets' :func:`set_summary` rows.
@@ -710,8 +735,6 @@ def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS, *,
     fewer for small sweeps); each split's logit is computed alone, so the result
     does not depend on the number of threads.
     """
-    from itertools import combinations
-
     summaries = np.asarray(summaries, dtype=np.float64).reshape(-1, 1 + 5 * n_blocks)
     blocks = summaries[:, 1:]
     ok = np.isfinite(blocks).all(axis=1)
@@ -731,23 +754,17 @@ def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS, *,
 
     total = blocks[:, n_blocks:2 * n_blocks]
     square = blocks[:, 2 * n_blocks:3 * n_blocks]
-    splits = np.array(list(combinations(range(n_blocks), n_blocks // 2)), dtype=np.int64)
     # A half is some blocks of the first half of the blocks and some of the second: with
     # the sums over every subset of each (2 ** (S/2) of them) a half's sum is two reads.
     h = n_blocks // 2
-    subsets = (np.arange(2 ** h)[:, None] >> np.arange(h)) & 1   # (2**h, h) 0/1
+    subsets, member, low_mask, high_mask = _split_layout(n_blocks)
     low_s1, low_s2 = (np.ascontiguousarray(subsets @ x[:, :h].T) for x in (total, square))
     high_s1, high_s2 = (np.ascontiguousarray(subsets @ x[:, h:].T) for x in (total, square))
-    member = np.zeros((len(splits), n_blocks), dtype=np.int64)
-    member[np.arange(len(splits))[:, None], splits] = 1
-    weights = 1 << np.arange(h)
-    low_mask = np.ascontiguousarray(member[:, :h] @ weights)
-    high_mask = np.ascontiguousarray(member[:, h:] @ weights)
-    n_in = member @ count
-    n_in = np.ascontiguousarray(n_in, dtype=np.float64)
+    n_splits = len(member)
+    n_in = np.ascontiguousarray(member @ count, dtype=np.float64)   # bars in sample
     all_s1 = np.ascontiguousarray(total.sum(axis=1))
     all_s2 = np.ascontiguousarray(square.sum(axis=1))
-    logits = np.empty(len(splits))
+    logits = np.empty(n_splits)
 
     def part(first: int, last: int) -> None:   # the compiled loop releases the GIL
         cscv_logits(n_in[first:last], float(count.sum()), low_mask[first:last],
@@ -755,13 +772,13 @@ def overfitting_from_summaries(summaries, n_blocks: int = PBO_BLOCKS, *,
                     np.empty(2 * total.shape[0]), logits[first:last])
 
     wanted = _cores() if threads is None else int(threads)
-    parts = max(1, min(wanted, len(splits) * total.shape[0] // _PAIRS_PER_THREAD))
+    parts = max(1, min(wanted, n_splits * total.shape[0] // _PAIRS_PER_THREAD))
     if parts == 1:
-        part(0, len(splits))
+        part(0, n_splits)
     else:
         from concurrent.futures import ThreadPoolExecutor
 
-        edges = np.linspace(0, len(splits), parts + 1).astype(int).tolist()
+        edges = np.linspace(0, n_splits, parts + 1).astype(int).tolist()
         with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="engine-pbo") as pool:
             list(pool.map(part, edges[:-1], edges[1:]))
-    return {"pbo": float(np.mean(logits <= 0)), "splits": int(len(splits)), "logits": logits}
+    return {"pbo": float(np.mean(logits <= 0)), "splits": int(n_splits), "logits": logits}

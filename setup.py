@@ -66,7 +66,10 @@ extensions = [
             ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
             ("ENGINE_DEBUG_BUILD", "1" if DEBUG else "0"),
         ],
-        extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
+        # -ffp-contract=off: never fuse a*b+c into one rounding (FMA), which compilers
+        # do by default where FMA is standard (aarch64): the batched sweep's numbers
+        # must equal engine.run's and NumPy's bit for bit on every machine
+        extra_compile_args=(["-O0", "-g"] if DEBUG else ["-O3"]) + ["-ffp-contract=off"],
     )
     for path in sorted(glob(os.path.join(CORE, "*.pyx")))
 ]

@@ -51,6 +51,7 @@ import functools
 import math
 import os
 import sys
+import threading
 
 import numpy as np
 
@@ -327,14 +328,19 @@ def start_batched(cls, panels, options: dict, batch, run_one, outcome):
         outcomes = run_one(batch)
         return lambda: outcomes
     keep_freed_memory()
-    with no_cyclic_gc():
+    with _STATE_LOCK, no_cyclic_gc():
         finish = _start_batched(cls, panels, options, batch, run_one, outcome)
 
     def finished() -> list:
-        with no_cyclic_gc():
+        with _STATE_LOCK, no_cyclic_gc():
             return finish()
 
     return finished
+
+
+#: The worker process's memo, audit records and patched strategy modules are shared:
+#: tasks that run in threads of one process (a Dask worker's) take turns with them.
+_STATE_LOCK = threading.RLock()
 
 
 class no_cyclic_gc:  # noqa: N801 - a context manager, named as one

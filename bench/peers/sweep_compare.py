@@ -135,7 +135,7 @@ def engine_trades(panel, fast: int, slow: int) -> list[tuple]:
     return out
 
 
-def engine_sweep(panel, jobs: int, batched: bool, first: bool = False):
+def engine_sweep(panel, jobs: int, batched: bool, first: bool = False, **options):
     """``first``: as a process's first sweep of this strategy and data (every parameter
     value audited, no indicator kept from an earlier sweep); otherwise a repeat."""
     import engine
@@ -149,7 +149,7 @@ def engine_sweep(panel, jobs: int, batched: bool, first: bool = False):
         # stats=False: the deflated Sharpe ratios and the PBO are not part of the
         # pipeline vectorbt runs (indicators, signals, simulation, Sharpe)
         return engine.sweep(STRATEGY, {"fast": FAST, "slow": SLOW}, data=panel, n_jobs=jobs,
-                            progress=False, cash=CASH, stats=False)
+                            progress=False, cash=CASH, stats=False, **options)
     finally:
         os.environ.pop("ENGINE_SWEEP_BATCHED", None)
 
@@ -221,6 +221,9 @@ def main(argv=None) -> int:
     rows.append(("engine, batched, n_jobs=1, first sweep (audits every value)", seconds))
     seconds, _ = best_of(lambda: engine_sweep(panel, -1, True, first=True), args.rounds)
     rows.append(("engine.sweep default (n_jobs=-1), first sweep", seconds))
+    seconds, _ = best_of(lambda: engine_sweep(panel, 1, True, first=True, audit="off"),
+                         args.rounds)
+    rows.append(("engine, batched, n_jobs=1, first sweep, audit='off'", seconds))
     seconds, per_set = best_of(lambda: engine_sweep(panel, args.jobs, False), args.per_set_rounds)
     rows.append((f"engine, per set, n_jobs={args.jobs}", seconds))
     same_rows = per_set.equals(frame, null_equal=True)

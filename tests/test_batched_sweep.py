@@ -226,8 +226,8 @@ def test_event_strategy_and_unsupported_options_take_the_per_set_path(flex, monk
 def test_indicator_memo_reuses_and_never_keys_writeable_arrays():
     from engine.strategy.indicators import sma
 
-    memo = batched.IndicatorMemo().for_panel(object())
     panel = random_walk(300, seed=9)
+    memo = batched.IndicatorMemo().for_panel(panel)
     close = panel.fields["close"][:, 0]
     memoised = memo.wrap(sma)
     first = memoised(close, 10)
@@ -240,7 +240,9 @@ def test_indicator_memo_reuses_and_never_keys_writeable_arrays():
     mine[:] = 1.0
     assert np.array_equal(memoised(mine, 10), sma(mine, 10), equal_nan=True)
     assert memo.hits == 2  # the writeable array was never looked up
-    assert memoised(close[:100], 10).shape == (100,)  # a prefix is its own key
+    kept = len(memo.results)
+    assert memoised(close[:100], 10).shape == (100,)  # a prefix (an audit's cut)...
+    assert len(memo.results) == kept                    # ...is computed, not kept
     memo.for_panel(object())
     assert memo.results == {}
 

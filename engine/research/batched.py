@@ -189,16 +189,23 @@ class IndicatorMemo:
         self.calls = 0
 
     def for_panel(self, panel) -> IndicatorMemo:
-        if panel is not self.panel or len(self.results) > MEMO_ENTRIES:
+        if panel is not self.panel:
             self.results.clear()
             self.derived.clear()
             self.columns.clear()
             self.panel = panel
+        elif len(self.results) > MEMO_ENTRIES:
+            self.results.clear()
         return self
 
     def wrap(self, func):
         def memoised(*args, **kwargs):
             self.calls += 1
+            bars = getattr(self.panel, "n_bars", None)
+            if any(isinstance(a, np.ndarray) and a.ndim and a.shape[0] != bars
+                   for a in (*args, *kwargs.values())):
+                # a prefix of the data (the look-ahead audit's cuts): asked once, not kept
+                return func(*args, **kwargs)
             try:
                 key = (func, tuple(_key(a) for a in args),
                        tuple(sorted((k, _key(v)) for k, v in kwargs.items())))

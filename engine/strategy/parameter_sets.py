@@ -28,6 +28,8 @@ makes the batch's rows errors that say where. See ``docs/sweeps.md``.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from engine._core.batch import sealed_key
@@ -53,6 +55,21 @@ def _varying(value, n_sets: int) -> bool:
 def _typed(values: np.ndarray) -> list:
     """``(type, value)`` per value, as Python objects."""
     return [(type(v), v) for v in values.tolist()]
+
+
+def _function_key(func):
+    """What identifies ``func``'s results: the function itself, or for a function made
+    anew at each call (a lambda or closure inside ``signals_batch``) its code with the
+    values it captured, so that the next batch's copy finds the same results. None when
+    a captured value cannot be keyed (then the function object itself is the key)."""
+    if not isinstance(func, types.FunctionType) or (func.__closure__ is None
+                                                    and func.__name__ != "<lambda>"):
+        return func
+    captured = tuple(_static_key(cell.cell_contents) for cell in func.__closure__ or ())
+    defaults = tuple(_static_key(v) for v in func.__defaults__ or ())
+    if any(key is None for key in (*captured, *defaults)):
+        return None
+    return (func.__code__, captured, defaults, id(func.__globals__))
 
 
 def _static_key(value):
@@ -219,10 +236,15 @@ class ParameterSets:
         if any(key is None for key in keys):
             store = _Columns()                         # not keyable: this call only
         else:
-            cache_key = (func, tuple(positions), tuple(names), tuple(static_kw), tuple(keys))
+            # a function made anew in each batch (a lambda) is known by its code and the
+            # values it captured, so that the next batch's copy finds the same results;
+            # one capturing something else (a list) by the object itself
+            identity = _function_key(func)
+            cache_key = (func if identity is None else identity, tuple(positions),
+                         tuple(names), tuple(static_kw), tuple(keys))
             store = self._cache.get(cache_key)
             if store is None:
-                store = self._cache[cache_key] = _Columns(keep=(args, kwargs))
+                store = self._cache[cache_key] = _Columns(keep=(args, kwargs, func))
         # keyed with their types too: True, 1 and 1.0 are equal but need not give the
         # same result
         per_set = list(zip(*(_typed(v) for v in varying), strict=True)) if varying \

@@ -84,8 +84,10 @@ THREADS_OPTION = "_threads"
 #: Longest data batched: compute_metrics feeds StreamingMetrics in slices of this many
 #: bars, and the compiled statistics reproduce one slice.
 MAX_BARS = 1 << 16
-#: Results the indicator memo keeps per worker process.
-MEMO_ENTRIES = 512
+#: Results the indicator memo keeps per worker process (the audit's cuts of the data
+#: are kept too: the sets audited after the first share them), and their memory.
+MEMO_ENTRIES = 8192
+MEMO_BYTES = 256 << 20
 #: Memory ParameterSets.map's kept columns may hold per worker process, and how many
 #: functions' columns (then emptied: a function made per batch is never found again).
 COLUMNS_BYTES = 256 << 20
@@ -158,6 +160,14 @@ def _key(value):
     raise _Unkeyable
 
 
+def _nbytes(result) -> int:
+    if isinstance(result, np.ndarray):
+        return result.nbytes
+    if isinstance(result, tuple):
+        return sum(_nbytes(part) for part in result)
+    return 0
+
+
 def _copy(result):
     if isinstance(result, np.ndarray):
         return result.copy()
@@ -187,25 +197,23 @@ class IndicatorMemo:
         self.columns: dict = {}     # per panel: ParameterSets.map's results
         self.hits = 0
         self.calls = 0
+        self.nbytes = 0             # of the results kept
 
     def for_panel(self, panel) -> IndicatorMemo:
         if panel is not self.panel:
+            self.nbytes = 0
             self.results.clear()
             self.derived.clear()
             self.columns.clear()
             self.panel = panel
-        elif len(self.results) > MEMO_ENTRIES:
+        elif len(self.results) > MEMO_ENTRIES or self.nbytes > MEMO_BYTES:
             self.results.clear()
+            self.nbytes = 0
         return self
 
     def wrap(self, func):
         def memoised(*args, **kwargs):
             self.calls += 1
-            bars = getattr(self.panel, "n_bars", None)
-            if any(isinstance(a, np.ndarray) and a.ndim and a.shape[0] != bars
-                   for a in (*args, *kwargs.values())):
-                # a prefix of the data (the look-ahead audit's cuts): asked once, not kept
-                return func(*args, **kwargs)
             try:
                 key = (func, tuple(_key(a) for a in args),
                        tuple(sorted((k, _key(v)) for k, v in kwargs.items())))
@@ -214,6 +222,7 @@ class IndicatorMemo:
             found = self.results.get(key)
             if found is None:
                 found = self.results[key] = (func(*args, **kwargs), args, kwargs)
+                self.nbytes += _nbytes(found[0])
             else:
                 self.hits += 1
             return _copy(found[0])

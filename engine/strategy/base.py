@@ -401,7 +401,9 @@ class Strategy:
             return False
         hook = next((k for k in cls.__mro__ if "signals_batch" in vars(k)), Strategy)
         own = next((k for k in cls.__mro__ if "signals" in vars(k)), Strategy)
-        return hook is not Strategy and issubclass(hook, own)
+        given = vars(hook)["signals_batch"]
+        return (getattr(given, "__func__", given)
+                is not vars(Strategy)["signals_batch"].__func__) and issubclass(hook, own)
 
     # -- binding to a run --------------------------------------------------------
 

@@ -119,15 +119,23 @@ class Panel:
         """Bars ``[start, stop)`` as a zero-copy panel over the same read-only arrays.
 
         A row range of a C-contiguous matrix is itself C-contiguous, so nothing is
-        copied; use :meth:`slice` for a panel that owns its memory.
+        copied; use :meth:`slice` for a panel that owns its memory. The panel keeps
+        the last views it gave (they are sealed, so sharing them is safe): the
+        look-ahead audit asks for the same cuts for every set of a sweep.
         """
-        return Panel(
-            ts=self.ts[start:stop],
-            symbols=self.symbols,
-            fields={k: v[start:stop] for k, v in self.fields.items()},
-            source=self.source,
-            meta=dict(self.meta),
-        )
+        views = self.__dict__.setdefault("_views", {})
+        found = views.get((start, stop))
+        if found is None:
+            if len(views) >= 64:
+                views.clear()
+            found = views[(start, stop)] = Panel(
+                ts=self.ts[start:stop],
+                symbols=self.symbols,
+                fields={k: v[start:stop] for k, v in self.fields.items()},
+                source=self.source,
+                meta=dict(self.meta),
+            )
+        return found
 
     def between(self, start=None, end=None) -> Panel:
         """Bars with ``start <= ts <= end`` (either bound may be None)."""

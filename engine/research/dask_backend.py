@@ -77,8 +77,10 @@ def _workers(client) -> int:
         return 1
 
 
-#: Times a sweep sends its data again after tasks failed for a reason other than
-#: a crash (the workers that held it died), before counting those tasks as lost.
+#: Times a task runs again after it failed for a reason other than a crash (the
+#: workers that held the data died), before its sets count as lost. The data is sent
+#: again when the task used its latest sending; the tasks failed by the same death
+#: then share the new one.
 MAX_RESENDS = 3
 
 
@@ -114,20 +116,23 @@ def run_dask(plan: Plan, address, advance: Callable[[int], None]) -> dict:
     done: dict = {}
     futures: list = []
     try:
-        data = [_scatter(client, plan.panels)]
+        data = [_scatter(client, plan.panels)]   # each sending of the data, the last in use
         token = uuid.uuid4().hex[:12]
         part_of: dict = {}
+        sent_with: dict = {}      # task key -> the sending of the data it uses (0, 1, ...)
+        tries: dict = {}          # id(part) -> times it was submitted again
 
         def submit(part):
-            future = client.submit(run_batch_from_ref, plan.ref, data[0], plan.options, part,
+            future = client.submit(run_batch_from_ref, plan.ref, data[-1], plan.options, part,
                                    pure=False, key=f"engine-sweep-{token}-{len(part_of)}")
             part_of[future.key] = part
+            sent_with[future.key] = len(data) - 1
             futures.append(future)
             return future
 
         for part in batches(plan.tasks, _workers(client), batch_limit(plan)):
             submit(part)
-        lost, reason, resent = 0, None, 0
+        lost, reason = 0, None
         # Sets whose task's worker died: the culprit or a bystander (a worker's death
         # fails every task it held). Each runs again alone, with nothing else in
         # flight, so that a death then names its one set.
@@ -149,15 +154,18 @@ def run_dask(plan: Plan, address, advance: Callable[[int], None]) -> dict:
                 else:
                     suspects.extend([task] for task in part)
             except Exception as exc:  # a broken connection, lost data
-                if resent < MAX_RESENDS and client.status == "running":
+                if tries.get(id(part), 0) < MAX_RESENDS and client.status == "running":
                     # The workers that held the data may all have died (a crashing set
-                    # takes its copy of the panels with it): send it again.
-                    resent += 1
-                    try:
-                        data[0] = _scatter(client, plan.panels)
-                    except EngineError:
-                        pass
-                    else:
+                    # takes its copy of the panels with it): send it again, once for
+                    # all the tasks that used that sending, and run the task again.
+                    tries[id(part)] = tries.get(id(part), 0) + 1
+                    fresh = True
+                    if sent_with[future.key] == len(data) - 1:   # not sent since it ran
+                        try:
+                            data.append(_scatter(client, plan.panels))
+                        except EngineError:
+                            fresh = False
+                    if fresh:
                         again = submit(part)
                         if future.key in alone:
                             alone.add(again.key)

@@ -33,22 +33,28 @@ def sma_cross():
     return load_strategy(ROOT / "strategies" / "sma_cross.py")
 
 
-def record(benchmark, name: str, bars: int) -> None:
+def _best(benchmark) -> float | None:
+    """The best time of a benchmark that ran (None with benchmarks disabled)."""
     stats = getattr(benchmark, "stats", None)
-    if stats is not None:
-        FIGURES[name] = (stats.stats.min, bars)
+    return None if stats is None else stats.stats.min
+
+
+def record(benchmark, name: str, bars: int) -> None:
+    best = _best(benchmark)
+    if best is not None:
+        FIGURES[name] = (best, bars)
 
 
 def record_sweep(benchmark, name: str, backtests: int, busy: float | None = None) -> None:
-    stats = getattr(benchmark, "stats", None)
-    if stats is not None:
-        SWEEPS[name] = (stats.stats.min, backtests, busy)
+    best = _best(benchmark)
+    if best is not None:
+        SWEEPS[name] = (best, backtests, busy)
 
 
 def record_process(benchmark, name: str) -> None:
-    stats = getattr(benchmark, "stats", None)
-    if stats is not None:
-        PROCESSES[name] = stats.stats.min
+    best = _best(benchmark)
+    if best is not None:
+        PROCESSES[name] = best
 
 
 #: One short run (bench/test_bench_lean_run.py): name -> best seconds.
@@ -58,9 +64,9 @@ RUN_BASELINE = "run + frames (eager, as before lean runs), audit off"
 
 
 def record_run(benchmark, name: str) -> None:
-    stats = getattr(benchmark, "stats", None)
-    if stats is not None:
-        RUNS[name] = stats.stats.min
+    best = _best(benchmark)
+    if best is not None:
+        RUNS[name] = best
 
 
 #: The sweep statistics (bench/test_bench_sweep_stats.py): name -> best seconds.
@@ -70,9 +76,9 @@ STATS_BASELINE = "batched sweep, 1,000 sets, stats off"
 
 
 def record_stats(benchmark, name: str) -> None:
-    stats = getattr(benchmark, "stats", None)
-    if stats is not None:
-        STATS[name] = stats.stats.min
+    best = _best(benchmark)
+    if best is not None:
+        STATS[name] = best
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -260,3 +260,21 @@ def test_crossings_of_columns_stored_by_column_equal_the_row_layout():
     assert np.array_equal(up, c_up) and np.array_equal(down, c_down)
     s_up, _ = crossings(a, 0.0)
     assert np.array_equal(s_up, crossings(np.ascontiguousarray(a), 0.0)[0])
+
+
+def test_the_cli_says_a_hook_fell_back_and_still_exits_0(tmp_path, capsys):
+    # every row is there (signals ran per set): a notice, not an incomplete sweep
+    from engine.cli import main
+
+    path = _strategy(tmp_path, '''
+        @classmethod
+        def signals_batch(cls, data, sets):
+            raise ValueError("not today")
+    ''')
+    code = main(["sweep", str(path), "--grid", "fast=2,3", "--grid", "slow=10,20",
+                 "--start", "2020-01-01", "--data", "datasets/sp500_daily.parquet",
+                 "--jobs", "1"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "Cross.signals_batch raised ValueError: not today" in err
+    assert "error:" not in err

@@ -29,3 +29,8 @@ cdef class Bar:
     cdef object ts_array
     cdef dict fields
     cdef readonly Py_ssize_t n_symbols
+
+
+# run_vector and run_vector_exits: the size mode of a size_type, the shapes checked.
+cdef int entry_mode(str size_type, const unsigned char[:, ::1] entries,
+                    const unsigned char[:, ::1] exits, Py_ssize_t n, Py_ssize_t k) except -1

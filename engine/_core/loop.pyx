@@ -213,6 +213,16 @@ def run_event(Broker broker, Cursor cursor, object on_bar, object bar, object on
         broker.mark(i)
 
 
+cdef int entry_mode(str size_type, const unsigned char[:, ::1] entries,
+                    const unsigned char[:, ::1] exits, Py_ssize_t n, Py_ssize_t k) except -1:
+    """The broker's size mode of ``size_type``, once the signals' shapes are checked."""
+    if size_type not in ENTRY_SIZE_MODES:
+        raise ValueError(f"size_type must be one of {sorted(ENTRY_SIZE_MODES)}; got {size_type!r}")
+    if entries.shape[0] != n or entries.shape[1] != k or exits.shape[0] != n or exits.shape[1] != k:
+        raise ValueError(f"entries and exits must have shape ({n}, {k})")
+    return ENTRY_SIZE_MODES[size_type]
+
+
 def run_vector(Broker broker, const unsigned char[:, ::1] entries,
                const unsigned char[:, ::1] exits, const double[:, ::1] size,
                str size_type="all_cash", int direction=1):
@@ -233,11 +243,7 @@ def run_vector(Broker broker, const unsigned char[:, ::1] entries,
     cdef int mode
     cdef double pos, amount
     cdef bint closing
-    if size_type not in ENTRY_SIZE_MODES:
-        raise ValueError(f"size_type must be one of {sorted(ENTRY_SIZE_MODES)}; got {size_type!r}")
-    mode = ENTRY_SIZE_MODES[size_type]
-    if entries.shape[0] != n or entries.shape[1] != k or exits.shape[0] != n or exits.shape[1] != k:
-        raise ValueError(f"entries and exits must have shape ({n}, {k})")
+    mode = entry_mode(size_type, entries, exits, n, k)
     if size.shape[1] != k or (size_rows != 1 and size_rows != n):
         raise ValueError(f"size must have shape (1, {k}) or ({n}, {k})")
     for r in range(n):
@@ -284,11 +290,7 @@ def run_vector_exits(Broker broker, const unsigned char[:, ::1] entries,
     cdef int mode
     cdef double pos, amount, sl, tp, tpct, tamt
     cdef bint closing
-    if size_type not in ENTRY_SIZE_MODES:
-        raise ValueError(f"size_type must be one of {sorted(ENTRY_SIZE_MODES)}; got {size_type!r}")
-    mode = ENTRY_SIZE_MODES[size_type]
-    if entries.shape[0] != n or entries.shape[1] != k or exits.shape[0] != n or exits.shape[1] != k:
-        raise ValueError(f"entries and exits must have shape ({n}, {k})")
+    mode = entry_mode(size_type, entries, exits, n, k)
     for name, arr in (("size", size), ("stop_loss", stop_loss), ("take_profit", take_profit),
                       ("trail_percent", trail_percent), ("trail_amount", trail_amount)):
         if arr.shape[1] != k or (arr.shape[0] != 1 and arr.shape[0] != n):

@@ -146,6 +146,23 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
     emit(f"warning: {message}")
 
 
+def sweep_problems(caught) -> list[str]:
+    """The messages of the SweepWarnings ``caught`` (missing or crashed sets), for
+    :func:`exit_status`; every other warning, SweepNotice included, is shown as usual."""
+    import warnings
+
+    from engine.research.sweep import SweepNotice, SweepWarning
+
+    problems = []
+    for item in caught:
+        if issubclass(item.category, SweepWarning) and not issubclass(item.category,
+                                                                       SweepNotice):
+            problems.append(str(item.message))
+        else:
+            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+    return problems
+
+
 def exit_status(notes: list[str], incomplete: str) -> int:
     """Print a sweep's warnings (``notes``) and return its exit status: 130 when it was
     interrupted, 3 (with ``error: {incomplete}``) when sets are missing or crashed,

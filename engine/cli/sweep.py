@@ -46,6 +46,7 @@ from engine.cli.common import (
     exit_status,
     parse_params,
     run_options,
+    sweep_problems,
 )
 from engine.errors import ParameterError
 
@@ -169,12 +170,7 @@ def _sweep_frame(args, grid: dict):
                       n_jobs=args.jobs, backend="dask" if args.dask else "local",
                       address=args.dask, progress=not args.json, stats=args.stats,
                       **options, **search, **fixed)
-    notes = []
-    for item in caught:
-        if issubclass(item.category, SweepWarning):
-            notes.append(str(item.message))
-        else:
-            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+    notes = sweep_problems(caught)
     return frame, notes
 
 

@@ -32,6 +32,7 @@ from engine.cli.common import (
     add_run_options,
     exit_status,
     parse_params,
+    sweep_problems,
 )
 from engine.errors import ParameterError
 
@@ -96,12 +97,7 @@ def command(args) -> int:
                           samples=args.samples, seed=args.seed, n_jobs=args.jobs,
                           backend="dask" if args.dask else "local", address=args.dask,
                           progress=not args.json, **options, **parse_params(args.param))
-    notes = []
-    for item in caught:
-        if issubclass(item.category, SweepWarning):
-            notes.append(str(item.message))
-        else:
-            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+    notes = sweep_problems(caught)
     from engine.backtest.result import jsonable
 
     payload = {"metric": wf.metric, "anchored": args.anchored, "train": args.train,

@@ -1,7 +1,8 @@
 """Batched sweeps: the parameter sets of a vectorised strategy as columns of one pass.
 
 :func:`engine.sweep` hands each task (a batch of parameter sets) to
-:func:`run_batched` when the strategy has a vectorised path (``signals``). There,
+:func:`start_batched` (:func:`run_batched` waits for it) when the strategy has a
+vectorised path (``signals``). There,
 
 * the sets are grouped by their panel and their run options (a grid over
   ``commission`` makes one group per value);
@@ -329,9 +330,6 @@ def run_batched(cls, panels, options: dict, batch, run_one, outcome) -> list:
     ``outcome(row, metrics, error)`` makes a set's result as it returns them
     (:class:`engine.research.sweep_plan.SetOutcome`).
     """
-    if not cls.has_vector_path() or options.get("mode", "auto") == "event":
-        COUNTS["alone"] += len(batch)
-        return run_one(batch)
     return start_batched(cls, panels, options, batch, run_one, outcome)()
 
 

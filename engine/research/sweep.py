@@ -73,6 +73,11 @@ class SweepWarning(UserWarning):
     whose sets killed their worker process (their rows hold the error)."""
 
 
+class SweepNotice(SweepWarning):
+    """How some sets ran (e.g. a strategy's signals_batch raised, so they ran signals one
+    by one); unlike other SweepWarnings, every row is there and as it should be."""
+
+
 # --------------------------------------------------------------------------- local pool
 
 def share_panel(panel, folder: Path) -> dict:
@@ -343,9 +348,9 @@ def warn_missing(missing: int, total: int, reason: str | None) -> None:
 
 
 def warn_notes(plan: Plan) -> None:
-    """A SweepWarning per note the sets sent (:attr:`SetOutcome.note`), with how many."""
+    """A SweepNotice per note the sets sent (:attr:`SetOutcome.note`), with how many."""
     for note, count in plan.notes.items():
-        warnings.warn(f"{note} ({count} of {len(plan.tasks)} parameter sets)", SweepWarning,
+        warnings.warn(f"{note} ({count} of {len(plan.tasks)} parameter sets)", SweepNotice,
                       stacklevel=3)
 
 

@@ -310,12 +310,7 @@ def run_batch(cls, panels, options: dict, batch) -> list[SetOutcome]:
     A strategy with a vectorised path runs its sets as columns of one compiled pass
     where :mod:`engine.research.batched` covers them, and one by one otherwise.
     """
-    from engine.research import batched
-
-    if batched.enabled():
-        return batched.run_batched(cls, panels, options, batch,
-                                   partial(run_each, cls, panels, options), SetOutcome)
-    return run_each(cls, panels, options, batch)
+    return start_batch(cls, panels, options, batch)()
 
 
 def start_batch(cls, panels, options: dict, batch):

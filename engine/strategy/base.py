@@ -549,23 +549,11 @@ class Strategy:
         ``good_till`` ends the order unfilled after that many bars (``good_till=1``:
         only the next bar) or after that date (inclusive); it is then ``expired``.
         """
-        timing = self._timing(at, good_till, limit,
-                              stop if trail_percent is None and trail_amount is None
-                              else True)  # a trailing stop takes no at=
-        trailing = self._trailing_order(1, size, cash, percent, trail_percent, trail_amount,
-                                        tif, symbol, tag, limit=limit, stop=stop, sl=sl,
-                                        tp=tp, sl_pct=sl_pct, tp_pct=tp_pct, oco=oco,
-                                        sl_trail_pct=sl_trail_pct,
-                                        sl_trail_amount=sl_trail_amount)
-        if trailing is not None:
-            return self._timed(trailing, timing)
-        bracket_trail = _trail_distance("sl_trail_pct", sl_trail_pct,
-                                        "sl_trail_amount", sl_trail_amount)
-        oid = self._place(1, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
-                          tif, symbol, tag, oco)
-        if bracket_trail is not None:
-            self._broker.set_bracket_trail(oid, *bracket_trail)
-        return self._timed(oid, timing)
+        return self._order(1, size, cash=cash, percent=percent, limit=limit, stop=stop,
+                           sl=sl, tp=tp, sl_pct=sl_pct, tp_pct=tp_pct, tif=tif, symbol=symbol,
+                           tag=tag, oco=oco, trail_percent=trail_percent,
+                           trail_amount=trail_amount, sl_trail_pct=sl_trail_pct,
+                           sl_trail_amount=sl_trail_amount, at=at, good_till=good_till)
 
     def sell(self, size=None, *, cash=None, percent=None, limit=None, stop=None,
              sl=None, tp=None, sl_pct=None, tp_pct=None, tif="gtc", symbol=None,
@@ -580,10 +568,20 @@ class Strategy:
         ``sell(trail_percent=0.03)`` is a trailing stop on the long position held:
         its stop follows the highest high since the bar it is placed on, 3% below it.
         """
+        return self._order(-1, size, cash=cash, percent=percent, limit=limit, stop=stop,
+                           sl=sl, tp=tp, sl_pct=sl_pct, tp_pct=tp_pct, tif=tif, symbol=symbol,
+                           tag=tag, oco=oco, trail_percent=trail_percent,
+                           trail_amount=trail_amount, sl_trail_pct=sl_trail_pct,
+                           sl_trail_amount=sl_trail_amount, at=at, good_till=good_till)
+
+    def _order(self, side: int, size, *, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
+               tif, symbol, tag, oco, trail_percent, trail_amount, sl_trail_pct,
+               sl_trail_amount, at, good_till) -> int:
+        """:meth:`buy` (``side=1``) or :meth:`sell` (``side=-1``)."""
         timing = self._timing(at, good_till, limit,
                               stop if trail_percent is None and trail_amount is None
                               else True)  # a trailing stop takes no at=
-        trailing = self._trailing_order(-1, size, cash, percent, trail_percent, trail_amount,
+        trailing = self._trailing_order(side, size, cash, percent, trail_percent, trail_amount,
                                         tif, symbol, tag, limit=limit, stop=stop, sl=sl,
                                         tp=tp, sl_pct=sl_pct, tp_pct=tp_pct, oco=oco,
                                         sl_trail_pct=sl_trail_pct,
@@ -592,7 +590,7 @@ class Strategy:
             return self._timed(trailing, timing)
         bracket_trail = _trail_distance("sl_trail_pct", sl_trail_pct,
                                         "sl_trail_amount", sl_trail_amount)
-        oid = self._place(-1, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
+        oid = self._place(side, size, cash, percent, limit, stop, sl, tp, sl_pct, tp_pct,
                           tif, symbol, tag, oco)
         if bracket_trail is not None:
             self._broker.set_bracket_trail(oid, *bracket_trail)
